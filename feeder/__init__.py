@@ -1,0 +1,1 @@
+"""feeder: a multiprocess shared-memory market-data feeder for crypto derivatives."""

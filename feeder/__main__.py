@@ -1,0 +1,3 @@
+from feeder.cli.main import main
+
+raise SystemExit(main())
