@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,8 +42,6 @@ def spawn_python(code: str, *args: str, env: dict | None = None, **kwargs) -> su
 def kill_tree(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGKILL a process group started by `spawn_python` and reap it."""
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(timeout=timeout)

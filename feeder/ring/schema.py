@@ -39,9 +39,7 @@ def schema_dir() -> Path:
     for candidate in (here / "_schemas", here.parent / "schemas"):
         if (candidate / "ring.json").is_file():
             return candidate
-    raise SchemaError(
-        f"schema files not found (looked in {here / '_schemas'} and {here.parent / 'schemas'})"
-    )
+    raise SchemaError(f"schema files not found (looked in {here / '_schemas'} and {here.parent / 'schemas'})")
 
 
 @dataclass(frozen=True)
@@ -92,9 +90,7 @@ def dtype_from_fields(fields: list[dict], size: int, where: str) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
 
 
-def compute_fingerprint(
-    record_type: str, size: int, fields: list[dict], layout_version: int
-) -> int:
+def compute_fingerprint(record_type: str, size: int, fields: list[dict], layout_version: int) -> int:
     """First 8 bytes (little-endian) of SHA-256 over the canonical layout; documented in schemas/README.md."""
     canon = {
         "layout_version": layout_version,
@@ -120,9 +116,7 @@ def _read_json(name: str) -> dict:
 def record_schema(record_type: str) -> RecordSchema:
     """The schema of a record type (`book`, `trade`, `ticker`), loaded and verified once."""
     if record_type not in RECORD_TYPES:
-        raise SchemaError(
-            f"unknown record type {record_type!r}; expected one of {', '.join(RECORD_TYPES)}"
-        )
+        raise SchemaError(f"unknown record type {record_type!r}; expected one of {', '.join(RECORD_TYPES)}")
     doc = _read_json(record_type)
     fields, size, version = doc["fields"], int(doc["size"]), int(doc["layout_version"])
     dtype = dtype_from_fields(fields, size, f"{record_type}.json")
