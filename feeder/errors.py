@@ -42,6 +42,18 @@ class NotAuthenticated(UsageError):
     """A private method was requested but no credentials are configured."""
 
 
+class SimControlError(UsageError):
+    """The exchange simulator refused a control command (unknown fault, bad params, unknown change_id)."""
+
+
+class ClientClosed(UsageError):
+    """The connection client is closed (or gave up reconnecting); call connect() to use it again."""
+
+
+class InvalidTransition(UsageError):
+    """A state machine was asked for a transition its table does not allow (a bug in the caller)."""
+
+
 # --- rings ---------------------------------------------------------------------------------------
 
 
@@ -86,6 +98,17 @@ class RemoteProtocolError(FeederError):
     """The exchange sent a malformed or unexpected message."""
 
 
+class BadMessage(RemoteProtocolError):
+    """One field of an exchange message failed validation; names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value: Any, expected: str):
+        self.field, self.value, self.expected = field, value, expected
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"bad {field}: got {shown}; expected {expected}")
+
+
 # --- the network ---------------------------------------------------------------------------------
 
 
@@ -119,6 +142,17 @@ class RequestTimeout(NetworkError):
 
 class RateLimited(NetworkError):
     """The local rate limiter's queue is full: the request was not sent."""
+
+
+class ConnectFailed(NetworkError):
+    """The client could not (re)connect and stopped trying; `advice` says what to do.
+
+    `fatal` is True when retrying cannot help (bad credentials, handshake rejected, bad URL).
+    """
+
+    def __init__(self, message: str, advice: str, fatal: bool):
+        self.advice, self.fatal = advice, fatal
+        super().__init__(f"{message}. {advice}")
 
 
 # --- the running system --------------------------------------------------------------------------

@@ -1,13 +1,15 @@
-"""`python -m feeder` / `feeder`: dispatch to the subcommands."""
+"""`python -m feeder` / `feeder`: run the feeder, or one of the subcommands."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-# subcommand -> module with a `main(argv) -> int`
+# subcommand -> module with a `main(argv) -> int`; anything else runs the feeder
 SUBCOMMANDS = {
     "rings": "feeder.cli.rings",
+    "status": "feeder.cli.status",
+    "replay": "feeder.cli.replay",
 }
 
 
@@ -15,5 +17,6 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in SUBCOMMANDS:
         return importlib.import_module(SUBCOMMANDS[args[0]]).main(args[1:])
-    print(f"usage: feeder {{{','.join(SUBCOMMANDS)}}} ...", file=sys.stderr)
-    return 2
+    from feeder.cli.run import main as run
+
+    return run(args)

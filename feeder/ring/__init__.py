@@ -1,0 +1,24 @@
+"""Shared-memory rings: one writer, many readers, numpy structured records, by name.
+
+`create_ring` / `RingOwner` (the supervisor), `RingWriter` (a worker, or both roles at once with
+`RingWriter.create`), `RingReader` (anyone), `list_rings` / `clean_stale` (inspection). Layouts and
+protocols: schemas/README.md.
+"""
+
+from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.ring.inventory import RingInfo, clean_stale, list_rings
+from feeder.ring.reader import RingReader
+from feeder.ring.writer import RingOwner, RingWriter, create_ring
+
+__all__ = [
+    "CROSSED",
+    "GAP",
+    "SNAPSHOT",
+    "RingInfo",
+    "RingOwner",
+    "RingReader",
+    "RingWriter",
+    "clean_stale",
+    "create_ring",
+    "list_rings",
+]

@@ -1,0 +1,118 @@
+"""`python -m feeder [options]`: run the feeder (supervisor + workers), or `--check` the configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from feeder.errors import ConfigError, UsageError
+from feeder.runtime import config as cfg
+
+EPILOG = """\
+exit codes:
+  0    stopped cleanly (signal, or --duration reached); --check: the configuration is valid
+  1    the feeder failed at run time (every worker gave up)
+  2    bad configuration or usage (the message names the field), or the instance is already running
+  130  a second SIGINT/SIGTERM forced the exit
+
+subcommands:
+  feeder status [--instance I] [--json]    show a running instance (workers, scores, rings)
+  feeder rings [--instance I] [--clean]    list shared-memory rings; remove stale ones
+  feeder replay DIR [--speed X|max]        replay recordings into rings
+
+credentials: DERIBIT_CLIENT_ID and DERIBIT_CLIENT_SECRET, or DERIBIT_CREDENTIALS_FILE / --credentials-file
+(a 0600 TOML file). Without them: public data only (100ms channels) and order requests are refused.
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="feeder",
+        description="Market-data feeder: exchange WebSocket -> shared-memory rings, orders via FeederHandle.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a = p.add_argument
+    a("--config", metavar="FILE", help="TOML file with any of the settings below (flags override it)")
+    a("--exchange", choices=cfg.EXCHANGES, help="exchange adapter (default deribit)")
+    a("--workers", type=int, help="worker processes, one connection each (default 2)")
+    a("--instruments", help="comma-separated instrument names (default BTC-PERPETUAL,ETH-PERPETUAL)")
+    a("--streams", help="comma-separated streams among book,trades,ticker (default all)")
+    a("--url", help="exchange WebSocket URL (default production Deribit)")
+    a("--testnet", action="store_const", const=True, help="use test.deribit.com")
+    a("--sim", action="store_const", const=True, help="start the embedded local exchange (no network)")
+    a("--sim-rate", type=float, help="with --sim: book updates per second across instruments (default 500)")
+    a("--interval", choices=("raw", "100ms"), help="Deribit channel interval (default raw with credentials)")
+    a("--cpus", help="comma-separated CPUs to pin workers to, round robin (default: all allowed)")
+    a(
+        "--instance",
+        help="instance namespace for rings and the control socket (default $FEEDER_INSTANCE or default)",
+    )
+    a("--duration", type=float, metavar="S", help="stop after S seconds (default: run until a signal)")
+    a("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on 127.0.0.1:P/metrics")
+    a("--record", metavar="DIR", help="record every worker's session as JSONL in DIR")
+    a("--cancel-on-disconnect", choices=("connection", "account", "off"), help="scope (default connection)")
+    a("--credentials-file", metavar="FILE", help="0600 TOML file with client_id and client_secret")
+    a(
+        "--display",
+        choices=("auto", "live", "plain", "off"),
+        help="live view on a terminal, log lines otherwise",
+    )
+    a("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
+    a("--check", action="store_true", help="validate the configuration, print the plan and exit")
+    return p
+
+
+def _overrides(ns: argparse.Namespace) -> dict:
+    skip = {"config", "check"}
+    out = {k: v for k, v in vars(ns).items() if k not in skip and v is not None}
+    if "cpus" in out:
+        try:
+            out["cpus"] = [int(x) for x in out["cpus"].split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError("cpus", ns.cpus, "comma-separated CPU numbers such as 0,1") from None
+    return out
+
+
+def plan(config: cfg.FeederConfig) -> dict:
+    """What the feeder would run: rings per worker, URL; no side effects."""
+    from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+
+    channels = ChannelMap(ChannelConfig(interval=config.interval), authenticated=config.sim)
+    rings = [channels.ring_name(s, i) for i in config.instruments for s in config.streams]
+    for ring in rings:
+        channels.route(ring)
+    return {
+        "exchange": config.exchange,
+        "url": "embedded simulator" if config.sim else config.ws_url,
+        "workers": min(config.workers, len(config.instruments)),
+        "rings": rings,
+        "instance": config.instance,
+    }
+
+
+def main(argv: list[str]) -> int:
+    ns = parser().parse_args(argv)
+    try:
+        config = cfg.build(cfg.load_file(ns.config) if ns.config else None, _overrides(ns))
+        if ns.check:
+            print(json.dumps({"ok": True, **plan(config)}, indent=2))
+            return 0
+    except UsageError as exc:
+        print(f"feeder: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from feeder.runtime.supervisor import Supervisor
+
+    try:
+        return asyncio.run(Supervisor(config).run())
+    except UsageError as exc:
+        print(f"feeder: {exc}", file=sys.stderr)
+        return 2

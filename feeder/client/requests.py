@@ -1,0 +1,195 @@
+"""The requests of one client: rate-limit admission, JSON-RPC ids and deadlines, answers, failures.
+
+The asyncio shell around three pure objects: the limiter (feeder.core.ratelimit), the correlator
+(feeder.core.correlator) and the latency window (feeder.core.latency). Rules it keeps:
+- admission is first in, first out; a request still queued at its deadline fails as not sent;
+- one timer, armed for the earliest deadline, times requests out one by one;
+- a frame is marked sent once websockets accepted it for an open connection: if the send itself fails
+  the request may still have reached the exchange, and the error says so;
+- failing is explicit: pending requests fail with ConnectionLost(sent=...), queued ones as not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from websockets.exceptions import ConnectionClosed
+
+from feeder.core import failure
+from feeder.core.correlator import Correlator, outcome
+from feeder.core.latency import LatencyWindow
+from feeder.core.ratelimit import Limiter
+from feeder.errors import ConnectionLost, ExchangeError, RateLimited, RequestTimeout
+
+SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+class Requests:
+    def __init__(self, limiter: Limiter | None, latency_window: int, on_pressure: Callable[[str, int], None]):
+        self.limiter = limiter
+        self.correlator = Correlator()
+        self.latency = LatencyWindow(latency_window)
+        self.rate_limited = False  # the exchange said too_many_requests since the last reset
+        self._on_pressure = on_pressure
+        self._pressure = "none"
+        self._pump: asyncio.Task | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = 0.0
+
+    # --- admission -------------------------------------------------------------------------------
+
+    async def admit(self, method: str, deadline: float) -> None:
+        """Return when the limiter lets `method` go; RateLimited if the queue is full or the deadline
+        passes first (either way the request was not sent)."""
+        limiter = self.limiter
+        if limiter is None:
+            return
+        entry = limiter.admit(method, time.monotonic())
+        if entry is None:
+            return
+        ticket = entry.ticket = asyncio.get_running_loop().create_future()
+        self._pressure_changed()
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._release(limiter), name="feeder-client-limiter")
+        try:
+            await asyncio.wait_for(ticket, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            limiter.withdraw(entry)
+            raise RateLimited(
+                f"{method}: still waiting for rate-limit credits at its timeout; the request was not sent"
+            ) from None
+        except BaseException:
+            limiter.withdraw(entry)
+            raise
+        finally:
+            self._pressure_changed()
+
+    async def _release(self, limiter: Limiter) -> None:
+        try:
+            while True:
+                ready, wait = limiter.release(time.monotonic())
+                for entry in ready:
+                    if not entry.ticket.done():
+                        entry.ticket.set_result(None)
+                if not limiter.queue:
+                    return
+                await asyncio.sleep(wait)
+        finally:
+            self._pump = None
+
+    def _pressure_changed(self) -> None:
+        assert self.limiter is not None
+        level = self.limiter.pressure()
+        if level != self._pressure:
+            self._pressure = level
+            self._on_pressure(level, len(self.limiter.queue))
+
+    def spend_now(self, method: str) -> None:
+        """Charge a reply that must go at once (a heartbeat answer) without queueing it."""
+        if self.limiter is not None:
+            self.limiter.bucket.force_take(self.limiter.cost(method), time.monotonic())
+
+    def overspent(self) -> float | None:
+        """The exchange said we overspent: empty the bucket; seconds until it is full (None: no limiter)."""
+        return None if self.limiter is None else self.limiter.bucket.drain(time.monotonic())
+
+    # --- correlation -----------------------------------------------------------------------------
+
+    async def call(self, method: str, params: Any, deadline: float, timeout: float, send: SendFrame) -> Any:
+        """Send one request with `send` and return its result (or raise its error)."""
+        now = time.monotonic()
+        if deadline <= now:
+            raise RateLimited(
+                f"{method}: its timeout passed before it could be sent; the request was not sent"
+            )
+        waiter = asyncio.get_running_loop().create_future()
+        p = self.correlator.track(method, timeout, now, waiter, deadline)
+        frame = orjson.dumps(
+            {"jsonrpc": "2.0", "id": p.id, "method": method, "params": {} if params is None else params}
+        )
+        try:
+            await send(frame)
+        except ConnectionClosed as e:
+            self.correlator.discard(p)
+            raise ConnectionLost(method, sent=True, reason=f"send failed: {e}") from e
+        p.sent = True
+        self._arm_expiry(p.deadline)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self.correlator.discard(p)
+            raise
+
+    def answer(self, msg: dict) -> bool:
+        """Hand an answer to its request; False when no pending request has its id."""
+        p = self.correlator.resolve(msg["id"])
+        if p is None:
+            return False
+        self.latency.add(time.monotonic() - p.sent_at)
+        if p.waiter.done():
+            return True
+        result, error = outcome(msg, p.method)
+        if error is None:
+            p.waiter.set_result(result)
+            return True
+        if (
+            isinstance(error, ExchangeError)
+            and failure.explain(error).category is failure.Category.RATE_LIMITED
+        ):
+            self.rate_limited = True
+        p.waiter.set_exception(error)
+        return True
+
+    def _arm_expiry(self, deadline: float) -> None:
+        if self._expiry is None or deadline < self._expiry_at:
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._expiry_at = deadline
+            delay = max(0.0, deadline - time.monotonic())
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        for p in self.correlator.expire(time.monotonic()):
+            if not p.waiter.done():
+                p.waiter.set_exception(RequestTimeout(p.method, p.timeout))
+        following = self.correlator.next_deadline()
+        if following is not None:
+            self._arm_expiry(following)
+
+    # --- failing everything ----------------------------------------------------------------------
+
+    def waiting_for_answers(self) -> list[asyncio.Future]:
+        return [p.waiter for p in self.correlator.pending() if p.sent]
+
+    def fail_pending(self, reason: str) -> None:
+        """The connection is gone: every request waiting for an answer fails now."""
+        for p in self.correlator.fail_all():
+            if not p.waiter.done():
+                p.waiter.set_exception(ConnectionLost(p.method, p.sent, reason))
+
+    def fail_queued(self, reason: str) -> None:
+        """The client stopped: every request still queued for credits fails as not sent."""
+        if self.limiter is None:
+            return
+        while self.limiter.queue:
+            entry = self.limiter.queue.popleft()
+            if entry.ticket is not None and not entry.ticket.done():
+                entry.ticket.set_exception(ConnectionLost(entry.method, sent=False, reason=reason))
+
+    def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "pending_requests": len(self.correlator),
+            "request_timeouts": self.correlator.timeouts,
+            "unmatched_answers": self.correlator.unknown_answers,
+            "limiter": None if self.limiter is None else self.limiter.stats(time.monotonic()),
+        }

@@ -1,0 +1,266 @@
+"""The Deribit session on one connection client: login, token refresh, cancel-on-disconnect, orders.
+
+A thin asyncio shell over `auth.py`. Rules it keeps:
+- `on_connected(client)` (the client's post-connect hook, run before subscriptions are restored) logs
+  in afresh after every (re)connect, then, on a connection that trades, enables cancel-on-disconnect
+  and reads it back with get_cancel_on_disconnect: a connection where it is not on is dropped (and
+  retried) rather than used. Bad credentials stop the client's retries (its failure classification).
+- The token is refreshed at 80 % of its lifetime; a failed refresh falls back to a new login, and an
+  expired token with no way to renew it replaces the connection.
+- Without credentials only public methods go out; a private method fails at once with
+  `NotAuthenticated` saying how to configure credentials.
+- Orders pass through with Deribit's params and results, at most once: an order whose answer is lost
+  (connection dropped after sending, or timed out) raises `OutcomeUnknown` with the order's label.
+  Exchange refusals surface as `ExchangeError(code, message, data)`.
+- No secret or token is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from feeder.errors import (
+    BadMessage,
+    ConfigError,
+    ConnectionLost,
+    ExchangeError,
+    NetworkError,
+    NotAuthenticated,
+    OutcomeUnknown,
+    RemoteProtocolError,
+    RequestTimeout,
+    UsageError,
+)
+from feeder.exchanges.deribit.auth import GRANTS, Token, login_params, parse_auth_result, refresh_params
+from feeder.exchanges.deribit.credentials import ENV_FILE, ENV_ID, ENV_SECRET, Credentials
+from feeder.exchanges.methods import is_private, is_read_only
+
+if TYPE_CHECKING:
+    from feeder.client import Client
+
+log = logging.getLogger(__name__)
+
+COD_SCOPES = ("connection", "account")
+MAX_LABEL = 64
+_RETRY_REFRESH_S = 5.0
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Who the session logs in as and how; validated at construction."""
+
+    credentials: Credentials | None = None
+    grant: str = "client_credentials"  # or client_signature (the secret never goes on the wire)
+    scope: str | None = None  # public/auth scope, e.g. "session:feeder-1"; None: Deribit's default
+    cancel_on_disconnect: str | None = "connection"  # scope, or None to leave it off
+
+    def __post_init__(self) -> None:
+        if self.credentials is not None and not isinstance(self.credentials, Credentials):
+            raise ConfigError("credentials", type(self.credentials).__name__, "a Credentials or None")
+        if self.grant not in GRANTS:
+            raise ConfigError("grant", self.grant, f"one of {', '.join(GRANTS)}")
+        if self.cancel_on_disconnect is not None and self.cancel_on_disconnect not in COD_SCOPES:
+            raise ConfigError(
+                "cancel_on_disconnect", self.cancel_on_disconnect, "'connection', 'account' or None"
+            )
+
+
+def subscribe_method(channel: str) -> str:
+    """Private (user.*) channels go through private/subscribe, market data through public/subscribe."""
+    return "private/subscribe" if channel.startswith("user.") else "public/subscribe"
+
+
+def unsubscribe_method(channel: str) -> str:
+    return "private/unsubscribe" if channel.startswith("user.") else "public/unsubscribe"
+
+
+class DeribitSession:
+    """Authentication and order passthrough for one `Client` (see the module doc)."""
+
+    def __init__(self, config: SessionConfig | None = None):
+        self.config = config or SessionConfig()
+        self.client: Client | None = None
+        self.token: Token | None = None
+        self.cod_enabled = False
+        self.logins = self.refreshes = self.refresh_failures = 0
+        self.last_error = ""
+        self._refresher: asyncio.Task | None = None
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.config.credentials is not None
+
+    @property
+    def authenticated(self) -> bool:
+        """Logged in on the current connection."""
+        return self.token is not None
+
+    def bind(self, client: Client) -> None:
+        """The client this session sends through (the one whose hooks call it)."""
+        self.client = client
+
+    # --- client hooks ---------------------------------------------------------------------------
+
+    async def on_connected(self, client: Client) -> None:
+        """Post-connect setup: log in, enable and verify cancel-on-disconnect, schedule the refresh."""
+        self.client = client
+        self._stop_refresh()
+        self.token, self.cod_enabled = None, False
+        if self.config.credentials is None:
+            return
+        self.token = await self._login(client)
+        scope = self.config.cancel_on_disconnect
+        if scope is not None:
+            await client.request("private/enable_cancel_on_disconnect", {"scope": scope})
+            state = await client.request("private/get_cancel_on_disconnect", {"scope": scope})
+            if type(state) is not dict or state.get("enabled") is not True:
+                raise RemoteProtocolError(
+                    f"cancel-on-disconnect ({scope}) reads back as {state!r} after enabling it; "
+                    "not trading on this connection"
+                )
+            self.cod_enabled = True
+        # a fresh context: the refresher must not inherit the client's "inside setup" marker
+        self._refresher = asyncio.get_running_loop().create_task(
+            self._refresh_loop(client), name="deribit-token-refresh", context=contextvars.Context()
+        )
+
+    def on_disconnected(self) -> None:
+        """The connection is gone, and with it a connection-scoped token."""
+        self._stop_refresh()
+        self.token, self.cod_enabled = None, False
+
+    async def close(self) -> None:
+        task = self._stop_refresh()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _stop_refresh(self) -> asyncio.Task | None:
+        task, self._refresher = self._refresher, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        return task
+
+    async def _login(self, client: Client) -> Token:
+        credentials = self.config.credentials
+        assert credentials is not None
+        params = login_params(
+            credentials,
+            self.config.grant,
+            now_ms=time.time_ns() // 1_000_000,
+            nonce=secrets.token_hex(8),
+            scope=self.config.scope,
+        )
+        token = parse_auth_result(await client.request("public/auth", params), time.monotonic())
+        self.logins += 1
+        log.info(
+            "logged in to Deribit as %s (%s, scope %r)", credentials.client_id, self.config.grant, token.scope
+        )
+        return token
+
+    async def _refresh_loop(self, client: Client) -> None:
+        while self.token is not None:
+            await asyncio.sleep(max(0.0, self.token.refresh_at - time.monotonic()))
+            try:
+                result = await client.request("public/auth", refresh_params(self.token))
+                self.token = parse_auth_result(result, time.monotonic())
+                self.refreshes += 1
+            except (ExchangeError, BadMessage, RequestTimeout) as exc:
+                self.refresh_failures += 1
+                self.last_error = f"token refresh failed: {exc}"
+                log.warning("Deribit %s; logging in again", self.last_error)
+                await self._login_again(client)
+            except NetworkError:
+                return  # the connection is going away: on_connected logs in on the next one
+
+    async def _login_again(self, client: Client) -> None:
+        try:
+            self.token = await self._login(client)
+        except (ExchangeError, BadMessage, RequestTimeout) as exc:
+            self.last_error = f"login after a failed refresh failed: {exc}"
+            token = self.token
+            if token is not None and time.monotonic() >= token.expires_at:
+                log.error("Deribit %s and the token has expired: replacing the connection", self.last_error)
+                self.token = None
+                await client.reconnect()
+                return
+            log.warning("Deribit %s; trying again in %g s", self.last_error, _RETRY_REFRESH_S)
+            await asyncio.sleep(_RETRY_REFRESH_S)
+
+    # --- requests --------------------------------------------------------------------------------
+
+    async def rpc(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Send any Deribit method; orders at most once (see the module doc)."""
+        client = self.client
+        if client is None:
+            raise UsageError(f"{method}: the session is not bound to a client yet (start the feed first)")
+        if is_private(method) and self.config.credentials is None:
+            raise NotAuthenticated(
+                f"{method} needs an authenticated connection, and this feeder has no Deribit credentials: "
+                f"set {ENV_ID} and {ENV_SECRET}, or {ENV_FILE} naming a 0600 TOML file"
+            )
+        label = _check_label(method, params)
+        try:
+            return await client.request(method, params, timeout)
+        except (ConnectionLost, RequestTimeout) as exc:
+            sent = getattr(exc, "sent", True)
+            if sent and not is_read_only(method):
+                raise OutcomeUnknown(method, label, str(exc)) from exc
+            raise
+
+    async def buy(self, **params: Any) -> dict:
+        """private/buy with Deribit's params (instrument_name, amount, type, price, label, ...)."""
+        return await self.rpc("private/buy", params)
+
+    async def sell(self, **params: Any) -> dict:
+        return await self.rpc("private/sell", params)
+
+    async def edit(self, **params: Any) -> dict:
+        """private/edit (order_id, amount, price, ...)."""
+        return await self.rpc("private/edit", params)
+
+    async def cancel(self, order_id: str) -> dict:
+        return await self.rpc("private/cancel", {"order_id": order_id})
+
+    async def cancel_all(self, **params: Any) -> int:
+        """private/cancel_all; returns how many orders were cancelled."""
+        return await self.rpc("private/cancel_all", params)
+
+    async def get_open_orders_by_instrument(self, instrument_name: str, **params: Any) -> list[dict]:
+        return await self.rpc(
+            "private/get_open_orders_by_instrument", {"instrument_name": instrument_name, **params}
+        )
+
+    def metrics(self) -> dict[str, Any]:
+        token = self.token
+        return {
+            "credentials": self.has_credentials,
+            "authenticated": self.authenticated,
+            "cancel_on_disconnect": self.cod_enabled,
+            "logins": self.logins,
+            "refreshes": self.refreshes,
+            "refresh_failures": self.refresh_failures,
+            "token_expires_in_s": None if token is None else round(token.expires_at - time.monotonic(), 1),
+            "last_error": self.last_error,
+        }
+
+
+def _check_label(method: str, params: dict[str, Any] | None) -> str | None:
+    """The order label, checked at the boundary (Deribit allows at most 64 characters)."""
+    if params is not None and not isinstance(params, dict):
+        raise UsageError(
+            f"{method}: params must be a dict of Deribit's named params, got {type(params).__name__}"
+        )
+    label = (params or {}).get("label")
+    if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
+        raise UsageError(
+            f"{method}: label must be a string of at most {MAX_LABEL} characters, got {label!r:.80}"
+        )
+    return label

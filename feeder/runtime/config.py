@@ -1,0 +1,213 @@
+"""The feeder program's configuration: one frozen object, from a TOML file and CLI flags.
+
+Every key of the TOML file is a field below (same name, `-` or `_`); CLI flags override the file;
+validation happens once, here, and every bad value raises ConfigError naming the field, the value and
+what is allowed. Credentials are not configuration: they come from the environment or a 0600 file.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from feeder.errors import ConfigError
+from feeder.ring.names import instance_name
+
+PRODUCTION_URL = "wss://www.deribit.com/ws/api/v2"
+TESTNET_URL = "wss://test.deribit.com/ws/api/v2"
+EXCHANGES = ("deribit",)
+STREAMS = ("book", "trades", "ticker")
+MAX_CONNECTIONS_PER_IP = 32  # Deribit refuses the 33rd connection from one address
+DEFAULT_CAPACITY = {"book": 1 << 14, "trades": 1 << 12, "ticker": 1 << 12}
+
+
+@dataclass(frozen=True)
+class FeederConfig:
+    exchange: str = "deribit"
+    workers: int = 2
+    instruments: tuple[str, ...] = ("BTC-PERPETUAL", "ETH-PERPETUAL")
+    streams: tuple[str, ...] = STREAMS
+    url: str | None = None  # None: production, testnet with `testnet`, the simulator with `sim`
+    testnet: bool = False
+    sim: bool = False
+    sim_rate: float = 500.0  # book updates per second across instruments, with `sim`
+    interval: str | None = None  # Deribit channel interval; None: raw with credentials, else 100ms
+    cpus: tuple[int, ...] | None = None  # None: every CPU this process may use
+    instance: str | None = None
+    duration: float | None = None  # seconds; None runs until a signal
+    metrics_port: int | None = None
+    record: str | None = None  # directory for per-worker JSONL recordings
+    capacity: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
+    cancel_on_disconnect: str = "connection"  # connection | account | off
+    credentials_file: str | None = None
+    heartbeat_interval: float = 10.0
+    hang_timeout: float = 2.0  # a worker silent this long is hung: killed and replaced
+    max_restarts: int = 5
+    restart_window: float = 60.0
+    display: str = "auto"  # auto (live view on a terminal, log lines otherwise) | live | plain | off
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @property
+    def ws_url(self) -> str:
+        """The exchange URL, unless the simulator provides it at start."""
+        return self.url or (TESTNET_URL if self.testnet else PRODUCTION_URL)
+
+
+def _need(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(name, value, allowed)
+
+
+def _positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
+
+
+def _validate(c: FeederConfig) -> None:
+    _need(c.exchange in EXCHANGES, "exchange", c.exchange, f"one of {', '.join(EXCHANGES)}")
+    _need(
+        isinstance(c.workers, int)
+        and not isinstance(c.workers, bool)
+        and 1 <= c.workers <= MAX_CONNECTIONS_PER_IP,
+        "workers",
+        c.workers,
+        f"an integer from 1 to {MAX_CONNECTIONS_PER_IP} (Deribit allows {MAX_CONNECTIONS_PER_IP} connections per IP)",
+    )
+    _need(
+        bool(c.instruments) and all(isinstance(i, str) and i.strip() for i in c.instruments),
+        "instruments",
+        c.instruments,
+        "a non-empty list of instrument names such as BTC-PERPETUAL",
+    )
+    _need(len(set(c.instruments)) == len(c.instruments), "instruments", c.instruments, "no duplicates")
+    _need(
+        bool(c.streams) and set(c.streams) <= set(STREAMS),
+        "streams",
+        c.streams,
+        f"a subset of {', '.join(STREAMS)}",
+    )
+    _need(not (c.sim and c.testnet), "testnet", c.testnet, "not together with sim")
+    _need(
+        c.url is None or (isinstance(c.url, str) and c.url.startswith(("ws://", "wss://"))),
+        "url",
+        c.url,
+        "a ws:// or wss:// URL",
+    )
+    _need(_positive_number(c.sim_rate), "sim_rate", c.sim_rate, "a positive number of updates per second")
+    _need(c.interval in (None, "raw", "100ms"), "interval", c.interval, "raw, 100ms, or unset for automatic")
+    _need(
+        c.cpus is None or (bool(c.cpus) and all(isinstance(x, int) and x >= 0 for x in c.cpus)),
+        "cpus",
+        c.cpus,
+        "a non-empty list of CPU numbers",
+    )
+    if c.instance is not None:
+        try:
+            instance_name(c.instance)
+        except Exception as exc:
+            raise ConfigError("instance", c.instance, str(exc)) from None
+    _need(
+        c.duration is None or _positive_number(c.duration),
+        "duration",
+        c.duration,
+        "a positive number of seconds",
+    )
+    _need(
+        c.metrics_port is None or (isinstance(c.metrics_port, int) and 0 <= c.metrics_port < 65536),
+        "metrics_port",
+        c.metrics_port,
+        "a TCP port 0-65535 (0 picks a free one)",
+    )
+    _need(c.record is None or isinstance(c.record, str), "record", c.record, "a directory path")
+    for stream, cap in c.capacity.items():
+        _need(stream in STREAMS, f"capacity.{stream}", cap, f"streams are {', '.join(STREAMS)}")
+        _need(
+            isinstance(cap, int) and cap >= 16 and cap & (cap - 1) == 0,
+            f"capacity.{stream}",
+            cap,
+            "a power of two, at least 16 (records per ring)",
+        )
+    _need(
+        c.cancel_on_disconnect in ("connection", "account", "off"),
+        "cancel_on_disconnect",
+        c.cancel_on_disconnect,
+        "connection, account or off",
+    )
+    _need(
+        _positive_number(c.heartbeat_interval) and c.heartbeat_interval >= 1,
+        "heartbeat_interval",
+        c.heartbeat_interval,
+        "seconds, at least 1 (Deribit's minimum is 10)",
+    )
+    _need(_positive_number(c.hang_timeout), "hang_timeout", c.hang_timeout, "a positive number of seconds")
+    _need(
+        isinstance(c.max_restarts, int) and c.max_restarts >= 1,
+        "max_restarts",
+        c.max_restarts,
+        "an integer >= 1",
+    )
+    _need(
+        _positive_number(c.restart_window), "restart_window", c.restart_window, "a positive number of seconds"
+    )
+    _need(c.display in ("auto", "live", "plain", "off"), "display", c.display, "auto, live, plain or off")
+    _need(
+        c.log_level in ("debug", "info", "warning", "error"),
+        "log_level",
+        c.log_level,
+        "debug, info, warning or error",
+    )
+
+
+_TUPLE_FIELDS = {"instruments", "streams", "cpus"}
+
+
+def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
+    known = {f.name for f in fields(FeederConfig)}
+    out: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = raw_key.replace("-", "_")
+        if key not in known:
+            raise ConfigError(
+                raw_key, value, f"not a setting ({source}); settings are: {', '.join(sorted(known))}"
+            )
+        if key in _TUPLE_FIELDS and value is not None:
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list | tuple):
+                raise ConfigError(key, value, "a list")
+            value = tuple(value)
+        if key == "capacity" and value is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(key, value, "a table of stream = records, e.g. {book = 16384}")
+            value = {**DEFAULT_CAPACITY, **value}
+        out[key] = value
+    return out
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into raw values (validated by `build`)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("config", str(p), "an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", str(p), f"valid TOML ({exc})") from None
+    return _normalise(data, f"in {p}")
+
+
+def build(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> FeederConfig:
+    """File values, then CLI overrides (None means "not given"), validated."""
+    merged = dict(file_values or {})
+    merged.update(
+        {k: v for k, v in _normalise(overrides or {}, "on the command line").items() if v is not None}
+    )
+    return FeederConfig(**merged)

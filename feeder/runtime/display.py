@@ -1,0 +1,72 @@
+"""What the running feeder shows: a live table on a terminal, plain log lines otherwise.
+
+`render(status)` is pure (status dict in, lines out) and shared with `python -m feeder status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+LIVE_EVERY_S = 1.0
+PLAIN_EVERY_S = 10.0
+
+
+def _num(value: object, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def render(status: dict) -> list[str]:
+    """The status as a table: one line per worker, one per ring."""
+    lines = [
+        f"feeder {status['instance']}  pid {status['pid']}  up {status['uptime_s']:.0f}s  "
+        f"{'simulator ' if status.get('sim') else ''}{status['url']}",
+        "",
+        f"{'worker':>6} {'pid':>7} {'cpu':>3} {'cpu%':>5} {'state':<10} {'conn':<4} {'chan':>4} "
+        f"{'msg/s':>8} {'p50ms':>6} {'p99ms':>6} {'score':>5} {'restarts':>8} {'gaps':>5}  last error",
+    ]
+    for w in status["workers"]:
+        lines.append(
+            f"{w['index']:>6} {w['pid'] or '-':>7} {_num(w['cpu'], '{}'):>3} {_num(w['cpu_percent'], '{:.0f}'):>5} "
+            f"{w['state']:<10} {'up' if w['connected'] else 'down':<4} {len(w['rings']):>4} "
+            f"{w['msgs_per_s']:>8.0f} {_num(w['latency_p50_ms']):>6} {_num(w['latency_p99_ms']):>6} "
+            f"{w['score']:>5} {w['restarts']:>8} {w['gaps']:>5}  {w['last_error'] or ''}"
+        )
+    lines += [
+        "",
+        f"{'ring':<28} {'type':<6} {'write seq':>10} {'rec/s':>8} {'epoch':>5} {'writer':>8} {'age s':>7} {'gaps':>5}",
+    ]
+    for r in status["rings"]:
+        age = r.get("last_publish_age_s")
+        writer = f"{r['writer_pid']}" if r.get("writer_alive") else "-"
+        lines.append(
+            f"{r['name']:<28} {r['record_type']:<6} {r['write_seq']:>10} {_num(r.get('rate'), '{:.0f}'):>8} "
+            f"{r['epoch']:>5} {writer:>8} {_num(age, '{:.1f}'):>7} {r.get('gaps', 0):>5}"
+        )
+    return lines
+
+
+def summary_line(status: dict) -> str:
+    """One log line: workers up, messages per second, restarts, gaps."""
+    workers = status["workers"]
+    up = sum(1 for w in workers if w["state"] == "running" and w["connected"])
+    return (
+        f"feeder {status['instance']}: {up}/{len(workers)} workers connected, "
+        f"{sum(w['msgs_per_s'] for w in workers):.0f} msg/s, "
+        f"{sum(w['restarts'] for w in workers)} restarts, {sum(w['gaps'] for w in workers)} gaps, "
+        f"{len(status['rings'])} rings"
+    )
+
+
+async def run_display(get_status: Callable[[], dict], mode: str) -> None:
+    """Redraw the live view every second on a terminal; otherwise print a summary every 10 s."""
+    live = mode == "live" or (mode == "auto" and sys.stdout.isatty())
+    while True:
+        await asyncio.sleep(LIVE_EVERY_S if live else PLAIN_EVERY_S)
+        status = get_status()
+        if live:
+            sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(render(status)) + "\n")
+        else:
+            sys.stdout.write(summary_line(status) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,207 @@
+"""A worker process: one connection, its rings, and a heartbeat to the supervisor.
+
+Runs uvloop, a `Feed` (client + Deribit adapter + ring writers, attached to rings the supervisor owns),
+and two small loops: a heartbeat with health figures to the supervisor at least every 250 ms, and the
+supervisor's requests (RPCs, stop) read from the pipe. The worker ignores SIGINT (a Ctrl-C reaches the
+whole process group; the supervisor decides how to shut down) and exits when the pipe closes, so a
+SIGKILLed supervisor never leaves workers behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from feeder.client import ClientConfig
+from feeder.errors import FeederError
+from feeder.exchanges.deribit.channels import ChannelConfig
+from feeder.exchanges.deribit.costs import DeribitCosts
+from feeder.exchanges.deribit.credentials import Credentials
+from feeder.exchanges.deribit.session import SessionConfig
+from feeder.runtime import wire
+from feeder.runtime.feed import Feed, FeedConfig
+
+log = logging.getLogger("feeder.worker")
+
+HEARTBEAT_EVERY_S = 0.1
+EXIT_FATAL = 3  # the feed cannot start (bad credentials, refused URL): restarting will not help soon
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, sent to the spawned process (credentials travel pickled over a pipe,
+    never on a command line)."""
+
+    index: int
+    instance: str
+    rings: tuple[str, ...]
+    url: str
+    interval: str | None
+    heartbeat_interval: float
+    cancel_on_disconnect: str
+    credentials: Credentials | None
+    limits_dir: str
+    record_dir: str | None
+    log_level: str
+
+    def feed_config(self) -> FeedConfig:
+        record_to = None
+        if self.record_dir:
+            record_to = str(
+                Path(self.record_dir) / f"worker{self.index}-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
+            )
+        client = ClientConfig(
+            url=self.url,
+            heartbeat="deribit",
+            heartbeat_interval=self.heartbeat_interval,
+            record_to=record_to,
+            # Deribit's limits are per account: every worker draws from one shared bucket
+            rate_limit=DeribitCosts().rate_limit(shared_dir=self.limits_dir, shared_name="deribit"),
+        )
+        cod = None if self.cancel_on_disconnect == "off" else self.cancel_on_disconnect
+        return FeedConfig(
+            client=client,
+            rings=self.rings,
+            channels=ChannelConfig(interval=self.interval),
+            session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
+            attach_rings=True,
+            instance=self.instance,
+        )
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Entry point of the spawned worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=spec.log_level.upper(),
+        format=f"%(asctime)s worker{spec.index} %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+
+        code = uvloop.run(Worker(spec, conn).run())
+    except KeyboardInterrupt:
+        code = 0
+    os._exit(code)  # skip interpreter teardown: the rings and the pipe are already closed
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec, conn: Connection):
+        self.spec, self.conn = spec, conn
+        self.feed: Feed | None = None
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._last_frames = -1
+        self._last_data = time.monotonic()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_reader(self.conn.fileno(), self._on_pipe)
+        self.feed = Feed(self.spec.feed_config(), on_event=self._on_event)
+        hb = loop.create_task(self._heartbeat_loop())
+        try:
+            await self.feed.start()
+        except FeederError as exc:
+            self._send({"type": "fatal", "error": wire.error_to_wire(exc)})
+            hb.cancel()
+            return EXIT_FATAL
+        self._send({"type": "ready"})
+        await self._stop.wait()
+        hb.cancel()
+        await self.feed.stop()
+        self._send({"type": "stopped"})
+        return 0
+
+    # --- pipe --------------------------------------------------------------------------------------
+
+    def _send(self, message: dict) -> None:
+        try:
+            self.conn.send(message)
+        except (OSError, ValueError):  # the supervisor is gone: stop
+            self._stop.set()
+
+    def _on_pipe(self) -> None:
+        try:
+            message = self.conn.recv()
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+            self._stop.set()
+            return
+        kind = message.get("type")
+        if kind == "rpc":
+            task = asyncio.get_running_loop().create_task(self._rpc(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif kind == "stop":
+            self._stop.set()
+
+    async def _rpc(self, message: dict) -> None:
+        rid = message["id"]
+        try:
+            if self.feed is None:
+                raise FeederError("the worker is not running its feed yet")
+            result = await self.feed.session.rpc(
+                message["method"], message.get("params"), message.get("timeout")
+            )
+            self._send({"type": "rpc", "id": rid, "result": result})
+        except FeederError as exc:
+            self._send({"type": "rpc", "id": rid, "error": wire.error_to_wire(exc)})
+        except Exception as exc:  # never let one request kill the worker; the caller still gets an answer
+            log.exception("rpc %s failed", message.get("method"))
+            self._send({"type": "rpc", "id": rid, "error": {"type": "FeederError", "message": repr(exc)}})
+
+    def _on_event(self, event: Any) -> None:
+        if event.name in ("connected", "disconnected", "gave_up", "heartbeat_dead", "subscription_refused"):
+            self._send({"type": "event", "name": event.name, "data": event.data})
+
+    # --- heartbeat ---------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._send({"type": "hb", "health": self.health()})
+            await asyncio.sleep(HEARTBEAT_EVERY_S)
+
+    def health(self) -> dict[str, Any]:
+        """Compact figures for health scoring and the status view."""
+        feed = self.feed
+        if feed is None:
+            return {"connected": False}
+        client = feed.client
+        m = client.metrics()
+        now = time.monotonic()
+        if m["frames_in"] != self._last_frames:
+            self._last_frames, self._last_data = m["frames_in"], now
+        lat = client.latency_stats()
+        hb = client.heartbeat_health()
+        limiter = m.get("limiter") or {}
+        adapter = feed.adapter.metrics()
+        return {
+            "connected": m["state"] == "connected",
+            "state": m["state"],
+            "authenticated": feed.session.authenticated,
+            "pending": m["pending_requests"],
+            "latency_p50_ms": 1000.0 * float(lat.get("p50") or 0.0),
+            "latency_p99_ms": 1000.0 * float(lat.get("p99") or 0.0),
+            "pressure": limiter.get("pressure", "none"),
+            "heartbeat_misses": int(hb.get("misses", 0) or 0),
+            "data_age_s": now - self._last_data,
+            "frames_in": m["frames_in"],
+            "reconnects": m["reconnects"],
+            "errors": m["reconnects"] + m["request_timeouts"] + sum(m["bad_input"].values()),
+            "rings": {ring: r["write_seq"] for ring, r in feed.metrics()["rings"].items()},
+            "gaps": sum(b["gaps"] for b in adapter["books"].values()),
+            "ring_gaps": {
+                **{b["ring"]: b["gaps"] for b in adapter["books"].values()},
+                **{t["ring"]: t["gaps"] for t in adapter["trades_channels"].values()},
+            },
+            "rejected": sum(adapter["rejections"].values()) if adapter.get("rejections") else 0,
+            "channels": len(feed.adapter.channels),
+        }

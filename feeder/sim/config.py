@@ -1,0 +1,96 @@
+"""The simulator's configuration: one validated, JSON-serialisable object.
+
+Defaults are Deribit's behaviour (10 s minimum heartbeat, 15 min tokens, 10 min idle close,
+32 connections per IP, rate limits on). Tests shorten the clocks; benchmarks switch rate limits
+off. `DEMO_CREDENTIALS` is the pair a simulator accepts when none are given (documented, public:
+it is only ever valid against the simulator).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from feeder.errors import ConfigError
+from feeder.sim.instruments import DEFAULT_ACTIVE
+
+DEMO_CLIENT_ID = "demo-id"
+DEMO_CLIENT_SECRET = "demo-secret"
+DEMO_CREDENTIALS = {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET}
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: pick a free port
+    instruments: tuple[str, ...] | int = DEFAULT_ACTIVE  # names, or a count of generated instruments
+    rate: float = 1000.0  # book updates per second across the active instruments; 0: only publish()
+    seed: int = 1
+    credentials: dict[str, str] = field(default_factory=lambda: dict(DEMO_CREDENTIALS), repr=False)
+    rate_limits: bool = True
+    min_heartbeat_interval: float = 10.0
+    token_ttl: float = 900.0  # seconds an access token lives (expires_in)
+    idle_timeout: float = 600.0  # close a connection that sent nothing for this long
+    max_connections_per_ip: int = 32
+    truth_window: int = 200_000  # recent book changes kept in memory, split over the instruments
+    truth_log: str | None = None
+    send_buffer_limit: int = 64 * 1024 * 1024  # unsent bytes before a slow consumer is reset
+    sent_window: int = 10_000  # per channel: how many [change_id, prev, send_ns] records are kept
+
+    def __post_init__(self) -> None:
+        if isinstance(self.instruments, list):
+            object.__setattr__(self, "instruments", tuple(self.instruments))
+        _check(isinstance(self.host, str) and bool(self.host), "host", self.host, "a host name or address")
+        _check(_int(self.port) and 0 <= self.port <= 65535, "port", self.port, "0..65535 (0: any free port)")
+        ok = (_int(self.instruments) and self.instruments > 0) or (
+            isinstance(self.instruments, tuple)
+            and self.instruments
+            and all(isinstance(i, str) for i in self.instruments)
+        )
+        _check(ok, "instruments", self.instruments, "a list of instrument names or a positive count")
+        _check(_num(self.rate) and self.rate >= 0, "rate", self.rate, "book updates per second, >= 0")
+        _check(_int(self.seed), "seed", self.seed, "an integer")
+        creds_ok = isinstance(self.credentials, dict) and all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in self.credentials.items()
+        )
+        _check(
+            creds_ok, "credentials", "<hidden>", "a mapping of non-empty client_id to client_secret strings"
+        )
+        _check(isinstance(self.rate_limits, bool), "rate_limits", self.rate_limits, "true or false")
+        for name in ("min_heartbeat_interval", "token_ttl", "idle_timeout"):
+            value = getattr(self, name)
+            _check(_num(value) and value > 0, name, value, "a positive number of seconds")
+        for name in ("max_connections_per_ip", "truth_window", "send_buffer_limit", "sent_window"):
+            value = getattr(self, name)
+            _check(_int(value) and value > 0, name, value, "a positive integer")
+        _check(
+            self.truth_log is None or isinstance(self.truth_log, str), "truth_log", self.truth_log, "a path"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["instruments"] = (
+            list(self.instruments) if isinstance(self.instruments, tuple) else self.instruments
+        )
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SimConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError("sim", sorted(unknown), f"known fields are {sorted(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(name, value, f"expected {allowed}")

@@ -1,0 +1,244 @@
+"""The simulated exchange's state: every instrument's book, walk, orders, trades and ground truth.
+
+Pure (no I/O except appending to the optional truth log). Every mutation of a book goes through
+`_commit`, which gives it the instrument's next change_id (strictly increasing, random jumps of
+1-4), records it in the truth window and returns a `BookChange` for the publisher. `generate(n)`
+makes n random-walk changes spread uniformly over the active instruments; order operations
+(`place`, `edit`, `cancel`) return the order, the change (if the book moved) and the trades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from random import Random
+
+from feeder.sim.book import Book, Entry
+from feeder.sim.instruments import Catalogue, Instrument
+from feeder.sim.matching import Fill, Matcher, Order, Outcome
+from feeder.sim.rpc import RpcError
+from feeder.sim.truth import LEVELS, TruthLog, TruthWindow, book_hash, top_levels
+from feeder.sim.walk import Walk
+
+
+@dataclass(slots=True)
+class TradePrint:
+    inst: int
+    trade_id: str
+    trade_seq: int
+    ts_ms: int
+    price: int
+    lots: int
+    is_buy: bool  # aggressor side
+    tick_direction: int
+    taker: Order | None = None
+    maker: Order | None = None
+
+
+@dataclass(slots=True)
+class BookChange:
+    inst: int
+    change_id: int
+    prev: int
+    ts_ms: int
+    bids: list[Entry]
+    asks: list[Entry]
+    trades: list[TradePrint] = field(default_factory=list)
+
+
+class InstrumentState:
+    """One instrument's live state."""
+
+    __slots__ = (
+        "book", "change_id", "changes", "high", "index", "inst", "last_trade", "low", "matcher", "open_interest",
+        "rng", "tick_direction", "trade_seq", "trades", "truth", "volume_lots", "walk",
+    )  # fmt: skip
+
+    def __init__(self, index: int, inst: Instrument, seed: int, window: int):
+        self.index, self.inst = index, inst
+        self.rng = Random(f"{seed}:{inst.name}")
+        self.book = Book()
+        grid = inst.grid
+        depth = 150 if inst.is_perpetual else 60 if inst.kind == "future" else 15
+        lot_mean = 30000 / inst.lot if inst.kind == "future" else 30.0
+        self.walk = Walk(
+            self.book,
+            self.rng,
+            grid=grid,
+            depth=depth,
+            lot_mean=lot_mean,
+            ref=round(inst.ref_price / inst.tick),
+        )
+        self.walk.seed()
+        self.matcher = Matcher(self.book, self._step_at)
+        self.change_id = self.rng.randrange(10**9, 10**10)
+        self.changes = 0
+        self.truth = TruthWindow(window, self.change_id, self.book.bids.lots, self.book.asks.lots)
+        self.trade_seq = 0
+        self.last_trade: int | None = None
+        self.tick_direction = 0
+        self.trades: list[TradePrint] = []  # recent, for get_last_trades_by_instrument
+        self.volume_lots = 0
+        self.high: int | None = None
+        self.low: int | None = None
+        self.open_interest = self.rng.randrange(10**6, 10**7)
+
+    def _step_at(self, price: int) -> int:
+        inst = self.inst
+        return inst.grid if inst.step_above is not None and inst.px(price) > inst.step_above else 1
+
+    def mid_ticks(self) -> float:
+        bid, ask = self.book.bids.best(), self.book.asks.best()
+        if bid is None or ask is None:
+            return float(bid or ask or round(self.inst.ref_price / self.inst.tick))
+        return (bid + ask) / 2
+
+    def top(self, n: int = LEVELS) -> tuple[list[list[float]], list[list[float]]]:
+        inst = self.inst
+        bids = [[inst.px(p), inst.amt(q)] for p, q in self.book.bids.top(n)]
+        asks = [[inst.px(p), inst.amt(q)] for p, q in self.book.asks.top(n)]
+        return bids, asks
+
+
+class Market:
+    """All instruments, the order registry, and the change/trade numbering."""
+
+    def __init__(self, catalogue: Catalogue, seed: int, truth_window: int, truth_log: TruthLog | None = None):
+        self.catalogue = catalogue
+        per_instrument = max(64, truth_window // max(1, len(catalogue.instruments)))
+        self.states = [
+            InstrumentState(i, inst, seed, per_instrument) for i, inst in enumerate(catalogue.instruments)
+        ]
+        self.active = [self.states[i] for i in catalogue.active]
+        self.chooser = Random(f"{seed}:chooser")
+        self.truth_log = truth_log
+        self.orders: dict[str, Order] = {}
+        self._order_seq = 0
+        self._trade_seq = {"BTC": 0, "ETH": 0}
+        self.changes = 0
+
+    # --- the random walk ---------------------------------------------------------------------------
+
+    def generate(self, n: int, ts_ms: int, only: int | None = None) -> list[BookChange]:
+        """n random-walk book changes over the active instruments (or only instrument `only`)."""
+        out: list[BookChange] = []
+        states, rand = self.active, self.chooser.random
+        count = len(states)
+        for _ in range(n):
+            st = self.states[only] if only is not None else states[int(rand() * count)]
+            bids, asks, trade = st.walk.step()
+            if not bids and not asks:
+                continue
+            prints = [self._print(st, trade[0], trade[1], trade[2], ts_ms)] if trade else []
+            out.append(self._commit(st, bids, asks, prints, ts_ms))
+        return out
+
+    def _commit(
+        self, st: InstrumentState, bids: list[Entry], asks: list[Entry], prints: list[TradePrint], ts_ms: int
+    ) -> BookChange:
+        prev = st.change_id
+        st.change_id = cid = prev + 1 + int(st.rng.random() * 4)
+        truth = st.truth
+        truth.changes.append((cid, bids, asks))
+        truth.count += 1
+        if not truth.count % truth.every:
+            truth.checkpoint(cid, st.book.bids.lots, st.book.asks.lots)
+        st.changes += 1
+        self.changes += 1
+        if self.truth_log is not None:
+            self.truth_log.change(st.inst.name, cid, prev, ts_ms, self.hash_now(st))
+        return BookChange(st.index, cid, prev, ts_ms, bids, asks, prints)
+
+    def _print(
+        self, st: InstrumentState, price: int, lots: int, is_buy: bool, ts_ms: int, taker=None, maker=None
+    ) -> TradePrint:
+        base = st.inst.base
+        self._trade_seq[base] += 1
+        n = self._trade_seq[base]
+        st.trade_seq += 1
+        if st.last_trade is not None and price != st.last_trade:
+            st.tick_direction = 0 if price > st.last_trade else 2
+        elif st.last_trade is not None:
+            st.tick_direction = 1 if st.tick_direction in (0, 1) else 3
+        st.last_trade = price
+        st.volume_lots += lots
+        st.high = price if st.high is None else max(st.high, price)
+        st.low = price if st.low is None else min(st.low, price)
+        trade_id = str(n) if base == "BTC" else f"{base}-{n}"
+        tp = TradePrint(
+            st.index, trade_id, st.trade_seq, ts_ms, price, lots, is_buy, st.tick_direction, taker, maker
+        )
+        st.trades.append(tp)
+        if len(st.trades) > 200:
+            del st.trades[:100]
+        return tp
+
+    def index_price(self, base: str) -> float:
+        """The deribit_price_index of a currency: its perpetual's mid, a hair below (as a basis)."""
+        st = self.states[self.catalogue.by_name[f"{base}-PERPETUAL"]]
+        return round(st.mid_ticks() * st.inst.tick * 0.9998, 2)
+
+    def hash_now(self, st: InstrumentState) -> int:
+        bids, asks = st.top()
+        return book_hash(
+            [b[0] for b in bids], [b[1] for b in bids], [a[0] for a in asks], [a[1] for a in asks]
+        )
+
+    # --- ground truth ------------------------------------------------------------------------------
+
+    def truth(self, inst: int, change_ids: list[int]) -> list[dict]:
+        """The true top-10 book after each change_id (TruthError when outside the window)."""
+        st = self.states[inst]
+        out = []
+        for cid, bids, asks in st.truth.books(change_ids):
+            b = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(bids, True)]
+            a = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(asks, False)]
+            h = book_hash([x[0] for x in b], [x[1] for x in b], [x[0] for x in a], [x[1] for x in a])
+            out.append({"instrument": st.inst.name, "change_id": cid, "bids": b, "asks": a, "hash": h})
+        return out
+
+    # --- orders ------------------------------------------------------------------------------------
+
+    def new_order_id(self, base: str) -> str:
+        self._order_seq += 1
+        return f"{self._order_seq + 10**9}" if base == "BTC" else f"{base}-{self._order_seq + 10**9}"
+
+    def place(self, order: Order, ts_ms: int) -> tuple[BookChange | None, list[TradePrint]]:
+        st = self.states[order.inst]
+        order.updated_ms = ts_ms
+        outcome = st.matcher.place(order)
+        self.orders[order.order_id] = order
+        return self._settle(st, order, outcome, ts_ms)
+
+    def edit(
+        self, order: Order, lots: int, price: int, ts_ms: int
+    ) -> tuple[BookChange | None, list[TradePrint]]:
+        st = self.states[order.inst]
+        outcome = st.matcher.edit(order, lots, price)
+        order.updated_ms = ts_ms
+        return self._settle(st, order, outcome, ts_ms)
+
+    def cancel(self, order: Order, reason: str, ts_ms: int) -> BookChange | None:
+        if order.state != "open":
+            raise RpcError(11044, {"reason": f"order {order.order_id} is {order.state}"})
+        st = self.states[order.inst]
+        outcome = st.matcher.cancel(order, reason)
+        order.updated_ms = ts_ms
+        change, _ = self._settle(st, order, outcome, ts_ms)
+        return change
+
+    def open_orders(self, account: str) -> list[Order]:
+        return [o for o in self.orders.values() if o.account == account and o.state == "open"]
+
+    def _settle(
+        self, st: InstrumentState, order: Order, outcome: Outcome, ts_ms: int
+    ) -> tuple[BookChange | None, list[TradePrint]]:
+        prints = [self._fill_print(st, order, f, ts_ms) for f in outcome.fills]
+        for fill in outcome.fills:
+            if fill.maker is not None:
+                fill.maker.updated_ms = ts_ms
+        if not outcome.bids and not outcome.asks:
+            return None, prints
+        return self._commit(st, outcome.bids, outcome.asks, prints, ts_ms), prints
+
+    def _fill_print(self, st: InstrumentState, order: Order, fill: Fill, ts_ms: int) -> TradePrint:
+        return self._print(st, fill.price, fill.lots, order.is_buy, ts_ms, taker=order, maker=fill.maker)

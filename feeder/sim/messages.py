@@ -1,0 +1,230 @@
+"""What the simulator says: notification payloads and result objects, shaped as Deribit's.
+
+Pure functions from state to JSON-ready dicts (or encoded frames for the hot path). Field names,
+order and types follow the official examples in reference/deribit/ (the tests check them).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from feeder.sim.book import Entry
+from feeder.sim.instruments import Instrument
+from feeder.sim.market import BookChange, InstrumentState, TradePrint
+from feeder.sim.matching import Order
+
+
+def subscription(channel: str, data: object) -> bytes:
+    """A `subscription` notification, encoded."""
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}
+    )
+
+
+def entries(inst: Instrument, items: list[Entry]) -> list[list]:
+    px, amt = inst.px, inst.amt
+    return [[a, px(p), amt(q) if q else 0.0] for a, p, q in items]
+
+
+def book_change(inst: Instrument, change: BookChange) -> dict:
+    return {
+        "type": "change",
+        "timestamp": change.ts_ms,
+        "prev_change_id": change.prev,
+        "instrument_name": inst.name,
+        "change_id": change.change_id,
+        "bids": entries(inst, change.bids),
+        "asks": entries(inst, change.asks),
+    }
+
+
+def book_aggregate(inst: Instrument, ts_ms: int, prev: int, change_id: int, bids: list, asks: list) -> dict:
+    return {
+        "type": "change",
+        "timestamp": ts_ms,
+        "prev_change_id": prev,
+        "instrument_name": inst.name,
+        "change_id": change_id,
+        "bids": entries(inst, bids),
+        "asks": entries(inst, asks),
+    }
+
+
+def book_snapshot(st: InstrumentState, ts_ms: int) -> dict:
+    inst = st.inst
+    px, amt = inst.px, inst.amt
+    return {
+        "type": "snapshot",
+        "timestamp": ts_ms,
+        "instrument_name": inst.name,
+        "change_id": st.change_id,
+        "bids": [["new", px(p), amt(q)] for p, q in st.book.bids.levels()],
+        "asks": [["new", px(p), amt(q)] for p, q in st.book.asks.levels()],
+    }
+
+
+def grouped(st: InstrumentState, group: str, depth: int, ts_ms: int) -> dict:
+    """book.{inst}.{group}.{depth}.{interval}: [price, amount] pairs, bids rounded down, asks up."""
+    inst = st.inst
+    return {
+        "timestamp": ts_ms,
+        "instrument_name": inst.name,
+        "change_id": st.change_id,
+        "bids": _group(inst, st.book.bids.levels(), group, depth, True),
+        "asks": _group(inst, st.book.asks.levels(), group, depth, False),
+    }
+
+
+def _group(inst: Instrument, levels: list[tuple[int, int]], group: str, depth: int, is_bid: bool) -> list:
+    if group == "none":
+        return [[inst.px(p), inst.amt(q)] for p, q in levels[:depth]]
+    size = float(group)
+    buckets: dict[float, float] = {}
+    for p, q in levels:
+        price = inst.px(p)
+        key = (price // size) * size if is_bid else -((-price) // size) * size
+        if key not in buckets and len(buckets) == depth:
+            break
+        buckets[key] = buckets.get(key, 0.0) + inst.amt(q)
+    return [[k, round(v, inst.lot_decimals)] for k, v in buckets.items()]
+
+
+def quote(st: InstrumentState, ts_ms: int) -> dict:
+    bid, ask = st.book.bids.best(), st.book.asks.best()
+    inst = st.inst
+    return {
+        "timestamp": ts_ms,
+        "instrument_name": inst.name,
+        "best_bid_price": inst.px(bid) if bid is not None else 0.0,
+        "best_bid_amount": inst.amt(st.book.bids.lots[bid]) if bid is not None else 0.0,
+        "best_ask_price": inst.px(ask) if ask is not None else 0.0,
+        "best_ask_amount": inst.amt(st.book.asks.lots[ask]) if ask is not None else 0.0,
+    }
+
+
+def mark_price(st: InstrumentState) -> float:
+    return round(st.mid_ticks() * st.inst.tick, st.inst.tick_decimals)
+
+
+def ticker(st: InstrumentState, index_price: float, ts_ms: int) -> dict:
+    inst = st.inst
+    mark = mark_price(st)
+    last = inst.px(st.last_trade) if st.last_trade is not None else mark
+    data = {
+        **quote(st, ts_ms),
+        "state": "open",
+        "settlement_price": mark,
+        "open_interest": float(st.open_interest),
+        "min_price": round(mark * 0.975, inst.tick_decimals),
+        "max_price": round(mark * 1.025, inst.tick_decimals),
+        "mark_price": mark,
+        "last_price": last,
+        "index_price": index_price,
+        "estimated_delivery_price": index_price,
+        "stats": _stats(st, last),
+    }
+    if inst.is_perpetual:
+        data.update(current_funding=0.0, funding_8h=2.1e-05, interest_value=1.7362511643080387)
+    if inst.kind == "option":
+        data.update(
+            underlying_price=index_price,
+            underlying_index=inst.index_name,
+            interest_rate=0.0,
+            bid_iv=50.0,
+            ask_iv=52.0,
+            mark_iv=51.0,
+            greeks={"delta": 0.5, "gamma": 0.0001, "vega": 10.0, "theta": -5.0, "rho": 1.0},
+        )
+    return data
+
+
+def _stats(st: InstrumentState, last: float) -> dict:
+    inst = st.inst
+    volume = inst.amt(st.volume_lots)
+    return {
+        "high": inst.px(st.high) if st.high is not None else last,
+        "low": inst.px(st.low) if st.low is not None else last,
+        "price_change": 0.0,
+        "volume": round(volume / last, 8) if inst.kind == "future" and last else volume,
+        "volume_usd": volume if inst.kind == "future" else round(volume * last, 2),
+    }
+
+
+def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dict:
+    inst = st.inst
+    return {
+        "trade_seq": tp.trade_seq,
+        "trade_id": tp.trade_id,
+        "timestamp": tp.ts_ms,
+        "tick_direction": tp.tick_direction,
+        "price": inst.px(tp.price),
+        "mark_price": mark_price(st),
+        "instrument_name": inst.name,
+        "index_price": index_price,
+        "direction": "buy" if tp.is_buy else "sell",
+        "amount": inst.amt(tp.lots),
+    }
+
+
+def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: float) -> dict:
+    inst = st.inst
+    taker = order is tp.taker
+    price = inst.px(tp.price)
+    fee_rate = 0.0005 if taker else 0.0
+    amount = inst.amt(tp.lots)
+    fee = amount / price * fee_rate if inst.kind == "future" else amount * 0.0003
+    return {
+        **public_trade(st, tp, index_price),
+        "state": order.state,
+        "reduce_only": order.reduce_only,
+        "post_only": order.post_only,
+        "order_type": order.order_type,
+        "order_id": order.order_id,
+        "matching_id": None,
+        "liquidity": "T" if taker else "M",
+        "fee_currency": inst.base,
+        "fee": round(fee, 8),
+        "direction": "buy" if order.is_buy else "sell",
+        "label": order.label,
+        "api": order.api,
+    }
+
+
+def order_object(inst: Instrument, order: Order) -> dict:
+    avg = round(order.value / order.filled * inst.tick, inst.tick_decimals) if order.filled else 0.0
+    obj = {
+        "web": False,
+        "time_in_force": order.tif,
+        "replaced": False,
+        "reduce_only": order.reduce_only,
+        "price": inst.px(order.price) if order.price is not None else "market_price",
+        "post_only": order.post_only,
+        "reject_post_only": order.reject_post_only,
+        "order_type": order.order_type,
+        "order_state": order.state,
+        "order_id": order.order_id,
+        "max_show": inst.amt(order.lots),
+        "last_update_timestamp": order.updated_ms,
+        "label": order.label,
+        "is_rebalance": False,
+        "is_liquidation": False,
+        "instrument_name": inst.name,
+        "filled_amount": inst.amt(order.filled),
+        "direction": "buy" if order.is_buy else "sell",
+        "creation_timestamp": order.created_ms,
+        "average_price": avg,
+        "api": order.api,
+        "amount": inst.amt(order.lots),
+        "contracts": float(order.lots * inst.lot / inst.contract_size),
+        "mmp": False,
+        "risk_reducing": False,
+    }
+    if order.order_type == "market":
+        obj["original_order_type"] = "market"
+    if order.cancel_reason is not None:
+        obj["cancel_reason"] = order.cancel_reason
+    return obj
+
+
+def index(name: str, price: float, ts_ms: int) -> dict:
+    return {"index_name": name, "price": price, "timestamp": ts_ms}

@@ -1,0 +1,292 @@
+"""`SimServer`: run the exchange simulator in its own process and drive it from this one.
+
+The simulator gets its own process (and event loop), so a slow test never hides a slow server and
+vice versa. Startup is waited on through a pipe the child writes its port to once it listens (no
+sleeping); a second pipe is the child's lifeline: if this process dies, the child sees EOF and
+stops. `stop()` / `__exit__` shut it down and reap it, also after a failed test.
+
+    with SimServer(instruments=["BTC-PERPETUAL"], rate=0, seed=7) as sim:
+        ws = connect(sim.ws_url)
+        ...
+        sim.publish(10)
+        sim.fault("gap", instrument="BTC-PERPETUAL")
+        sim.truth("BTC-PERPETUAL", change_id)
+
+Control commands travel over a WebSocket at /sim/control (see control.py); every method here is a
+thin wrapper and raises `SimControlError` when the simulator refuses a command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from websockets.sync.client import ClientConnection, connect
+
+from feeder.errors import SimControlError, UsageError
+from feeder.sim.config import SimConfig
+
+Match = str | re.Pattern | dict | Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message a client sent to the simulator (secret fields of public/auth redacted)."""
+
+    seq: int
+    conn: int
+    text: str
+    ts_ns: int
+    message: Any  # the parsed JSON, None when the text is not JSON
+
+
+class SimServer:
+    """The simulator in a child process; a context manager, or start()/stop()."""
+
+    def __init__(
+        self, config: SimConfig | None = None, /, *, startup_timeout: float = 60.0, **overrides: Any
+    ):
+        if config is not None and overrides:
+            raise UsageError("give SimServer either a SimConfig or keyword overrides, not both")
+        self.config = config if config is not None else SimConfig(**overrides)
+        self.startup_timeout = startup_timeout
+        self.port: int | None = None
+        self.pid: int | None = None
+        self._proc: subprocess.Popen | None = None
+        self._lifeline: int | None = None
+        self._control: ClientConnection | None = None
+        self._exits = contextlib.ExitStack()
+        self._lock = threading.Lock()
+        self._next_id = 0
+
+    def __repr__(self) -> str:
+        return f"SimServer(port={self.port}, pid={self.pid}, instruments={self.config.instruments!r})"
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> SimServer:
+        if self._proc is not None:
+            raise UsageError("this SimServer is already running")
+        ready_r, ready_w = os.pipe()
+        life_r, life_w = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "feeder.sim", "serve", "--config-stdin", "--quiet",
+                 "--ready-fd", str(ready_w), "--lifeline-fd", str(life_r)],
+                stdin=subprocess.PIPE, pass_fds=(ready_w, life_r), start_new_session=True,
+            )  # fmt: skip
+            os.close(ready_w)
+            os.close(life_r)
+            self._lifeline = life_w
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(orjson.dumps(self.config.to_json()))
+            self._proc.stdin.close()
+            ready = self._wait_ready(ready_r)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            os.close(ready_r)
+        self.port, self.pid = ready["port"], ready["pid"]
+        self._control = self._exits.enter_context(
+            connect(self.control_url, open_timeout=self.startup_timeout, max_size=None)
+        )
+        return self
+
+    def _wait_ready(self, fd: int) -> dict:
+        deadline = time.monotonic() + self.startup_timeout
+        data = b""
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the simulator did not start within {self.startup_timeout:g} s")
+            readable, _, _ = select.select([fd], [], [], left)
+            if readable:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    assert self._proc is not None
+                    code = self._proc.wait(timeout=10)
+                    raise UsageError(
+                        f"the simulator exited during startup (exit code {code}); see its stderr"
+                    )
+                data += chunk
+        return orjson.loads(data)
+
+    def stop(self) -> None:
+        """Stop the simulator and reap it (idempotent; kills it if it does not stop in time)."""
+        proc, self._proc = self._proc, None
+        if self._control is not None:
+            with contextlib.suppress(Exception):
+                self._call("shutdown", {})
+            with contextlib.suppress(Exception):
+                self._exits.close()
+            self._control = None
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+        if proc is None:
+            return
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # --- addresses ---------------------------------------------------------------------------------
+
+    def _url(self, scheme: str, path: str) -> str:
+        if self.port is None:
+            raise UsageError("the SimServer is not started")
+        return f"{scheme}://{self.config.host}:{self.port}{path}"
+
+    @property
+    def ws_url(self) -> str:
+        return self._url("ws", "/ws/api/v2")
+
+    @property
+    def http_url(self) -> str:
+        return self._url("http", "/api/v2")
+
+    @property
+    def control_url(self) -> str:
+        return self._url("ws", "/sim/control")
+
+    # --- control -----------------------------------------------------------------------------------
+
+    def _call(self, cmd: str, args: dict) -> Any:
+        if self._control is None:
+            raise UsageError("the SimServer is not started")
+        with self._lock:
+            self._next_id += 1
+            self._control.send(orjson.dumps({"id": self._next_id, "cmd": cmd, "args": args}).decode())
+            answer = orjson.loads(self._control.recv())
+        if not answer.get("ok"):
+            raise SimControlError(answer.get("error", f"control command {cmd} failed"))
+        return answer["result"]
+
+    def control(self, cmd: str, **args: Any) -> Any:
+        """Any control command by name (see control.py)."""
+        return self._call(cmd, {k: v for k, v in args.items() if v is not None})
+
+    def info(self) -> dict:
+        return self._call("info", {})
+
+    def instruments(self) -> list[str]:
+        return self._call("instruments", {})
+
+    def stats(self) -> dict:
+        """Published counts per channel, subscribers, connections, faults applied, changes, lag."""
+        return self._call("stats", {})
+
+    def fault(self, name: str, **params: Any) -> dict:
+        """Inject a fault by name (see faults.py for the catalogue and params)."""
+        return self._call("fault", {"name": name, **{k: v for k, v in params.items() if v is not None}})
+
+    def truth(self, instrument: str, change_id: int) -> dict:
+        """The true top-10 book after `change_id`: {"bids": [[px, amt]...], "asks": [...], "hash": int}."""
+        return self._call("truth", {"instrument": instrument, "change_id": change_id})
+
+    def truth_many(self, instrument: str, change_ids: list[int]) -> list[dict]:
+        return self._call("truth", {"instrument": instrument, "change_id": list(change_ids)})
+
+    def sent(self, channel: str) -> list[list[int]]:
+        """Recent book notifications on `channel`: [change_id, prev_change_id, send_ns] each."""
+        return self._call("sent", {"channel": channel})
+
+    def publish(self, n: int = 1, instrument: str | None = None) -> dict:
+        """Publish exactly n book changes now: {"count": n, "last": {instrument: change_id}}."""
+        return self.control("publish", n=n, instrument=instrument)
+
+    def set_rate(self, rate: float) -> float:
+        return self._call("set_rate", {"rate": rate})
+
+    def inject(self, message: Any, conn: int | None = None) -> list[int]:
+        """Send a message into client streams: a str verbatim, anything else as JSON."""
+        return self.control("inject", message=message, conn=conn)["conns"]
+
+    def connections(self) -> list[dict]:
+        return self._call("connections", {})
+
+    def disconnect(
+        self, conn: int | None = None, how: str = "close", code: int = 1000, reason: str = ""
+    ) -> list[int]:
+        """Close (with `code`) or reset one connection, or all."""
+        return self.control("disconnect", conn=conn, how=how, code=code, reason=reason)["conns"]
+
+    def received(self, since: int = 1, conn: int | None = None) -> list[Sent]:
+        """Messages clients sent (most recent 10 000), oldest first."""
+        answer = self.control("received", since=since, conn=conn)
+        return [_sent(m) for m in answer["messages"]]
+
+    def wait_sent(self, match: Match, timeout: float = 10.0, conn: int | None = None, since: int = 1) -> Sent:
+        """The first message a client sent that matches; AssertionError after `timeout` s.
+
+        `match` is the exact text (str), a compiled regex (searched), a dict (partial JSON: every
+        key present with an equal value, recursively) or a predicate called with the parsed JSON
+        (the text when it is not JSON; an exception counts as no match).
+        """
+        deadline = time.monotonic() + timeout
+        seen: list[Sent] = []
+        while True:
+            left = deadline - time.monotonic()
+            answer = self.control("received", since=since, timeout=max(0.0, min(left, 1.0)), conn=conn)
+            for raw in answer["messages"]:
+                sent = _sent(raw)
+                if _matches(match, sent):
+                    return sent
+                seen.append(sent)
+            since = answer["next"]
+            if time.monotonic() >= deadline:
+                last = "\n  ".join(s.text[:200] for s in seen[-5:]) or "(nothing)"
+                raise AssertionError(
+                    f"no client message matched {match!r} within {timeout:g} s; last seen:\n  {last}"
+                )
+
+
+def _sent(raw: dict) -> Sent:
+    try:
+        message = orjson.loads(raw["text"])
+    except orjson.JSONDecodeError:
+        message = None
+    return Sent(raw["seq"], raw["conn"], raw["text"], raw["ts_ns"], message)
+
+
+def _matches(match: Match, sent: Sent) -> bool:
+    if isinstance(match, str):
+        return sent.text == match
+    if isinstance(match, re.Pattern):
+        return match.search(sent.text) is not None
+    if isinstance(match, dict):
+        return _partial(match, sent.message)
+    try:
+        return bool(match(sent.message if sent.message is not None else sent.text))
+    except Exception:
+        return False
+
+
+def _partial(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            k in actual and _partial(v, actual[k]) for k, v in expected.items()
+        )
+    return expected == actual
