@@ -1,1 +1,77 @@
-"""feeder: a multiprocess shared-memory market-data feeder for crypto derivatives."""
+"""feeder: a multiprocess shared-memory market-data feeder for crypto derivatives (Deribit first).
+
+The public API, for strategies and consumers on the same host:
+
+- `RingReader(name)`: attach to a ring (`book.BTC`, `trades.ETH`, ...) and read its records.
+- `SNAPSHOT`, `GAP`, `CROSSED`: record flags; a book is trustworthy from a SNAPSHOT until a GAP.
+- `FeederHandle()` / `AsyncFeederHandle.connect()`: send exchange requests (orders) through the running
+  feeder, and read its status.
+- `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
+- `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
+- The exception families of `feeder.errors`.
+"""
+
+from feeder.errors import (
+    ConfigError,
+    ConnectionLost,
+    ExchangeError,
+    FeederError,
+    FeederNotRunning,
+    FingerprintMismatch,
+    NetworkError,
+    NoHealthyWorker,
+    NotAuthenticated,
+    OutcomeUnknown,
+    RateLimited,
+    RemoteProtocolError,
+    RequestTimeout,
+    RingError,
+    RingNotFound,
+    UsageError,
+)
+from feeder.ring import (
+    CROSSED,
+    GAP,
+    SNAPSHOT,
+    RingInfo,
+    RingOwner,
+    RingReader,
+    RingWriter,
+    clean_stale,
+    create_ring,
+    list_rings,
+)
+from feeder.ring.schema import record_schema
+from feeder.runtime.handle import AsyncFeederHandle, FeederHandle
+
+__all__ = [
+    "CROSSED",
+    "GAP",
+    "SNAPSHOT",
+    "AsyncFeederHandle",
+    "ConfigError",
+    "ConnectionLost",
+    "ExchangeError",
+    "FeederError",
+    "FeederHandle",
+    "FeederNotRunning",
+    "FingerprintMismatch",
+    "NetworkError",
+    "NoHealthyWorker",
+    "NotAuthenticated",
+    "OutcomeUnknown",
+    "RateLimited",
+    "RemoteProtocolError",
+    "RequestTimeout",
+    "RingError",
+    "RingInfo",
+    "RingNotFound",
+    "RingOwner",
+    "RingReader",
+    "RingWriter",
+    "UsageError",
+    "clean_stale",
+    "create_ring",
+    "list_rings",
+    "record_schema",
+]

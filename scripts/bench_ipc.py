@@ -15,7 +15,8 @@ them; the others get bytes and call np.frombuffer. Ring readers spin with 1 read
 with 4 (4 spinning readers would fight over one core); the others block in their receive call.
 On a machine with 2 or more CPUs the writer is pinned to CPU 0 and every reader to CPU 1.
 
-Usage: python scripts/bench_ipc.py [--quick] [--json] [--records N] [--rate R] [--seconds S]
+Usage: python scripts/bench_ipc.py [--quick] [--json] [--repeat K] [--trials TEXT] [--transports A,B]
+                                  [--records N] [--rate R] [--seconds S]
 Targets (issue 2): single publish <= 1 us median, batch <= 100 ns/record, ring p50 <= 10 us and
 p99 <= 100 us at 10k/s with a spinning reader, throughput >= 3x and p50 <= 1/5 of the best alternative.
 """
@@ -289,12 +290,12 @@ def _blast(send, send_batch, record: np.ndarray, workload: dict) -> int:
 def _paced(send, record: np.ndarray, stamp: memoryview, pack, workload: dict) -> int:
     period = 1_000_000_000 // workload["rate"]
     n = workload["rate"] * workload["seconds"]
-    clock, now_ns = time.perf_counter_ns, time.time_ns
+    clock, now_ns, pause = time.perf_counter_ns, time.time_ns, time.sleep
     due = clock()
     for _ in range(n):
         due += period
         while clock() < due:
-            pass
+            pause(0)  # lets other threads run (mp.Queue's feeder thread needs the GIL to send)
         pack(stamp, TS_RECV, now_ns())
         send(record)
     return n
@@ -411,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, help="seconds per latency trial")
     parser.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated subset")
     parser.add_argument("--repeat", type=int, help="rounds of every trial; each figure is the median round")
+    parser.add_argument("--trials", default="", help="run only the trials whose title contains this")
     args = parser.parse_args(argv)
     records = args.records or (50_000 if args.quick else 300_000)
     seconds = args.seconds or (1 if args.quick else 3)
@@ -425,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         f"latency at {args.rate}/s, 1 reader": (1, {"kind": "latency", "rate": args.rate, "seconds": seconds}),
         f"latency at {args.rate}/s, 4 readers": (4, {"kind": "latency", "rate": args.rate, "seconds": seconds}),
     }  # fmt: skip
+    trials = {title: trial for title, trial in trials.items() if args.trials in title}
     report = {
         "machine": {"cpus": os.cpu_count(), "pinning": f"writer cpu {cpus[0]}, readers cpu {cpus[1]}",
                     "load_average_before": os.getloadavg()[0]},

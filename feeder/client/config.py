@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from feeder.core.heartbeat import KINDS
-from feeder.core.ratelimit import CostSpec, cost_function
+from feeder.core.ratelimit import DEFAULT, CostSpec, cost_function
 from feeder.core.recording import REDACTED, redact_url
 from feeder.errors import ConfigError
 
@@ -41,20 +41,34 @@ class RateLimit:
     """A credit bucket: `capacity` credits, refilled at `refill_per_s`; requests cost `cost(method)`.
 
     `cost` is a callable method -> credits, a {method or glob: credits} table ("*" = default), or a
-    number (flat). With `shared_dir`, every process naming the same directory and `shared_name` draws
-    from one bucket (exchange limits are per account, not per connection).
+    number (flat). For venues that limit classes of requests separately, `buckets` adds named buckets
+    {name: (capacity, refill_per_s)} and the cost function returns (name, credits) for their methods.
+    With `shared_dir`, every process naming the same directory and `shared_name` draws from the same
+    buckets (exchange limits are per account, not per connection).
     """
 
     capacity: float
     refill_per_s: float
     cost: CostSpec = 1.0
     max_queue: int = 1000
+    buckets: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     shared_dir: str | Path | None = None
     shared_name: str = "default"
 
     def __post_init__(self) -> None:
         _number("rate_limit.capacity", self.capacity)
         _number("rate_limit.refill_per_s", self.refill_per_s)
+        if not isinstance(self.buckets, Mapping):
+            raise ConfigError("rate_limit.buckets", self.buckets, "expected {name: (capacity, refill_per_s)}")
+        for name, limits in self.buckets.items():
+            if not isinstance(name, str) or not name.isidentifier() or name == DEFAULT:
+                raise ConfigError(
+                    "rate_limit.buckets", name, f"expected identifier names other than {DEFAULT!r}"
+                )
+            if not isinstance(limits, tuple | list) or len(limits) != 2:
+                raise ConfigError(f"rate_limit.buckets.{name}", limits, "expected (capacity, refill_per_s)")
+            _number(f"rate_limit.buckets.{name}.capacity", limits[0])
+            _number(f"rate_limit.buckets.{name}.refill_per_s", limits[1])
         cost_function(self.cost, "rate_limit.cost")
         _integer("rate_limit.max_queue", self.max_queue, 1)
         if self.shared_dir is not None and not Path(self.shared_dir).is_dir():

@@ -40,7 +40,7 @@ from feeder.client.transport import open_connection
 from feeder.core import failure
 from feeder.core.backoff import Backoff
 from feeder.core.heartbeat import KINDS, HeartbeatMonitor, Verdict
-from feeder.core.ratelimit import Limiter, TokenBucket, cost_function
+from feeder.core.ratelimit import DEFAULT, Bucket, Limiter, TokenBucket, cost_function
 from feeder.core.recording import redact_url
 from feeder.core.state import ConnState, advance
 from feeder.core.subscriptions import SubscribeResult, Subscriptions, group_by_method, split_result
@@ -75,6 +75,15 @@ class _LinkDead(NetworkError):
 
 
 class Client:
+    """One WebSocket connection to an exchange, kept alive; use it from one event loop (uvloop).
+
+    client = Client(ClientConfig(url=...), on_notification=fn, on_event=fn, hooks=Hooks(...))
+    await client.connect()
+    result = await client.request("public/get_time")
+    confirmed, refused = await client.subscribe(["book.BTC-PERPETUAL.100ms"])
+    await client.close()
+    """
+
     def __init__(
         self,
         config: ClientConfig,
@@ -125,13 +134,19 @@ class Client:
         rl = self.config.rate_limit
         if rl is None:
             return None
-        if rl.shared_dir is not None:
-            bucket: Any = SharedBucket(rl.shared_dir, rl.shared_name, rl.capacity, rl.refill_per_s)
-        else:
-            bucket = TokenBucket.full(rl.capacity, rl.refill_per_s, time.monotonic())
-        cost = cost_function(rl.cost, "rate_limit.cost")
-        reserve = max((cost(m) for m in self._hb.kind.answers.values()), default=0.0)
-        return Limiter(bucket, cost, rl.max_queue, reserve)
+        limits = {DEFAULT: (rl.capacity, rl.refill_per_s), **rl.buckets}
+        buckets: dict[str, Bucket] = {}
+        for name, (capacity, refill) in limits.items():
+            if rl.shared_dir is None:
+                buckets[name] = TokenBucket.full(capacity, refill, time.monotonic())
+            else:
+                file = rl.shared_name if name == DEFAULT else f"{rl.shared_name}.{name}"
+                buckets[name] = SharedBucket(rl.shared_dir, file, capacity, refill)
+        limiter = Limiter(buckets, cost_function(rl.cost, "rate_limit.cost"), rl.max_queue)
+        for method in self._hb.kind.answers.values():  # heartbeat answers must never wait
+            name, cost = limiter.charge(method)
+            limiter.reserve[name] = max(limiter.reserve.get(name, 0.0), cost)
+        return limiter
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -543,7 +558,7 @@ class Client:
 
     async def _read(self, ws: Any) -> BaseException:
         """Wait for the connection to end and return why. Messages normally never reach this loop (the
-        connection dispatches them as they are parsed, see _DispatchingConnection); after a fragmented
+        connection dispatches them as they are parsed, see transport.py); after a fragmented
         message they all come through websockets' own queue, here, in order."""
         try:
             while True:
@@ -613,7 +628,9 @@ class Client:
     async def _ping(self, ws: Any, payload: bytes, sent_at: float) -> None:
         try:
             pong = await ws.ping(payload)
-        except ConnectionClosed:
+        except Exception as e:  # closing, or closed: the reader will report why
+            if self._debug:
+                logger.debug("ping failed: %r", e)
             return
         pong.add_done_callback(
             lambda f: f.cancelled() or f.exception() or self._hb.pong(sent_at, time.time())

@@ -91,11 +91,11 @@ class Requests:
     def spend_now(self, method: str) -> None:
         """Charge a reply that must go at once (a heartbeat answer) without queueing it."""
         if self.limiter is not None:
-            self.limiter.bucket.force_take(self.limiter.cost(method), time.monotonic())
+            self.limiter.force(method, time.monotonic())
 
     def overspent(self) -> float | None:
-        """The exchange said we overspent: empty the bucket; seconds until it is full (None: no limiter)."""
-        return None if self.limiter is None else self.limiter.bucket.drain(time.monotonic())
+        """The exchange said we overspent: empty the buckets; seconds until full (None: no limiter)."""
+        return None if self.limiter is None else self.limiter.drain(time.monotonic())
 
     # --- correlation -----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import mmap
 import os
 import struct
 import time
+import weakref
 from pathlib import Path
 
 from feeder.core.ratelimit import refill, wait_for
@@ -35,6 +36,7 @@ class SharedBucket:
         except BaseException:
             os.close(self._fd)
             raise
+        self._finalizer = weakref.finalize(self, _release, self._map, self._fd)
 
     def _attach(self) -> mmap.mmap:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -97,8 +99,11 @@ class SharedBucket:
         return refill(tokens, last, now, self.capacity, self.refill_per_s)
 
     def close(self) -> None:
-        """Unmap and close; the file stays for the other processes (the caller owns the directory)."""
-        if self._fd >= 0:
-            self._map.close()
-            os.close(self._fd)
-            self._fd = -1
+        """Unmap and close (also done when the object is collected); the file stays for the other
+        processes (the caller owns the directory)."""
+        self._finalizer()
+
+
+def _release(mapping: mmap.mmap, fd: int) -> None:
+    mapping.close()
+    os.close(fd)

@@ -1,8 +1,9 @@
 """Rate limiting as arithmetic: a credit bucket, cost functions, a FIFO admission queue, pressure levels.
 
-The bucket holds up to `capacity` credits and refills at `refill_per_s`. A request costs what the cost
-function says for its method (Deribit-like credit classes, Binance weights, or a flat cost) and may go
-when the bucket holds that much. `refill`/`take` are plain functions on (tokens, last) so the same
+A bucket holds up to `capacity` credits and refills at `refill_per_s`. A request costs what the cost
+function says for its method (Deribit-like credit classes, Binance weights, or a flat cost), drawn from
+the default bucket or a named one (venues that limit classes of requests separately), and may go when
+that bucket holds that much. `refill`/`take` are plain functions on (tokens, last) so the same
 arithmetic runs on a local object (`TokenBucket`) and on state shared between processes
 (feeder.client.sharedbucket).
 
@@ -21,9 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from feeder.errors import ConfigError, RateLimited
+from feeder.errors import ConfigError, RateLimited, UsageError
 
-CostFunction = Callable[[str], float]
+DEFAULT = "default"  # the bucket a plain number of credits is charged to
+Charge = float | tuple[str, float]  # credits, or (bucket name, credits)
+CostFunction = Callable[[str], Charge]
 CostSpec = CostFunction | Mapping[str, float] | float | int
 
 PRESSURE_LEVELS = ("none", "low", "medium", "high")
@@ -112,22 +115,23 @@ def flat(cost: float = 1.0) -> CostFunction:
     return lambda _method: cost
 
 
-def table(costs: Mapping[str, float], default: float) -> CostFunction:
+def table(costs: Mapping[str, Charge], default: Charge) -> CostFunction:
     """Cost by method from a table; keys may be exact names or glob patterns (`private/get_*`).
 
-    Exact names win over patterns; among patterns the longest (most specific) wins. Binance-style
-    weights are a table of exact endpoints; Deribit-style credit classes are a few patterns.
+    Exact names win over patterns; among patterns the longest (most specific) wins. Values are credits
+    or (bucket name, credits). Binance-style weights are a table of exact endpoints; Deribit-style
+    credit classes are a few patterns.
     """
-    exact = {k: float(v) for k, v in costs.items() if not _is_pattern(k)}
-    patterns = sorted(((k, float(v)) for k, v in costs.items() if _is_pattern(k)), key=lambda kv: -len(kv[0]))
-    cache: dict[str, float] = {}
+    exact = {k: v for k, v in costs.items() if not _is_pattern(k)}
+    patterns = sorted(((k, v) for k, v in costs.items() if _is_pattern(k)), key=lambda kv: -len(kv[0]))
+    cache: dict[str, Charge] = {}
 
-    def cost(method: str) -> float:
+    def cost(method: str) -> Charge:
         found = cache.get(method)
         if found is None:
             found = exact.get(method)
             if found is None:
-                found = next((v for k, v in patterns if fnmatch.fnmatchcase(method, k)), float(default))
+                found = next((v for k, v in patterns if fnmatch.fnmatchcase(method, k)), default)
             cache[method] = found
         return found
 
@@ -166,35 +170,61 @@ def pressure(queued: int, max_queue: int) -> str:
 @dataclass(slots=True)
 class Waiting:
     method: str
+    bucket: str
     cost: float
     ticket: Any  # whatever the I/O shell wakes when the request may go (an asyncio future)
 
 
 class Limiter:
-    """FIFO admission in front of a bucket. Pure: the caller supplies `now` and acts on the answers.
+    """FIFO admission in front of one or more named buckets. Pure: the caller supplies `now` and acts
+    on the answers.
 
-    `reserve` credits are kept back from queued requests for replies that cannot wait (an answer to
-    the exchange's heartbeat must go at once, and an exchange that finds the account short then closes
-    the session), which take with `bucket.force_take`.
+    The cost function returns credits from the "default" bucket, or (bucket name, credits) for a venue
+    that limits classes of requests separately (Deribit's matching engine vs everything else). The queue
+    is one for all buckets, so the order of requests is kept across classes.
+
+    `reserve` credits (per bucket) are kept back from queued requests for replies that cannot wait (an
+    answer to the exchange's heartbeat must go at once, and an exchange that finds the account short
+    then closes the session); those take with `force`.
     """
 
-    def __init__(self, bucket: Bucket, cost: CostFunction, max_queue: int, reserve: float = 0.0):
-        self.bucket, self.cost, self.max_queue, self.reserve = bucket, cost, max_queue, reserve
+    def __init__(
+        self,
+        buckets: Mapping[str, Bucket] | Bucket,
+        cost: Callable[[str], Charge],
+        max_queue: int,
+        reserve: Mapping[str, float] | None = None,
+    ):
+        self.buckets = dict(buckets) if isinstance(buckets, Mapping) else {DEFAULT: buckets}
+        self.cost, self.max_queue = cost, max_queue
+        self.reserve = dict(reserve or {})
         self.queue: deque[Waiting] = deque()
         self.admitted = 0
         self.queued_total = 0
         self.rejected = 0
 
+    def charge(self, method: str) -> tuple[str, float]:
+        """(bucket name, credits) for `method`; UsageError if the cost function names no such bucket."""
+        charge = self.cost(method)
+        name, cost = charge if isinstance(charge, tuple) else (DEFAULT, charge)
+        if name not in self.buckets:
+            raise UsageError(
+                f"{method}: the cost function charges bucket {name!r}; configured buckets: "
+                f"{', '.join(sorted(self.buckets))} (add it to rate_limit.buckets)"
+            )
+        return name, float(cost)
+
     def admit(self, method: str, now: float, ticket: Any = None) -> Waiting | None:
         """None when the request may go now; else it waits (returned entry); RateLimited when full."""
-        cost = self.cost(method)
-        if cost + self.reserve > self.bucket.capacity:
-            kept = f" (+{self.reserve:g} kept in reserve)" if self.reserve else ""
+        name, cost = self.charge(method)
+        bucket, reserve = self.buckets[name], self.reserve.get(name, 0.0)
+        if cost + reserve > bucket.capacity:
+            kept = f" (+{reserve:g} kept in reserve)" if reserve else ""
             raise RateLimited(
-                f"{method}: costs {cost:g} credits{kept} but the bucket holds at most "
-                f"{self.bucket.capacity:g}; the cost table or the bucket capacity is wrong"
+                f"{method}: costs {cost:g} credits{kept} but bucket {name!r} holds at most "
+                f"{bucket.capacity:g}; the cost table or the bucket capacity is wrong"
             )
-        if not self.queue and self.bucket.take_or_wait(cost, now, self.reserve) == 0.0:
+        if not self.queue and bucket.take_or_wait(cost, now, reserve) == 0.0:
             self.admitted += 1
             return None
         if len(self.queue) >= self.max_queue:
@@ -203,7 +233,7 @@ class Limiter:
                 f"{method}: rate-limit queue full ({self.max_queue} waiting); the request was not sent. "
                 "Send less often or raise rate_limit.max_queue"
             )
-        entry = Waiting(method, cost, ticket)
+        entry = Waiting(method, name, cost, ticket)
         self.queue.append(entry)
         self.queued_total += 1
         return entry
@@ -212,12 +242,22 @@ class Limiter:
         """Entries that may go now, in order, and the seconds until the next one can (0 if none waits)."""
         ready: list[Waiting] = []
         while self.queue:
-            wait = self.bucket.take_or_wait(self.queue[0].cost, now, self.reserve)
+            head = self.queue[0]
+            wait = self.buckets[head.bucket].take_or_wait(head.cost, now, self.reserve.get(head.bucket, 0.0))
             if wait > 0.0:
                 return ready, wait
             ready.append(self.queue.popleft())
             self.admitted += 1
         return ready, 0.0
+
+    def force(self, method: str, now: float) -> None:
+        """Charge a reply that must go now, even into debt."""
+        name, cost = self.charge(method)
+        self.buckets[name].force_take(cost, now)
+
+    def drain(self, now: float) -> float:
+        """The exchange said we overspent: empty every bucket; seconds until all are full again."""
+        return max(b.drain(now) for b in self.buckets.values())
 
     def withdraw(self, entry: Waiting) -> None:
         """Remove a waiting entry whose caller gave up (timeout, cancel, disconnect)."""
@@ -232,8 +272,8 @@ class Limiter:
             "pressure": self.pressure(),
             "queued": len(self.queue),
             "max_queue": self.max_queue,
-            "credits": round(self.bucket.level(now), 3),
-            "capacity": self.bucket.capacity,
+            "credits": {name: round(b.level(now), 3) for name, b in self.buckets.items()},
+            "capacity": {name: b.capacity for name, b in self.buckets.items()},
             "admitted": self.admitted,
             "waited": self.queued_total,
             "rejected": self.rejected,

@@ -14,6 +14,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import time
@@ -81,9 +82,9 @@ class RingReader:
         self.start_seq: int = write_seq if start == "newest" else max(0, write_seq - self.capacity)
         self._next = self.start_seq
         self._epoch = self._hq[EPOCH]
-        self.records_read = 0
-        self.lost = 0
-        self.epoch_changes = 0
+        self.records_read: int = 0  # records returned by read() and iteration
+        self.lost: int = 0  # records lapped, or discarded as possibly torn: never returned
+        self.epoch_changes: int = 0  # writer takeovers seen since attaching
 
     # --- live header fields ----------------------------------------------------------------------
 
@@ -252,7 +253,7 @@ class RingReader:
         )
 
 
-def _map_read_only(name: str, instance: str, path: Path):
+def _map_read_only(name: str, instance: str, path: Path) -> mmap.mmap:
     try:
         fd = seg.open_existing(path, writable=False)
     except FileNotFoundError:

@@ -19,6 +19,7 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import time
 from pathlib import Path
@@ -115,8 +116,10 @@ def create_ring(name: str, record_type: str, capacity: int, *, instance: str | N
     )
 
 
-def _build(path: Path, schema: RecordSchema, capacity: int, name: str, inst: str):
-    def init(mm) -> None:
+def _build(
+    path: Path, schema: RecordSchema, capacity: int, name: str, inst: str
+) -> tuple[int, mmap.mmap, Path]:
+    def init(mm: mmap.mmap) -> None:
         with memoryview(mm) as view:
             write_header(view, schema, capacity, name, inst, os.getpid())
 

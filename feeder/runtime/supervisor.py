@@ -45,6 +45,7 @@ from feeder.runtime.worker import EXIT_FATAL, WorkerSpec, worker_main
 
 log = logging.getLogger("feeder.supervisor")
 
+HB_STALE_S = 0.5  # no heartbeat for this long: do not route requests there (killed at hang_timeout)
 START_GRACE_S = 30.0  # a starting worker imports and connects before its first heartbeat
 STOP_GRACE_S = 5.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
@@ -69,6 +70,7 @@ class Slot:
     last_hb: float = 0.0
     health: dict = field(default_factory=dict)
     restarts: int = 0
+    served: int = 0  # requests this slot answered
     errors: ErrorWindow = field(default_factory=ErrorWindow)
     last_error_count: int = 0
     inflight: dict[int, asyncio.Future] = field(default_factory=dict)
@@ -83,7 +85,7 @@ class Slot:
 
     def score(self) -> int:
         h = self.health
-        if self.state != "running" or not h:
+        if self.state != "running" or not h or time.monotonic() - self.last_hb > HB_STALE_S:
             return 0
         return score(
             HealthInputs(
@@ -152,6 +154,7 @@ class Supervisor:
 
             self.metrics_server = MetricsServer(self.status)
             await self.metrics_server.start(self.config.metrics_port)
+            log.info("Prometheus metrics at http://127.0.0.1:%d/metrics", self.metrics_server.port)
         log.info(
             "feeder instance %r: %d workers, %d rings, exchange %s",
             self.instance,
@@ -503,6 +506,7 @@ class Supervisor:
         except TimeoutError:
             slot.inflight.pop(rid, None)
             raise WorkerLost("no answer from the worker") from None
+        slot.served += 1
         if "error" in reply:
             from feeder.runtime.wire import error_from_wire
 
@@ -522,6 +526,9 @@ class Supervisor:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "url": self.url,
             "sim": self.sim is not None,
+            "metrics_url": None
+            if self.metrics_server is None
+            else f"http://127.0.0.1:{self.metrics_server.port}/metrics",
             "workers": [self._worker_status(s) for s in self.slots],
             "rings": self._ring_status(),
         }
@@ -560,6 +567,7 @@ class Supervisor:
             "latency_p99_ms": h.get("latency_p99_ms"),
             "score": s.score(),
             "restarts": s.restarts,
+            "served": s.served,
             "gaps": h.get("gaps", 0),
             "reconnects": h.get("reconnects", 0),
             "last_error": s.last_error,

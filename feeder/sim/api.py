@@ -71,7 +71,7 @@ class Api:
             "public/hello": lambda c, p: {"version": VERSION},
             "public/test": self.test,
             "public/get_time": lambda c, p: time.time_ns() // 1_000_000,
-            "public/status": lambda c, p: {"locked": "false", "locked_indices": []},
+            "public/status": lambda c, p: {"locked": "false", "locked_currencies": [], "locked_indices": []},
             "public/set_heartbeat": self.set_heartbeat,
             "public/disable_heartbeat": self.disable_heartbeat,
             "public/auth": self.auth,

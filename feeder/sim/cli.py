@@ -101,12 +101,17 @@ def serve_main(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"feeder.sim: {err}", file=sys.stderr)
         return 2
+    run = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop
 
-        uvloop.install()
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, args))
+        run = uvloop.run
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            run(_serve(config, args))
+    except (ConfigError, OSError) as err:
+        print(f"feeder.sim: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+import orjson
+
 from feeder.sim import messages as msg
 from feeder.sim.channels import ChannelSpec
 from feeder.sim.market import BookChange, InstrumentState, TradePrint
@@ -33,6 +35,7 @@ class Feed:
         self.subs: list[Session] = []
         self.published = 0
         self.sent: deque[list[int]] = deque(maxlen=sent_window)  # [change_id, prev, send_ns]
+        self.envelope = msg.envelope(spec.name)
 
     @property
     def state(self) -> InstrumentState:
@@ -47,7 +50,7 @@ class Feed:
         self.subs.remove(s)
 
     def frame(self, data: object) -> bytes:
-        return text_frame(msg.subscription(self.name, data))
+        return text_frame(self.envelope + orjson.dumps(data) + b"}}")
 
     def broadcast(self, data: object) -> None:
         frame = self.frame(data)

@@ -36,6 +36,10 @@ _NAME_RE = re.compile(
 )
 
 
+def _is_pow2(n: int) -> bool:
+    return n & (n - 1) == 0
+
+
 def _decimals(step: float) -> int:
     text = f"{step:.10f}".rstrip("0")
     return len(text.split(".")[1]) if "." in text else 0
@@ -61,10 +65,13 @@ class Instrument:
     step_tick: float | None = None
     tick_decimals: int = field(init=False)
     lot_decimals: int = field(init=False)
+    exact: bool = field(init=False)  # tick and lot are dyadic: ticks * tick needs no rounding
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tick_decimals", _decimals(self.tick))
         object.__setattr__(self, "lot_decimals", _decimals(self.lot))
+        dyadic = all(_is_pow2(x.as_integer_ratio()[1]) for x in (self.tick, self.lot))
+        object.__setattr__(self, "exact", dyadic)
 
     @property
     def index_name(self) -> str:
@@ -80,10 +87,10 @@ class Instrument:
         return round(self.step_tick / self.tick) if self.step_tick else 1
 
     def px(self, ticks: int) -> float:
-        return round(ticks * self.tick, self.tick_decimals)
+        return ticks * self.tick if self.exact else round(ticks * self.tick, self.tick_decimals)
 
     def amt(self, lots: int) -> float:
-        return round(lots * self.lot, self.lot_decimals)
+        return lots * self.lot if self.exact else round(lots * self.lot, self.lot_decimals)
 
     def to_ticks(self, price: float) -> int | None:
         """The price in ticks, or None when it is not on this instrument's tick grid."""
@@ -111,7 +118,7 @@ class Instrument:
             "taker_commission": 0.0005 if self.kind == "future" else 0.0003,
             "settlement_period": self.settlement_period,
             "settlement_currency": self.base,
-            "quote_currency": "USD",
+            "quote_currency": "USD" if self.kind == "future" else self.base,
             "counter_currency": "USD",
             "price_index": self.index_name,
             "min_trade_amount": self.lot if self.kind == "option" else int(self.lot),

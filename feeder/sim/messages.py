@@ -14,16 +14,25 @@ from feeder.sim.market import BookChange, InstrumentState, TradePrint
 from feeder.sim.matching import Order
 
 
-def subscription(channel: str, data: object) -> bytes:
-    """A `subscription` notification, encoded."""
-    return orjson.dumps(
-        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}
+def envelope(channel: str) -> bytes:
+    """The bytes of a `subscription` notification on `channel` up to its data (close with b"}}")."""
+    return (
+        b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":' + orjson.dumps(channel) + b',"data":'
     )
 
 
+def subscription(channel: str, data: object) -> bytes:
+    """A `subscription` notification, encoded."""
+    return envelope(channel) + orjson.dumps(data) + b"}}"
+
+
 def entries(inst: Instrument, items: list[Entry]) -> list[list]:
-    px, amt = inst.px, inst.amt
-    return [[a, px(p), amt(q) if q else 0.0] for a, p, q in items]
+    """[action, price, amount] lists (delete amounts are 0.0)."""
+    tick, lot = inst.tick, inst.lot
+    if inst.exact:
+        return [[a, p * tick, q * lot] for a, p, q in items]
+    td, ld = inst.tick_decimals, inst.lot_decimals
+    return [[a, round(p * tick, td), round(q * lot, ld)] for a, p, q in items]
 
 
 def book_change(inst: Instrument, change: BookChange) -> dict:

@@ -35,6 +35,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from feeder.errors import SimControlError, UsageError
 from feeder.sim.config import SimConfig
+from feeder.sim.instruments import build_catalogue
 
 Match = str | re.Pattern | dict | Callable[[Any], Any]
 
@@ -59,6 +60,7 @@ class SimServer:
         if config is not None and overrides:
             raise UsageError("give SimServer either a SimConfig or keyword overrides, not both")
         self.config = config if config is not None else SimConfig(**overrides)
+        build_catalogue(self.config.instruments)  # a bad instrument name fails here, not in the child
         self.startup_timeout = startup_timeout
         self.port: int | None = None
         self.pid: int | None = None

@@ -273,6 +273,10 @@ class Trading:
             "total_profit_loss": round(pnl, 8),
             "floating_profit_loss": round(pnl, 8),
             "realized_profit_loss": 0.0,
+            "estimated_liquidation_price": 0.0,
+            "open_orders_margin": 0.0,
+            "size_currency": round(size / mark, 8) if mark and inst.kind == "future" else size,
+            "interest_value": 0.0,
             "leverage": 50,
         }
 

@@ -118,7 +118,9 @@ class TruthWindow:
                 yield change_id, bids, asks
                 pos += 1
         if pos < len(wanted):
-            raise TruthError(f"no book change with change_id {wanted[pos]} (window holds {self.oldest}..{self.newest})")
+            raise TruthError(
+                f"no book change with change_id {wanted[pos]} (window holds {self.oldest}..{self.newest})"
+            )
 
 
 def _apply(levels: dict[int, int], entries: list[Entry]) -> None:

@@ -6,8 +6,8 @@ or shifts the touch by a tick (the mid random-walks with a mild pull back to the
 It keeps the book uncrossed and between `depth/2` and `depth` levels a side, and it only moves
 anonymous liquidity: user orders are never touched (see book.py).
 
-Hot path: sizes and level indexes are drawn from tables made once from the seed (a draw is one
-`random()`), and side internals are read directly instead of through methods.
+Hot path: sizes and level indexes come from one table of exponential deviates made once (a draw
+is one `random()` of the instrument's own generator), and side internals are read directly.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ from feeder.sim.book import Book, Entry, Side
 
 Trade = tuple[int, int, bool]  # (price ticks, lots, aggressor is a buyer)
 TABLE = 4096
+_table_rng = Random(20261125)
+EXP = [_table_rng.expovariate(1.0) for _ in range(TABLE)]
+INDEXES = [int(e / 0.35) for e in EXP]  # distance from the touch: geometric-like, mean ~2.9
 
 
 class Walk:
-    __slots__ = ("book", "depth", "grid", "indexes", "min_price", "rand", "ref", "sizes", "trade_sizes")
+    __slots__ = ("book", "depth", "grid", "lot_mean", "min_price", "rand", "ref")
 
     def __init__(self, book: Book, rng: Random, *, grid: int, depth: int, lot_mean: float, ref: int):
         self.book, self.grid, self.depth = book, grid, depth
         self.rand = rng.random
         self.ref = max(ref - ref % grid, grid * (depth + 2))
         self.min_price = grid
-        self.sizes = [1 + int(rng.expovariate(1.0 / lot_mean)) for _ in range(TABLE)]
-        self.trade_sizes = [1 + int(rng.expovariate(2.0 / lot_mean)) for _ in range(TABLE)]
-        self.indexes = [int(rng.expovariate(0.35)) for _ in range(TABLE)]
+        self.lot_mean = lot_mean
 
     def seed(self) -> None:
         """Fill both sides around the reference price: dense near the touch, gappy further out."""
@@ -72,7 +73,7 @@ class Walk:
         return None
 
     def _size(self) -> int:
-        return self.sizes[int(self.rand() * TABLE)]
+        return 1 + int(EXP[int(self.rand() * TABLE)] * self.lot_mean)
 
     def _at(self, side: Side) -> int | None:
         """A level near the touch (geometric in the distance from it), None for an empty side."""
@@ -80,7 +81,7 @@ class Walk:
         n = len(prices)
         if not n:
             return None
-        k = self.indexes[int(self.rand() * TABLE)]
+        k = INDEXES[int(self.rand() * TABLE)]
         if k >= n:
             k = n - 1
         return prices[-1 - k] if side.is_bid else prices[k]
@@ -131,7 +132,7 @@ class Walk:
         anon = side.lots[best] - (side.user.get(best, 0) if side.user else 0)
         if anon <= 0:
             return None
-        lots = min(anon, self.trade_sizes[int(self.rand() * TABLE)])
+        lots = min(anon, 1 + int(EXP[int(self.rand() * TABLE)] * self.lot_mean / 2))
         self._emit(side, out, best, anon - lots)
         return (best, lots, not side.is_bid)
 
@@ -142,7 +143,9 @@ class Walk:
         pull = max(-0.2, min(0.2, 20.0 * (self.ref - mid) / self.ref))
         up = self.rand() < 0.5 + pull
         side, out, other, other_out = (
-            (self.book.asks, asks, self.book.bids, bids) if up else (self.book.bids, bids, self.book.asks, asks)
+            (self.book.asks, asks, self.book.bids, bids)
+            if up
+            else (self.book.bids, bids, self.book.asks, asks)
         )
         best = side.best()
         if best is None or (side.user and side.user.get(best)):

@@ -83,3 +83,18 @@ def test_repr_hides_header_values_and_url_credentials():
 
 def test_record_to_accepts_a_path_in_an_existing_directory(tmp_path):
     assert ClientConfig(url=URL, record_to=tmp_path / "s.jsonl").record_to == tmp_path / "s.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("buckets", "field"),
+    [
+        ({"default": (1.0, 1.0)}, "rate_limit.buckets"),
+        ({"matching": (1.0,)}, "rate_limit.buckets.matching"),
+        ({"matching": (0, 1.0)}, "rate_limit.buckets.matching.capacity"),
+        ({"matching": (1.0, -1)}, "rate_limit.buckets.matching.refill_per_s"),
+    ],
+)
+def test_named_buckets_are_validated(buckets, field):
+    with pytest.raises(ConfigError) as info:
+        RateLimit(capacity=10.0, refill_per_s=1.0, buckets=buckets)
+    assert info.value.field == field

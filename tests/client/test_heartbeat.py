@@ -66,7 +66,7 @@ def test_a_late_test_request_within_the_limit_keeps_the_connection(sim):
         client = Client(config(sim, heartbeat_interval=1.0), on_event=events)
         await client.connect()
         try:
-            await call(sim.fault, "delay_test_request", seconds=0.5, count=1)
+            await call(sim.fault, "delay_test_request", seconds=0.3, count=1)
             await call(sim.wait_sent, {"method": "public/test"}, 15.0, None, 1)
             await call(sim.wait_sent, {"method": "public/test"}, 15.0, None, 3)
             return events.named("heartbeat_dead"), client.metrics()["connects"]
@@ -79,7 +79,7 @@ def test_a_late_test_request_within_the_limit_keeps_the_connection(sim):
 
 def test_ping_pong_measures_round_trips_from_matching_pongs(sim):
     async def body():
-        client = Client(config(sim, heartbeat="ping_pong", heartbeat_interval=0.2))
+        client = Client(config(sim, heartbeat="ping_pong", heartbeat_interval=0.5))
         await client.connect()
         try:
             await until(lambda: client.heartbeat_health()["pongs"] >= 3, "three pongs")
@@ -95,7 +95,7 @@ def test_ping_pong_measures_round_trips_from_matching_pongs(sim):
 
 def test_binance_kind_probes_a_silent_link_and_keeps_it_while_pongs_come_back(sim):
     async def body():
-        client = Client(config(sim, heartbeat="binance", heartbeat_interval=0.2))
+        client = Client(config(sim, heartbeat="binance", heartbeat_interval=0.5))
         await client.connect()
         try:
             await until(lambda: client.heartbeat_health()["pongs"] >= 3, "three answered probes")

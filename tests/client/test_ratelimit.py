@@ -158,3 +158,29 @@ def test_after_10028_the_client_waits_for_the_credits_to_refill_before_reconnect
     refused, reconnecting = run(body())
     assert refused.code == 10028
     assert "rate_limited" in reconnecting["reason"] and reconnecting["delay"] >= 0.5
+
+
+def test_a_bucket_per_request_class_keeps_order_bursts_within_the_matching_engine_limit(sim):
+    ((client_id, secret),) = CREDENTIALS.items()
+    limit = RateLimit(
+        capacity=50_000,
+        refill_per_s=10_000,
+        cost={"private/cancel": ("matching", 1000), "*": 500},
+        buckets={"matching": (20_000, 5_000)},  # 20 orders burst, 5/s: the simulator's lowest tier
+    )
+
+    async def body():
+        client = Client(config(sim, rate_limit=limit), hooks=hooks(on_connected=auth_with(client_id, secret)))
+        await client.connect()
+        try:
+            results = await asyncio.gather(
+                *(client.request("private/cancel", {"order_id": f"nope-{i}"}) for i in range(30)),
+                return_exceptions=True,
+            )
+            return results, client.metrics()["limiter"], await call(sim.stats)
+        finally:
+            await client.close()
+
+    results, limiter, stats = run(body())
+    assert all(isinstance(r, ExchangeError) and r.code != 10028 for r in results), results[:3]
+    assert stats["counters"].get("error_10028", 0) == 0 and limiter["waited"] >= 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feeder.core.ratelimit import Limiter, TokenBucket, cost_function, flat, pressure, refill, table, wait_for
-from feeder.errors import ConfigError, RateLimited
+from feeder.errors import ConfigError, RateLimited, UsageError
 
 
 def test_refill_adds_rate_times_elapsed_and_stops_at_capacity():
@@ -125,7 +125,7 @@ def test_a_full_queue_rejects_with_a_clear_error():
 
 def test_a_request_costing_more_than_the_bucket_holds_is_refused_not_queued_forever():
     lim = Limiter(TokenBucket.full(5.0, 1.0, 0.0), flat(6.0), 10)
-    with pytest.raises(RateLimited, match="costs 6 credits but the bucket holds at most 5"):
+    with pytest.raises(RateLimited, match="costs 6 credits but bucket 'default' holds at most 5"):
         lim.admit("huge", 0.0)
 
 
@@ -143,12 +143,17 @@ def test_stats_report_pressure_and_credits():
     for m in "abc":
         lim.admit(m, 0.0)
     stats = lim.stats(0.0)
-    assert (stats["pressure"], stats["queued"], stats["credits"], stats["admitted"]) == ("low", 1, 0.0, 2)
+    assert (stats["pressure"], stats["queued"], stats["credits"], stats["admitted"]) == (
+        "low",
+        1,
+        {"default": 0.0},
+        2,
+    )
 
 
 def test_a_reserve_is_kept_back_from_queued_requests_for_replies_that_cannot_wait():
     bucket = TokenBucket.full(10.0, 1.0, 0.0)
-    lim = Limiter(bucket, flat(5.0), 10, reserve=2.0)
+    lim = Limiter(bucket, flat(5.0), 10, reserve={"default": 2.0})
     assert lim.admit("a", 0.0) is None  # 10 -> 5
     assert lim.admit("b", 0.0) is not None  # 5 < 5 + 2: waits
     bucket.force_take(2.0, 0.0)  # the heartbeat answer still finds its credits
@@ -156,6 +161,40 @@ def test_a_reserve_is_kept_back_from_queued_requests_for_replies_that_cannot_wai
 
 
 def test_a_reserve_too_large_for_the_bucket_is_refused_with_the_reason():
-    lim = Limiter(TokenBucket.full(10.0, 1.0, 0.0), flat(9.0), 10, reserve=2.0)
+    lim = Limiter(TokenBucket.full(10.0, 1.0, 0.0), flat(9.0), 10, reserve={"default": 2.0})
     with pytest.raises(RateLimited, match=r"\+2 kept in reserve"):
         lim.admit("a", 0.0)
+
+
+def _two_classes() -> Limiter:
+    buckets = {"default": TokenBucket.full(10.0, 10.0, 0.0), "matching": TokenBucket.full(2.0, 1.0, 0.0)}
+    cost = cost_function({"private/buy": ("matching", 1.0), "*": 1.0})
+    return Limiter(buckets, cost, 10)
+
+
+def test_classes_of_requests_draw_from_their_own_buckets():
+    lim = _two_classes()
+    assert [lim.admit("private/buy", 0.0) is None for _ in range(3)] == [True, True, False]
+    assert lim.stats(0.0)["credits"] == {"default": 10.0, "matching": 0.0}
+
+
+def test_order_is_kept_across_buckets():
+    lim = _two_classes()
+    lim.admit("private/buy", 0.0)
+    lim.admit("private/buy", 0.0)
+    lim.admit("private/buy", 0.0)  # matching is empty: waits
+    assert lim.admit("public/get_time", 0.0) is not None  # default has credits, but queues behind
+    ready, wait = lim.release(0.5)
+    assert ready == [] and wait == pytest.approx(0.5)
+    ready, _ = lim.release(1.0)
+    assert [w.method for w in ready] == ["private/buy", "public/get_time"]
+
+
+def test_drain_empties_every_bucket_and_reports_the_slowest_refill():
+    assert _two_classes().drain(0.0) == pytest.approx(2.0)
+
+
+def test_a_cost_function_naming_an_unknown_bucket_says_which_exist():
+    lim = Limiter(TokenBucket.full(10.0, 1.0, 0.0), lambda m: ("matching", 1.0), 10)
+    with pytest.raises(UsageError, match="bucket 'matching'; configured buckets: default"):
+        lim.admit("private/buy", 0.0)

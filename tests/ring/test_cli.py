@@ -119,3 +119,15 @@ def test_rings_shows_a_foreign_segment_as_invalid_and_clean_removes_it(instance)
 def test_rings_rejects_a_bad_instance_name_with_exit_code_2():
     out = rings("--instance", "no/slashes")
     assert out.returncode == 2 and "instance name 'no/slashes' is not allowed" in out.stderr
+
+
+def test_a_segment_whose_creator_died_before_linking_it_is_incomplete_and_cleaned(instance):
+    leftover = Path(f"/dev/shm/.feeder.{instance}.book.BTC.new-99999-abcd")
+    leftover.write_bytes(b"\0" * 1024)
+    try:
+        [info] = json.loads(rings("--json").stdout)
+        assert (info["name"], info["status"]) == ("book.BTC", "incomplete")
+        rings("--clean")
+        assert not leftover.exists()
+    finally:
+        leftover.unlink(missing_ok=True)

@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from helpers import wait_until
 from sim.kit import Rpc, check_error, check_response
 
 from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimServer
 from feeder.sim.auth import sign
-from helpers import wait_until
 
 PRIVATE = ("private/get_open_orders_by_instrument", {"instrument_name": "BTC-PERPETUAL"})
 
@@ -25,7 +25,11 @@ def test_client_credentials_grant_matches_the_spec_and_unlocks_private_methods(c
     client = connect()
     msg = client.call(
         "public/auth",
-        {"grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
+        {
+            "grant_type": "client_credentials",
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": DEMO_CLIENT_SECRET,
+        },
     )
     check_response("public/auth", msg)
     assert msg["result"]["token_type"] == "bearer" and msg["result"]["expires_in"] == 900
@@ -53,7 +57,8 @@ def test_a_stale_signature_timestamp_is_refused(connect):
 
 def test_wrong_credentials_answer_13004_invalid_credentials(connect):
     error = connect().error(
-        "public/auth", {"grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": "nope"}
+        "public/auth",
+        {"grant_type": "client_credentials", "client_id": DEMO_CLIENT_ID, "client_secret": "nope"},
     )
     assert error == {"message": "invalid_credentials", "code": 13004}
 
@@ -61,9 +66,13 @@ def test_wrong_credentials_answer_13004_invalid_credentials(connect):
 def test_refresh_token_grant_issues_new_tokens_once(connect):
     client = connect()
     first = client.auth()
-    second = client.result("public/auth", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    second = client.result(
+        "public/auth", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert second["access_token"] != first["access_token"]
-    again = client.error("public/auth", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    again = client.error(
+        "public/auth", {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    )
     assert again["code"] == 13004
 
 

@@ -50,7 +50,13 @@ def test_raw_book_without_authentication_fails_the_whole_request_with_13778(sim,
 
 def test_subscribe_result_lists_only_valid_channels(connect):
     client = connect()
-    channels = [AGG, "book.NOPE-PERPETUAL.100ms", "book.BTC-PERPETUAL.5ms", "user.orders.BTC-PERPETUAL.raw", 7]
+    channels = [
+        AGG,
+        "book.NOPE-PERPETUAL.100ms",
+        "book.BTC-PERPETUAL.5ms",
+        "user.orders.BTC-PERPETUAL.raw",
+        7,
+    ]
     msg = client.call("public/subscribe", {"channels": channels})
     check_response("public/subscribe", msg)
     assert msg["result"] == [AGG]
@@ -62,7 +68,10 @@ def test_raw_book_sends_a_snapshot_then_changes_shaped_like_the_spec(sim, connec
     assert client.result("public/subscribe", {"channels": [RAW]}) == [RAW]
     snapshot = client.note(RAW)
     check_notification(snapshot, "book.(instrument_name).(interval)", "first")
-    assert snapshot["params"]["data"]["type"] == "snapshot" and "prev_change_id" not in snapshot["params"]["data"]
+    assert (
+        snapshot["params"]["data"]["type"] == "snapshot"
+        and "prev_change_id" not in snapshot["params"]["data"]
+    )
     sim.publish(20, BTC)
     for _ in range(20):
         change = client.note(RAW)
@@ -109,7 +118,9 @@ def test_the_rebuilt_raw_book_equals_the_ground_truth_at_every_change(sim, conne
     truths = sim.truth_many(BTC, [cid for cid, _ in seen])
     for (cid, (bids, asks)), truth in zip(seen, truths, strict=True):
         assert truth["change_id"] == cid and truth["bids"] == bids and truth["asks"] == asks
-        hashed = book_hash([b[0] for b in bids], [b[1] for b in bids], [a[0] for a in asks], [a[1] for a in asks])
+        hashed = book_hash(
+            [b[0] for b in bids], [b[1] for b in bids], [a[0] for a in asks], [a[1] for a in asks]
+        )
         assert truth["hash"] == hashed
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sim.kit import check_response
-
 from helpers import wait_until
+from sim.kit import check_response
 
 HEARTBEAT = "heartbeat"
 
@@ -15,7 +14,10 @@ def _test_request(client) -> dict:
 
 def test_set_heartbeat_below_the_minimum_is_refused(connect):
     error = connect().error("public/set_heartbeat", {"interval": 0.1})
-    assert error["code"] == -32602 and error["data"] == {"reason": "must be at least 0.5 seconds", "param": "interval"}
+    assert error["code"] == -32602 and error["data"] == {
+        "reason": "must be at least 0.5 seconds",
+        "param": "interval",
+    }
 
 
 def test_test_requests_answered_with_public_test_keep_the_connection(sim, connect):

@@ -50,7 +50,11 @@ def test_anonymous_liquidity_fills_before_users_and_users_in_time_order():
     m.place(first)
     m.place(second)
     out = m.place(_order(True, 101, 8, order_id="b"))
-    assert [(f.maker.order_id if f.maker else None, f.lots) for f in out.fills] == [(None, 5), ("s1", 2), ("s2", 1)]
+    assert [(f.maker.order_id if f.maker else None, f.lots) for f in out.fills] == [
+        (None, 5),
+        ("s1", 2),
+        ("s2", 1),
+    ]
     assert first.state == "filled" and second.state == "open" and second.remaining == 1
     assert book.asks.user == {101: 1} and book.asks.lots[101] == 1
 

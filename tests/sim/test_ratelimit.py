@@ -47,7 +47,11 @@ def _burst(client: Rpc, n: int) -> list[dict]:
 def test_running_out_of_credits_answers_10028_and_disconnects(sim, connect):
     answers = _burst(connect(), 130)
     assert all("result" in a for a in answers[:100])
-    assert answers[100]["error"] == {"message": "too_many_requests", "code": 10028, "data": answers[100]["error"]["data"]}
+    assert answers[100]["error"] == {
+        "message": "too_many_requests",
+        "code": 10028,
+        "data": answers[100]["error"]["data"],
+    }
     assert len(answers) == 101, "nothing is answered after 10028: the connection is closed"
     assert sim.stats()["counters"]["rate_limited"] == 1
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from helpers import wait_until
 from sim.conftest import BTC
 from sim.kit import Rpc, check_notification, check_response, schema, validate
 
 from feeder.sim import SimServer
-from helpers import wait_until
 
 ALICE, BOB = ("alice", "alice-secret"), ("bob", "bob-secret")
 
@@ -47,12 +47,17 @@ def test_a_resting_buy_is_open_booked_and_notified(trader):
     alice = trader(ALICE, (f"user.orders.{BTC}.raw", f"book.{BTC}.raw"))
     alice.note(f"book.{BTC}.raw")
     bid, ask = _touch(alice)
-    msg = alice.call("private/buy", {"instrument_name": BTC, "amount": 100, "price": bid + 0.5, "label": "s1-1"})
+    msg = alice.call(
+        "private/buy", {"instrument_name": BTC, "amount": 100, "price": bid + 0.5, "label": "s1-1"}
+    )
     check_response("private/buy", msg)
     order = msg["result"]["order"]
     assert order["order_state"] == "open" and order["label"] == "s1-1" and msg["result"]["trades"] == []
     note = alice.note(f"user.orders.{BTC}.raw")
-    check_notification(note, "user.orders.(instrument_name).raw", "repeated", optional=("original_order_type",))
+    check_notification(
+        note, "user.orders.(instrument_name).raw", "repeated", optional=("original_order_type",)
+    )
+    check_response("private/get_position", alice.call("private/get_position", {"instrument_name": BTC}))
     validate(note["params"]["data"], schema("order"))
     change = alice.data(f"book.{BTC}.raw")
     assert change["bids"] == [["new", bid + 0.5, 100.0]]
@@ -63,7 +68,9 @@ def test_crossing_orders_fill_print_trades_and_notify_both_sides(trader):
     bob = trader(BOB, (f"user.trades.{BTC}.raw", f"trades.{BTC}.raw"))
     bid, ask = _touch(alice)
     price = bid + 0.5
-    sell = alice.result("private/sell", {"instrument_name": BTC, "amount": 50, "price": price, "post_only": True})
+    sell = alice.result(
+        "private/sell", {"instrument_name": BTC, "amount": 50, "price": price, "post_only": True}
+    )
     assert sell["order"]["order_state"] == "open"
     msg = bob.call("private/buy", {"instrument_name": BTC, "amount": 50, "price": price, "label": "take"})
     check_response("private/buy", msg)
@@ -99,7 +106,9 @@ def test_labels_find_and_cancel_orders(trader):
     alice = trader()
     bid, _ = _touch(alice)
     for n, label in enumerate(("grid", "grid", "other")):
-        alice.result("private/buy", {"instrument_name": BTC, "amount": 10, "price": bid - 10 - n, "label": label})
+        alice.result(
+            "private/buy", {"instrument_name": BTC, "amount": 10, "price": bid - 10 - n, "label": label}
+        )
     by_label = alice.call("private/get_open_orders_by_label", {"currency": "BTC", "label": "grid"})
     check_response("private/get_open_orders_by_label", by_label)
     assert len(by_label["result"]) == 2
@@ -122,13 +131,19 @@ def test_orders_are_private_to_their_account(trader):
 
 def test_bad_orders_are_refused_with_deribit_codes(trader):
     alice = trader()
-    assert alice.error("private/buy", {"instrument_name": "BTC-NOPE", "amount": 10, "price": 1})["code"] == 10020
+    assert (
+        alice.error("private/buy", {"instrument_name": "BTC-NOPE", "amount": 10, "price": 1})["code"] == 10020
+    )
     assert alice.error("private/buy", {"instrument_name": BTC, "amount": 10, "price": 100.3})["code"] == 10043
     error = alice.error("private/buy", {"instrument_name": BTC, "amount": 15, "price": 100})
     assert error["code"] == -32602 and error["data"]["param"] == "amount"
-    error = alice.error("private/buy", {"instrument_name": BTC, "amount": 10, "type": "stop_limit", "price": 1})
+    error = alice.error(
+        "private/buy", {"instrument_name": BTC, "amount": 10, "type": "stop_limit", "price": 1}
+    )
     assert error["code"] == -32602 and error["data"]["param"] == "type"
-    error = alice.error("private/buy", {"instrument_name": BTC, "amount": 10, "price": 100, "label": "x" * 65})
+    error = alice.error(
+        "private/buy", {"instrument_name": BTC, "amount": 10, "price": 100, "label": "x" * 65}
+    )
     assert error["data"]["param"] == "label"
 
 
@@ -155,7 +170,9 @@ def test_cancel_on_disconnect_cancels_that_connections_orders_when_it_drops(exch
     watcher.result("private/buy", {"instrument_name": BTC, "amount": 10, "price": bid - 6, "label": "keep"})
     conn = next(c["id"] for c in exch.connections() if c["cancel_on_disconnect"])
     exch.disconnect(conn=conn, how="reset")
-    wait_until(lambda: [o["label"] for o in _open_orders(watcher)] == ["keep"], what="the cod order cancelled")
+    wait_until(
+        lambda: [o["label"] for o in _open_orders(watcher)] == ["keep"], what="the cod order cancelled"
+    )
     cancelled = [n for n in (watcher.data(f"user.orders.{BTC}.raw") for _ in range(3)) if n["label"] == "cod"]
     assert cancelled[-1]["cancel_reason"] == "cancel_on_disconnect"
 

@@ -45,7 +45,7 @@ def test_truth_window_replays_to_any_held_change():
         window.count += 1
         if not window.count % window.every:
             window.checkpoint(10 + n, bids, {})
-    (cid, replayed, _), = window.books([190])
+    ((cid, replayed, _),) = window.books([190])
     assert cid == 190 and replayed == {100: 1, **{100 + n: n for n in range(1, 181)}}
 
 

@@ -1,0 +1,187 @@
+"""`python -m consumers.recorder OUT RING...`: record rings to numpy .npy chunks, one directory per ring.
+
+Each ring's records (seq, flags, timestamps and payload, exactly as in the ring) go to `OUT/<ring>/` in
+chunk files rotated by record count or time and written atomically (see consumers/recording.py for the
+format and the loader). Records this recorder could not read (it was lapped by the writer) are recorded
+as "lost" seq ranges, so `load()` can tell a lapped recorder from a damaged recording. It follows rings
+across feeder restarts (a new session per segment).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from consumers import common
+from consumers.follow import Attached, Closed, Lost, NewWriter, RingFollower, wait_any
+from consumers.recording import Chunk, RecordingWriter
+from feeder import UsageError
+
+PROG = "python -m consumers.recorder"
+
+EPILOG = """\
+output: OUT/<ring>/chunk-00000001.npy ..., OUT/<ring>/events.jsonl, OUT/<ring>/meta.json. Load with
+  from consumers.recording import load; records = load("OUT/book.BTC")
+or check from the shell: python -m consumers.recording OUT
+
+examples:
+  python -m consumers.recorder rec book.BTC book.ETH trades.BTC
+  python -m consumers.recorder rec book.BTC --chunk-records 10000 --chunk-seconds 5 --duration 3600
+"""
+
+
+def build_parser():
+    p = common.parser(PROG, "Record feeder rings to numpy .npy chunk files.", EPILOG)
+    p.add_argument("out", metavar="OUT", help="output directory (one subdirectory per ring)")
+    p.add_argument("rings", nargs="+", metavar="RING", help="ring names, e.g. book.BTC trades.ETH")
+    p.add_argument(
+        "--chunk-records",
+        type=common.positive(int),
+        default=65536,
+        metavar="N",
+        help="records per chunk file (default 65536)",
+    )
+    p.add_argument(
+        "--chunk-seconds",
+        type=common.positive(float),
+        default=60.0,
+        metavar="S",
+        help="write a chunk once its first record is S seconds old (default 60)",
+    )
+    p.add_argument(
+        "--start",
+        choices=("newest", "oldest"),
+        default="newest",
+        help="newest: from now on (default); oldest: also every record the ring still holds",
+    )
+    common.add_bounds(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    return common.run(PROG, lambda: _main(ns))
+
+
+def _main(ns) -> int:
+    common.check_rings(ns.rings)
+    instance = common.resolve_instance(ns.instance)
+    out = Path(ns.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"OUT {str(out)!r} exists and is not a directory")
+    if ns.check:
+        return common.print_plan(
+            {
+                "program": "recorder",
+                "instance": instance,
+                "out": str(out),
+                "rings": ns.rings,
+                "chunk_records": ns.chunk_records,
+                "chunk_seconds": ns.chunk_seconds,
+                "start": ns.start,
+                "count": ns.count,
+                "duration_s": ns.duration,
+                "wait_s": ns.wait,
+            }
+        )
+    stop = common.Stop(ns.duration)
+    recorders: list[RingRecorder] = []
+    try:
+        for ring in ns.rings:
+            reader = common.attach(ring, instance=instance, start=ns.start, wait_s=ns.wait, stop=stop)
+            recorders.append(RingRecorder(RingFollower(reader), out, ns.chunk_records, ns.chunk_seconds))
+        record(recorders, stop, ns.count)
+    finally:
+        for r in recorders:
+            r.close()
+    return common.EXIT_OK
+
+
+class RingRecorder:
+    """One ring into its directory: records, events and chunk rotation."""
+
+    def __init__(self, follower: RingFollower, out: Path, chunk_records: int, chunk_seconds: float):
+        self.follower = follower
+        self.ring = follower.ring
+        reader = follower.reader
+        meta = {
+            "ring": reader.name,
+            "instance": reader.instance,
+            "record_type": reader.record_type,
+            "fingerprint": hex(reader.info.fingerprint),
+            "capacity": reader.capacity,
+        }
+        self.writer = RecordingWriter(out / self.ring, meta, reader.dtype, chunk_records, chunk_seconds)
+        for name in self.writer.removed_temporaries:
+            common.say(f"{self.ring}: removed {name}, an unfinished chunk of an earlier recorder")
+        self.lost = 0
+
+    def step(self, max_records: int | None) -> int:
+        """Read what is new, record it; returns how many records were read."""
+        records = self.follower.read(max_records)
+        for event in self.follower.events():
+            self._event(event)
+        for chunk in self.writer.add(records):
+            self._chunk(chunk)
+        return len(records)
+
+    def _event(self, event: object) -> None:
+        w = self.writer
+        if isinstance(event, Attached):
+            w.event("start", seq=event.seq, created_ns=event.created_ns, epoch=event.epoch)
+            if event.again:
+                common.say(f"{self.ring}: re-attached to a new segment at seq {event.seq}: new session")
+        elif isinstance(event, Lost):
+            w.event("lost", first=event.first, count=event.count)
+            self.lost += event.count
+            common.say(
+                f"{self.ring}: LOST {event.count} records (seq {event.first}-{event.last}): the recorder "
+                f"was lapped; recorded as a loss"
+            )
+        elif isinstance(event, NewWriter):
+            w.event("writer", epoch=event.epoch)
+        elif isinstance(event, Closed):
+            common.say(f"{self.ring}: the feeder closed the ring; waiting for it to come back")
+
+    def _chunk(self, chunk: Chunk | None) -> None:
+        if chunk is not None:
+            common.say(
+                f"{self.ring}: chunk {chunk.path.name}: {chunk.records} records, "
+                f"seq {chunk.first_seq}-{chunk.last_seq}"
+            )
+
+    def tick(self, now: float) -> None:
+        if self.writer.due(now):
+            self._chunk(self.writer.flush())
+
+    def close(self) -> None:
+        self._chunk(self.writer.close())
+        self.follower.close()
+        common.say(
+            f"summary {self.ring}: recorded {self.writer.recorded} records in {self.writer.path}, "
+            f"lost {self.lost}"
+        )
+
+
+def record(recorders: list[RingRecorder], stop: common.Stop, count: int | None) -> None:
+    """Record until stopped, or until `count` records were read in total."""
+    followers = [r.follower for r in recorders]
+    total = 0
+    while not stop and (count is None or total < count):
+        got = 0
+        for r in recorders:
+            room = None if count is None else count - total - got
+            if room == 0:
+                break
+            got += r.step(room)
+        total += got
+        now = time.monotonic()
+        for r in recorders:
+            r.tick(now)
+        if not got:
+            wait_any(followers, stop.left(0.1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Benchmark: simulator -> feeder -> ring -> strategy, against simulator -> cryptofeed -> ZMQ -> strategy.
+
+The same simulator feed (same seed, instruments and rate: every trial starts a fresh simulator) goes
+into a strategy process through each pipeline, side by side in one run:
+
+1. feeder: `python -m feeder --url <simulator>` (one worker, raw book channels) -> shared-memory rings
+   -> a strategy process polling `RingReader`s;
+2. cryptofeed 2.4: its Deribit feed pointed at the simulator (REST for the instruments, then the
+   WebSocket) -> its ZMQ backend (`BookZMQ`) -> a strategy process with a pyzmq SUB socket.
+
+Latency: from the simulator's send time (wall clock ns, kept per channel and change_id) to the moment
+the strategy process has the update (a numpy record / a decoded dict). The ramp climbs a ladder of
+rates, one trial per rate and pipeline, interleaved so that machine noise hits both alike; a pipeline
+stops climbing after its first rate it does not sustain (the fixed rates 1k and 10k are always
+measured). Sustained = nothing lost or GAP-flagged, in order, latency not growing over the window
+(last quarter's median <= 2x the first quarter's + 1 ms), and the simulator really produced >= 90% of
+the rate (when it cannot, the pipeline's limit is above what this machine can generate). Then the
+feeder alone at one total rate over 1, 10, 100 and 1000 instruments: CPU per update and memory.
+
+Usage: python scripts/bench_e2e.py [--quick] [--json] [--seconds S] [--rates R,R..] [--counts N,N..]
+Targets (issue 7): feeder p50 <= 1/3 of cryptofeed's at 1k and 10k/s; highest sustained rate >= 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from bench_e2e.analysis import SUSTAINED, highest_sustained
+from bench_e2e.pipelines import PIPELINES, Layout, TrialSpec, run_trial
+
+RAMP_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL")
+FIXED_RATES = (1_000, 10_000)
+FULL = {
+    "rates": (1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 50_000, 75_000, 100_000),
+    "counts": (1, 10, 100, 1000),
+    "seconds": 20.0,
+    "warmup": 2.0,
+    "scaling_rate": 5_000,
+}
+QUICK = {
+    "rates": (1_000, 10_000, 30_000),
+    "counts": (1, 10, 100),
+    "seconds": 3.0,
+    "warmup": 1.0,
+    "scaling_rate": 2_000,
+}
+TARGET_P50_RATIO = 1 / 3
+TARGET_RATE_RATIO = 2.0
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
+    """One trial; a failure becomes a trial whose verdict says what broke (the run goes on)."""
+    began = time.monotonic()
+    try:
+        result = run_trial(spec, layout, instance)
+    except Exception as exc:
+        result = {"pipeline": spec.pipeline, "rate": spec.rate, "verdict": f"error: {exc}"}
+    result["wall_s"] = round(time.monotonic() - began, 1)
+    lat = result.get("latency_us", {})
+    _progress(
+        f"  {spec.pipeline:>10} {result.get('instruments', '?')!s:>4} instr {spec.rate:>9,.0f}/s: "
+        f"sent {result.get('sent_rate', 0):>9,.0f}/s  p50 {_us(lat.get('p50'))}  p99 {_us(lat.get('p99'))}  "
+        f"{result['verdict']}  ({result['wall_s']} s)"
+    )
+    return result
+
+
+def ramp(rates: list[float], seconds: float, warmup: float, layout: Layout, instance: str) -> dict:
+    """Both pipelines up the ladder, interleaved; each stops after its first unsustained rate."""
+    results: dict[str, list[dict]] = {p: [] for p in PIPELINES}
+    climbing = dict.fromkeys(PIPELINES, True)
+    for rate in rates:
+        for pipeline in PIPELINES:
+            if not climbing[pipeline] and rate not in FIXED_RATES:
+                continue
+            spec = TrialSpec(pipeline, RAMP_INSTRUMENTS, rate, warmup, seconds)
+            trial = _trial(spec, layout, instance)
+            results[pipeline].append(trial)
+            if trial["verdict"] != SUSTAINED:
+                climbing[pipeline] = False
+        if not any(climbing.values()) and all(rate >= f for f in FIXED_RATES if f in rates):
+            break
+    return results
+
+
+def scaling(
+    counts: list[int], rate: float, seconds: float, warmup: float, layout: Layout, instance: str
+) -> list:
+    """The feeder at one total rate spread over more and more instruments."""
+    return [_trial(TrialSpec("feeder", n, rate, warmup, seconds), layout, instance) for n in counts]
+
+
+def summarise(ramp_results: dict) -> dict:
+    """Latency at the fixed rates and the highest sustained rates, with feeder/cryptofeed ratios."""
+    latency = {}
+    for rate in FIXED_RATES:
+        row = {p: _at(ramp_results[p], rate) for p in PIPELINES}
+        if all(r is not None and r.get("latency_us", {}).get("p50") for r in row.values()):
+            f, c = row["feeder"], row["cryptofeed"]
+            latency[str(rate)] = {
+                "feeder": {**_lat(f), "verdict": f["verdict"]},
+                "cryptofeed": {**_lat(c), "verdict": c["verdict"]},
+                "p50_ratio": round(f["latency_us"]["p50"] / c["latency_us"]["p50"], 3),
+                "p99_ratio": round(f["latency_us"]["p99"] / c["latency_us"]["p99"], 3),
+            }
+    best = {p: highest_sustained([t for t in ramp_results[p] if "sent" in t]) for p in PIPELINES}
+    f_rate, c_rate = best["feeder"]["rate"], best["cryptofeed"]["rate"]
+    rate_ratio = round(f_rate / c_rate, 2) if f_rate and c_rate else None
+    return {
+        "latency": latency,
+        "highest_sustained": {**best, "ratio": rate_ratio},
+        "targets": {
+            "p50_ratio_at_most": round(TARGET_P50_RATIO, 3),
+            "p50_met": {rate: row["p50_ratio"] <= TARGET_P50_RATIO for rate, row in latency.items()},
+            "rate_ratio_at_least": TARGET_RATE_RATIO,
+            "rate_met": None if rate_ratio is None else rate_ratio >= TARGET_RATE_RATIO,
+        },
+    }
+
+
+def _at(trials: list[dict], rate: float) -> dict | None:
+    return next((t for t in trials if t["rate"] == rate and "latency_us" in t), None)
+
+
+def _lat(trial: dict) -> dict:
+    return {"p50_us": trial["latency_us"]["p50"], "p99_us": trial["latency_us"]["p99"]}
+
+
+# --- printing ---------------------------------------------------------------------------------------
+
+
+def _us(value: float | None) -> str:
+    return f"{value:>9,.0f} us" if value is not None else "        - us"
+
+
+def _num(value: float | None, fmt: str = ",.0f") -> str:
+    return format(value, fmt) if value is not None else "-"
+
+
+def print_tables(report: dict) -> None:
+    s = report["settings"]
+    print(f"\nEnd-to-end: simulator -> pipeline -> strategy process; {', '.join(s['ramp_instruments'])}")
+    print(f"layout: {report['machine']['layout']}")
+    print(
+        f"{s['seconds']:g} s measured per trial after {s['warmup']:g} s of warm-up; a fresh simulator per trial\n"
+    )
+    header = f"{'rate/s':>9} | {'pipeline':<10} {'sent/s':>9} {'p50 us':>9} {'p90 us':>9} {'p99 us':>9} {'max us':>10} {'CPU us/upd':>10}  verdict"
+    print(header)
+    print("-" * len(header))
+    rows = sorted(
+        (t for p in PIPELINES for t in report["ramp"][p]),
+        key=lambda t: (t["rate"], PIPELINES.index(t["pipeline"])),
+    )
+    for t in rows:
+        lat = t.get("latency_us", {})
+        cpu = t.get("cpu", {}).get("us_per_update", {}).get("pipeline")
+        print(
+            f"{t['rate']:>9,.0f} | {t['pipeline']:<10} {_num(t.get('sent_rate')):>9} {_num(lat.get('p50')):>9} "
+            f"{_num(lat.get('p90')):>9} {_num(lat.get('p99')):>9} {_num(lat.get('max')):>10} {_num(cpu, '.1f'):>10}  {t['verdict']}"
+        )
+    summary = report["summary"]
+    print("\nfeeder vs cryptofeed (ratio = feeder / cryptofeed)")
+    print(f"{'':<28} {'feeder':>12} {'cryptofeed':>12} {'ratio':>8}  target")
+    for rate, row in summary["latency"].items():
+        for q in ("p50", "p99"):
+            target = f"<= {TARGET_P50_RATIO:.2f}" if q == "p50" else ""
+            print(
+                f"{q + ' latency @ ' + format(int(rate), ',') + '/s (us)':<28} {row['feeder'][q + '_us']:>12,.0f} "
+                f"{row['cryptofeed'][q + '_us']:>12,.0f} {row[q + '_ratio']:>8.3f}  {target}"
+            )
+    best = summary["highest_sustained"]
+
+    def _rate(b: dict) -> str:
+        text = _num(b["rate"])
+        return f">= {text}" if b["simulator_capped"] else text
+
+    print(
+        f"{'highest sustained rate /s':<28} {_rate(best['feeder']):>12} {_rate(best['cryptofeed']):>12} "
+        f"{_num(best['ratio'], '.2f'):>8}  >= {TARGET_RATE_RATIO:g}"
+    )
+    if any(b["simulator_capped"] for b in (best["feeder"], best["cryptofeed"])):
+        print("  (>=: the simulator could not produce the next rate on this machine; the pipeline kept up)")
+    print(f"\nfeeder cost vs instruments, {s['scaling_rate']:,} updates/s in total, one worker")
+    header = (
+        f"{'instr':>6} {'sent/s':>8} {'worker us/upd':>13} {'superv us/upd':>13} {'worker RSS MB':>13} "
+        f"{'worker USS MB':>13} {'superv RSS MB':>13} {'rings':>5} {'ring alloc MB':>13} {'ring resid MB':>13} {'p50 us':>8}  verdict"
+    )
+    print(header)
+    print("-" * len(header))
+    for t in report["scaling"]:
+        cpu = t.get("cpu", {}).get("by_process_us_per_update", {})
+        mem = t.get("memory", {})
+        w, sup, rings = mem.get("worker0", {}), mem.get("supervisor", {}), mem.get("rings", {})
+        print(
+            f"{t.get('instruments', '?')!s:>6} {_num(t.get('sent_rate')):>8} {_num(cpu.get('worker0'), '.1f'):>13} "
+            f"{_num(cpu.get('supervisor'), '.1f'):>13} {_num(w.get('rss_mb'), '.1f'):>13} {_num(w.get('uss_mb'), '.1f'):>13} "
+            f"{_num(sup.get('rss_mb'), '.1f'):>13} {_num(rings.get('count')):>5} {_num(rings.get('allocated_mb'), ',.1f'):>13} "
+            f"{_num(rings.get('resident_mb'), ',.1f'):>13} {_num(t.get('latency_us', {}).get('p50')):>8}  {t['verdict']}"
+        )
+    m = report["machine"]
+    print(
+        f"\nload average: {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; run took {m['wall_s']:.0f} s"
+    )
+
+
+def _csv(text: str, kind: type) -> list:
+    return [kind(x) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="about a minute: 3 s trials, a short ladder")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.add_argument("--seconds", type=float, help="measured seconds per trial")
+    parser.add_argument("--rates", help="the ramp's ladder of total updates/s, comma-separated")
+    parser.add_argument("--counts", help="instrument counts of the feeder's cost trials, comma-separated")
+    args = parser.parse_args(argv)
+    plan = dict(QUICK if args.quick else FULL)
+    if args.seconds:
+        plan["seconds"] = args.seconds
+    rates = sorted(_csv(args.rates, float)) if args.rates else list(plan["rates"])
+    counts = _csv(args.counts, int) if args.counts else list(plan["counts"])
+    layout = Layout.for_this_machine()
+    instance = os.environ.get("FEEDER_INSTANCE") or f"bench-e2e-{os.getpid()}"
+    began = time.monotonic()
+    report: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "layout": layout.describe(),
+            "load_average_before": os.getloadavg()[0],
+        },
+        "settings": {
+            "ramp_instruments": list(RAMP_INSTRUMENTS),
+            "rates": rates,
+            "fixed_rates": list(FIXED_RATES),
+            "seconds": plan["seconds"],
+            "warmup": plan["warmup"],
+            "scaling_counts": counts,
+            "scaling_rate": plan["scaling_rate"],
+        },
+    }
+    _progress(f"bench_e2e: {layout.describe()}")
+    _progress("ramp (both pipelines, interleaved):")
+    report["ramp"] = ramp(rates, plan["seconds"], plan["warmup"], layout, instance)
+    report["summary"] = summarise(report["ramp"])
+    _progress(f"feeder cost vs instruments at {plan['scaling_rate']:,}/s:")
+    report["scaling"] = scaling(
+        counts, plan["scaling_rate"], plan["seconds"], plan["warmup"], layout, instance
+    )
+    report["machine"]["load_average_after"] = os.getloadavg()[0]
+    report["machine"]["wall_s"] = round(time.monotonic() - began, 1)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_tables(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

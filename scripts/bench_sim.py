@@ -1,0 +1,217 @@
+"""Benchmark the exchange simulator: book updates/s delivered to a raw websockets client, and RSS.
+
+Each scenario starts a fresh simulator (its own process, rate limits off) and one receiver process
+(a plain `websockets` asyncio client that subscribes and counts frames), so the simulator, the
+receiver and this script each get their own process. Side by side, at the same total rate:
+
+  raw x1       1 instrument,    book.{inst}.raw       (the baseline of the ratios)
+  raw x10      10 instruments,  raw
+  raw x100     100 instruments, raw
+  raw x1000    1000 instruments, raw
+  100ms x1     1 instrument,    book.{inst}.100ms     (aggregated: ~10 messages/s)
+  max x1       1 instrument,    raw, rate far above what one core can do (capacity)
+
+Reported per scenario: updates/s the simulator generated, book messages/s the receiver got, the
+simulator's CPU time per update (µs, from its own process times: robust on a loaded machine), the
+capacity that implies for one core (1e6 / µs), shortfall it counted (`lagged`), and its RSS.
+`--soak SECONDS` adds an RSS-over-time run (the issue asks for 10 minutes flat: --soak 600).
+
+    python scripts/bench_sim.py [--rate 50000] [--seconds 10] [--soak 0] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import psutil
+
+from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimServer
+
+RECEIVER = r"""
+import asyncio, json, sys, time
+import websockets
+
+async def main(url, channels, seconds):
+    async with websockets.connect(url, max_size=None, compression=None, ping_interval=None) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/auth", "params": {
+            "grant_type": "client_credentials", "client_id": sys.argv[4], "client_secret": sys.argv[5]}}))
+        await ws.recv()
+        for i in range(0, len(channels), 500):
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": 2 + i, "method": "public/subscribe",
+                                      "params": {"channels": channels[i:i + 500]}}))
+        print("subscribed", flush=True)
+        frames = nbytes = 0
+        start = time.monotonic()
+        end = start + seconds
+        while time.monotonic() < end:
+            try:
+                msg = await asyncio.wait_for(ws.recv(decode=False), end - time.monotonic())
+            except (asyncio.TimeoutError, TimeoutError):
+                break
+            frames += 1
+            nbytes += len(msg)
+        elapsed = time.monotonic() - start
+        print(json.dumps({"frames": frames, "bytes": nbytes, "seconds": elapsed}), flush=True)
+
+asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])))
+"""
+
+
+def run_scenario(name: str, instruments: int, interval: str, rate: float, seconds: float) -> dict:
+    with SimServer(instruments=instruments, rate=0, rate_limits=False, seed=1) as sim:
+        names = sim.info()["active"]
+        channels = [f"book.{n}.{interval}" for n in names]
+        receiver = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER, sim.ws_url, json.dumps(channels), str(seconds),
+             DEMO_CLIENT_ID, DEMO_CLIENT_SECRET],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert receiver.stdout is not None
+            receiver.stdout.readline()  # subscribed
+            proc = psutil.Process(sim.pid)
+            before, cpu0, t0 = sim.stats(), proc.cpu_times(), time.monotonic()
+            sim.set_rate(rate)
+            result = json.loads(receiver.stdout.readline())
+            after, cpu1, t1 = sim.stats(), proc.cpu_times(), time.monotonic()
+            sim.set_rate(0)
+            rss = proc.memory_info().rss
+        finally:
+            receiver.kill()
+            receiver.wait()
+    updates = after["changes_total"] - before["changes_total"]
+    cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    us_per_update = 1e6 * cpu / updates if updates else float("nan")
+    return {
+        "scenario": name,
+        "instruments": instruments,
+        "interval": interval,
+        "rate": rate,
+        "generated_per_s": updates / (t1 - t0),
+        "received_per_s": result["frames"] / result["seconds"],
+        "received_mb_per_s": result["bytes"] / result["seconds"] / 1e6,
+        "sim_cpu_us_per_update": us_per_update,
+        "capacity_per_core": 1e6 / us_per_update if updates else 0.0,
+        "lagged": after["lagged_updates"] - before["lagged_updates"],
+        "rss_mb": rss / 1e6,
+    }
+
+
+async def _soak_receiver(url: str, stop: asyncio.Event) -> int:
+    import websockets
+
+    frames = 0
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/subscribe",
+                                  "params": {"channels": ["book.BTC-PERPETUAL.100ms"]}}))  # fmt: skip
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(ws.recv(), 0.5)
+                frames += 1
+            except TimeoutError:
+                pass
+    return frames
+
+
+def soak(rate: float, seconds: float) -> dict:
+    """RSS of the simulator sampled every second at `rate` with a receiver on a raw channel."""
+    with SimServer(instruments=["BTC-PERPETUAL"], rate=0, rate_limits=False) as sim:
+        channels = json.dumps(["book.BTC-PERPETUAL.raw"])
+        receiver = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER, sim.ws_url, channels, str(seconds + 5),
+             DEMO_CLIENT_ID, DEMO_CLIENT_SECRET],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert receiver.stdout is not None
+            receiver.stdout.readline()
+            proc = psutil.Process(sim.pid)
+            sim.set_rate(rate)
+            samples = []
+            start = time.monotonic()
+            while (elapsed := time.monotonic() - start) < seconds:
+                samples.append((elapsed, proc.memory_info().rss / 1e6))
+                time.sleep(1.0)
+            changes = sim.stats()["changes_total"]
+        finally:
+            receiver.kill()
+            receiver.wait()
+    warm = [s for s in samples if s[0] >= min(30.0, seconds / 3)] or samples
+    slope = (warm[-1][1] - warm[0][1]) / max(1e-9, warm[-1][0] - warm[0][0]) * 60
+    return {
+        "seconds": seconds,
+        "rate": rate,
+        "changes": changes,
+        "rss_first_mb": samples[0][1],
+        "rss_warm_mb": warm[0][1],
+        "rss_last_mb": samples[-1][1],
+        "rss_max_mb": max(s[1] for s in samples),
+        "rss_slope_mb_per_min_after_warmup": slope,
+    }
+
+
+SCENARIOS = [
+    ("raw x1", 1, "raw"),
+    ("raw x10", 10, "raw"),
+    ("raw x100", 100, "raw"),
+    ("raw x1000", 1000, "raw"),
+    ("100ms x1", 1, "100ms"),
+]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=50_000.0, help="book updates/s across instruments")
+    p.add_argument("--seconds", type=float, default=10.0, help="measurement per scenario")
+    p.add_argument("--soak", type=float, default=0.0, help="seconds of RSS sampling (0: skip)")
+    p.add_argument("--only", default=None, help="run only scenarios whose name contains this")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args()
+    load = psutil.getloadavg()
+    rows = [
+        run_scenario(n, i, iv, args.rate, args.seconds) for n, i, iv in SCENARIOS if args.only in (None, n)
+    ]
+    if args.only in (None, "max x1"):
+        rows.append(run_scenario("max x1", 1, "raw", 1_000_000.0, args.seconds))
+    out = {"load_before": load, "load_after": psutil.getloadavg(), "cpus": psutil.cpu_count(), "rows": rows}
+    if args.soak:
+        out["soak"] = soak(args.rate, args.soak)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print_table(out)
+    return 0
+
+
+def print_table(out: dict) -> None:
+    rows = out["rows"]
+    base = rows[0]["capacity_per_core"] if rows else 1.0
+    print(f"load average {out['load_before'][0]:.2f} -> {out['load_after'][0]:.2f} on {out['cpus']} cpus")
+    head = (
+        f"{'scenario':12} {'rate':>9} {'generated/s':>12} {'received/s':>11} {'MB/s':>6} "
+        f"{'cpu us/upd':>10} {'capacity/core':>13} {'ratio':>6} {'lagged':>9} {'rss MB':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(
+            f"{r['scenario']:12} {r['rate']:>9,.0f} {r['generated_per_s']:>12,.0f} {r['received_per_s']:>11,.0f} "
+            f"{r['received_mb_per_s']:>6.1f} {r['sim_cpu_us_per_update']:>10.2f} {r['capacity_per_core']:>13,.0f} "
+            f"{r['capacity_per_core'] / base:>6.2f} {r['lagged']:>9,} {r['rss_mb']:>7.1f}"
+        )
+    if "soak" in out:
+        s = out["soak"]
+        print(
+            f"\nsoak {s['seconds']:.0f} s at {s['rate']:,.0f}/s ({s['changes']:,} changes): RSS first "
+            f"{s['rss_first_mb']:.1f} MB, after warm-up {s['rss_warm_mb']:.1f}, last {s['rss_last_mb']:.1f}, "
+            f"max {s['rss_max_mb']:.1f}; slope after warm-up {s['rss_slope_mb_per_min_after_warmup']:+.2f} MB/min"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Soak test: the whole feeder against the local exchange for minutes, with faults, counting what was lost.
+
+    python scripts/soak.py --duration 600 --rate 10000 --workers 4 --consumers 3 --faults 30
+
+Starts the simulator (with its truth log), the feeder (`python -m feeder --url <sim>`, raw channels
+with the demo credentials) and consumer processes that log every book record they read; injects a
+fault every duration/faults seconds (simulator faults on one connection, SIGKILL/SIGSTOP of a
+worker, a consumer paused until it is lapped); then checks every record against the simulator's
+ground truth. Writes OUT/soak-report.json and OUT/soak.png (matplotlib, the `plot` extra), prints a
+one-screen summary (or the report with --json) and exits 1 on an undetected loss, a wrong book, a
+record out of order, an RSS leak or a leftover process or segment; 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from soak import report as reporting
+from soak.faults import KINDS, check_kinds
+from soak.run import Options, Soak
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python scripts/soak.py",
+        description=__doc__.splitlines()[0],
+        epilog=f"fault kinds: {', '.join(KINDS)}",
+    )
+    a = p.add_argument
+    a("--duration", type=float, default=600.0, help="seconds of soak after everything is connected")
+    a("--rate", type=float, default=10_000.0, help="book updates per second across all instruments")
+    a("--workers", type=int, default=4, help="feeder worker processes")
+    a("--consumers", type=int, default=3, help="consumer processes (the last one is the slow one)")
+    a("--faults", type=int, default=30, help="faults to inject, evenly spaced")
+    a("--instruments", type=int, default=8, help="instruments (the simulator's first N)")
+    a("--streams", default="book,trades,ticker", help="streams the feeder runs (books are checked)")
+    a("--fault-kinds", default=",".join(KINDS), help="comma-separated subset of the fault kinds")
+    a("--seed", type=int, default=1)
+    a("--out", type=Path, default=Path("soak-out"), help="directory for the report, PNG and logs")
+    a("--book-capacity", type=int, default=None, help="book ring capacity (default: the feeder's)")
+    a("--hang-timeout", type=float, default=2.0, help="the supervisor's hang timeout, s")
+    a("--lead", type=float, default=None, help="seconds before the first fault (default 10%% of duration)")
+    a(
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds after the last fault (default 15, or 25%% if shorter)",
+    )
+    a(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds before RSS growth counts (default 20%% of duration)",
+    )
+    a("--window", type=float, default=None, help="latency window, s (default duration/60, at least 1)")
+    a("--sample", type=float, default=1.0, help="seconds between RSS/CPU samples")
+    a("--leak-mib", type=float, default=64.0, help="RSS growth after warm-up that counts as a leak")
+    a("--keep-data", action="store_true", help="keep the truth log and observation logs")
+    a("--json", action="store_true", help="print the report as JSON instead of the summary")
+    return p
+
+
+def options(ns: argparse.Namespace) -> Options:
+    for name in ("duration", "rate", "sample"):
+        if getattr(ns, name) <= 0:
+            raise ValueError(f"--{name} must be > 0")
+    for name in ("workers", "consumers", "instruments"):
+        if getattr(ns, name) < 1:
+            raise ValueError(f"--{name} must be at least 1")
+    if ns.faults < 0:
+        raise ValueError("--faults must be >= 0")
+    if ns.book_capacity is not None and (ns.book_capacity < 16 or ns.book_capacity & (ns.book_capacity - 1)):
+        raise ValueError("--book-capacity must be a power of two, at least 16")
+    d = ns.duration
+    return Options(
+        duration=d,
+        rate=ns.rate,
+        workers=ns.workers,
+        consumers=ns.consumers,
+        faults=ns.faults,
+        instruments=ns.instruments,
+        streams=ns.streams,
+        kinds=check_kinds([k for k in ns.fault_kinds.split(",") if k]),
+        seed=ns.seed,
+        out=ns.out,
+        book_capacity=ns.book_capacity,
+        hang_timeout=ns.hang_timeout,
+        lead_s=ns.lead if ns.lead is not None else 0.1 * d,
+        settle_s=ns.settle if ns.settle is not None else min(15.0, 0.25 * d),
+        warmup_s=ns.warmup if ns.warmup is not None else 0.2 * d,
+        window_s=ns.window if ns.window is not None else max(1.0, d / 60),
+        sample_s=ns.sample,
+        leak_mib=ns.leak_mib,
+        keep_data=ns.keep_data,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    try:
+        opts = options(ns)
+    except ValueError as exc:
+        print(f"soak: {exc}", file=sys.stderr)
+        return 2
+    run = Soak(opts).run()
+    report = reporting.build(run)
+    report["png"] = str(opts.out / "soak.png")
+    why_not = reporting.plot(report, opts.out / "soak.png")
+    if why_not:
+        report["png"] = None
+        report["png_note"] = why_not
+    reporting.write_json(report, opts.out / "soak-report.json")
+    if not opts.keep_data:
+        _remove_data(run)
+    if ns.json:
+        print(
+            json.dumps(
+                {k: v for k, v in report.items() if k != "series"}, indent=1, default=reporting._jsonable
+            )
+        )
+    else:
+        print(reporting.summary(report))
+        print(
+            f"\nreport: {opts.out / 'soak-report.json'}"
+            + (f"; {why_not}" if why_not else f"; plot: {report['png']}")
+        )
+    return 0 if report["ok"] else 1
+
+
+def _remove_data(run: object) -> None:
+    for path in [run.truth_path, *run.consumer_logs]:  # type: ignore[attr-defined]
+        if path.is_file():
+            path.unlink()
+    shutil.rmtree(run.options.out / "__pycache__", ignore_errors=True)  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

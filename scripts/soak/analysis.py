@@ -1,0 +1,383 @@
+"""The soak's verdicts, computed from data only: observations and the simulator's truth in, findings out.
+
+No I/O here, so tests/test_soak.py checks these functions on small constructed inputs (a dropped
+update with no GAP must come out as undetected, a wrong top-10 as a wrong book): that is how we know
+the soak can fail. Definitions, per ring and per consumer, walking its records in ring order:
+
+- Each pair of consecutive records (a, b) accounts for the truth's changes in (a.change_id, b.change_id]:
+  - b's own change_id is *reflected* by b, unless b is GAP;
+  - the changes strictly between are *lapped* when the consumer skipped ring records (b.seq !=
+    a.seq + 1: the reader was lapped and its `lost` counter says so); *gap_covered* when a GAP record
+    came since the last SNAPSHOT (a GAP covers everything up to the next SNAPSHOT) or b is GAP;
+  - otherwise b claims continuity: a SNAPSHOT b reflects only itself, so every change in between is
+    *undetected*; a change record b reflects (b.prev_change_id, b.change_id] (the exchange's own
+    aggregation, empty for raw channels), so changes in (a.change_id, b.prev_change_id] are *undetected*.
+- A *wrong book* is a non-GAP record whose top-10 hash differs from the truth at its change_id, or whose
+  change_id the exchange never published (the change_id before the instrument's first change cannot
+  be checked: counted as unverifiable).
+- *Out of order*: a record claiming continuity whose change_id goes back (or repeats, for a change),
+  or that chains onto a change_id older than the previous record's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from soak.truth import BookTruth, Sends
+
+from feeder import GAP, SNAPSHOT
+
+SAMPLES_KEPT = 10
+
+
+@dataclass
+class RingCheck:
+    """One consumer's view of one ring, checked against the truth."""
+
+    records: int = 0
+    snapshots: int = 0
+    gaps: int = 0  # GAP records
+    lapped_records: int = 0  # ring records this consumer never saw (seq jumps)
+    published: int = 0  # truth changes in the window the consumer saw
+    reflected: int = 0
+    gap_covered: int = 0
+    lapped_updates: int = 0
+    undetected_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    undetected_at: list[dict] = field(default_factory=list)  # the first few places
+    wrong_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    wrong_at: list[dict] = field(default_factory=list)
+    unverifiable: int = 0
+    out_of_order_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    records_in_gap: int = 0  # non-SNAPSHOT records published while the book was flagged GAP
+
+    def as_dict(self) -> dict:
+        return {
+            "records": self.records,
+            "snapshots": self.snapshots,
+            "gap_records": self.gaps,
+            "lapped_records": self.lapped_records,
+            "published_in_window": self.published,
+            "reflected": self.reflected,
+            "gap_covered": self.gap_covered,
+            "lapped_updates": self.lapped_updates,
+            "undetected": len(self.undetected_ids),
+            "undetected_at": self.undetected_at,
+            "wrong_books": len(self.wrong_seqs),
+            "wrong_at": self.wrong_at,
+            "unverifiable": self.unverifiable,
+            "out_of_order": len(self.out_of_order_seqs),
+            "records_in_gap": self.records_in_gap,
+        }
+
+
+def flag_masks(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gap, snapshot) masks; a record flagged both counts as GAP."""
+    flags = obs["flags"]
+    gap = (flags & GAP) != 0
+    return gap, ((flags & SNAPSHOT) != 0) & ~gap
+
+
+def verify_books(obs: np.ndarray, truth: BookTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matches, wrong, unverifiable) masks: each record's top-10 hash against the truth at its change_id."""
+    ids, cid = truth.change_id, obs["change_id"]
+    if len(ids) == 0:
+        found = np.zeros(len(obs), bool)
+        matches = found.copy()
+    else:
+        idx = np.minimum(np.searchsorted(ids, cid), len(ids) - 1)
+        found = ids[idx] == cid
+        matches = found & (truth.hash[idx] == obs["hash"])
+    unverifiable = ~found & (cid == truth.initial)
+    return matches, ~matches & ~unverifiable, unverifiable
+
+
+def in_gap_after(gap: np.ndarray, snapshot: np.ndarray, lapped: np.ndarray) -> np.ndarray:
+    """Per record: is the book flagged GAP after it? A GAP sets it, a SNAPSHOT clears it; after records
+    the consumer skipped, the first record it reads decides."""
+    n = len(gap)
+    event = gap | snapshot
+    event[1:] |= lapped
+    last = np.maximum.accumulate(np.where(event, np.arange(n), -1))
+    return np.where(last >= 0, gap[np.maximum(last, 0)], False)
+
+
+def check_ring(obs: np.ndarray, truth: BookTruth) -> RingCheck:
+    """Account for every truth change in the window of `obs` (one consumer, one ring, in read order)."""
+    gap, snap = flag_masks(obs)
+    matches, wrong, unverifiable = verify_books(obs, truth)
+    wrong &= ~gap
+    seq = obs["seq"]
+    check = RingCheck(
+        records=len(obs),
+        snapshots=int(snap.sum()),
+        gaps=int(gap.sum()),
+        wrong_seqs=seq[wrong],
+        wrong_at=_wrong_at(obs[wrong], truth),
+        unverifiable=int((unverifiable & ~gap).sum()),
+    )
+    if len(obs) < 2:
+        return check
+    cid, prev = obs["change_id"], obs["prev_change_id"]
+    check.published = int(truth.count_in(cid[0], cid.max()))
+    lapped = seq[1:] != seq[:-1] + 1
+    gapped = in_gap_after(gap, snap, lapped)
+    a, b = cid[:-1], cid[1:]
+    b_gap, b_snap, b_prev = gap[1:], snap[1:], prev[1:]
+    covered = ~lapped & (gapped[:-1] | b_gap)
+    claims = ~lapped & ~covered
+    between = truth.count_in(a, b - 1)
+    own = truth.count_in(b - 1, b) * (b > a)
+    missing_to = np.where(b_snap, b - 1, np.minimum(b_prev, b - 1))
+    missing = np.where(claims, truth.count_in(a, missing_to), 0)
+    check.lapped_records = int((seq[1:] - seq[:-1] - 1)[lapped].sum())
+    check.lapped_updates = int(between[lapped].sum() + own[lapped & b_gap].sum())
+    check.gap_covered = int(between[covered].sum() + own[covered & b_gap].sum())
+    check.reflected = int(own[~b_gap].sum() + (between - missing)[claims].sum())
+    check.records_in_gap = int((~lapped & gapped[:-1] & ~b_gap & ~b_snap).sum())
+    backwards = (b < a) | ((b == a) & ~b_snap) | (~b_snap & (b_prev < a))
+    check.out_of_order_seqs = seq[1:][claims & backwards]
+    _undetected(check, truth, np.flatnonzero(missing), a, missing_to, seq[1:], b_snap)
+    return check
+
+
+def _undetected(
+    check: RingCheck,
+    truth: BookTruth,
+    pairs: np.ndarray,
+    after: np.ndarray,
+    upto: np.ndarray,
+    seq: np.ndarray,
+    snapshot: np.ndarray,
+) -> None:
+    ids = [truth.ids_in(int(after[i]), int(upto[i])) for i in pairs]
+    check.undetected_ids = np.concatenate(ids) if ids else check.undetected_ids
+    check.undetected_at = [
+        {
+            "seq": int(seq[i]),
+            "after_change_id": int(after[i]),
+            "missing": len(ids[k]),
+            "first_missing": int(ids[k][0]),
+            "record": "SNAPSHOT" if snapshot[i] else "change",
+        }
+        for k, i in enumerate(pairs[:SAMPLES_KEPT])
+    ]
+
+
+def _wrong_at(wrong: np.ndarray, truth: BookTruth) -> list[dict]:
+    out = []
+    for r in wrong[:SAMPLES_KEPT]:
+        known = bool(truth.count_in(int(r["change_id"]) - 1, int(r["change_id"])))
+        out.append(
+            {
+                "seq": int(r["seq"]),
+                "change_id": int(r["change_id"]),
+                "flags": int(r["flags"]),
+                "why": "top-10 differs from the truth" if known else "change_id never published",
+            }
+        )
+    return out
+
+
+def merge_checks(checks: Sequence[RingCheck]) -> dict:
+    """One ring's findings over all consumers: losses and wrong books are unions (a change or record
+    counts once however many consumers saw it); counts of what the feeder wrote are the largest seen."""
+    undetected = np.unique(np.concatenate([c.undetected_ids for c in checks])) if checks else []
+    wrong = np.unique(np.concatenate([c.wrong_seqs for c in checks])) if checks else []
+    disorder = np.unique(np.concatenate([c.out_of_order_seqs for c in checks])) if checks else []
+    return {
+        "published_in_window": max((c.published for c in checks), default=0),
+        "gap_records": max((c.gaps for c in checks), default=0),
+        "snapshots": max((c.snapshots for c in checks), default=0),
+        "undetected": len(undetected),
+        "wrong_books": len(wrong),
+        "out_of_order": len(disorder),
+        "records_in_gap": max((c.records_in_gap for c in checks), default=0),
+        "unverifiable": max((c.unverifiable for c in checks), default=0),
+    }
+
+
+# --- latency --------------------------------------------------------------------------------------
+
+
+def send_times(obs: np.ndarray, sends: Sends | None) -> np.ndarray:
+    """Per record, when the simulator sent the frame it reflects: the last send of its change_id at or
+    before the worker received it; -1 for GAP records and when unknown."""
+    out = np.full(len(obs), -1, np.int64)
+    if sends is None or len(sends.change_id) == 0 or len(obs) == 0:
+        return out
+    cid, recv = obs["change_id"], obs["ts_recv"]
+    idx = np.searchsorted(sends.change_id, cid, "right") - 1
+    for _ in range(4):  # step back over re-sends of the same change_id after the receive (rare)
+        c = np.maximum(idx, 0)
+        late = (idx >= 0) & (sends.change_id[c] == cid) & (sends.send_ns[c] > recv)
+        if not late.any():
+            break
+        idx = np.where(late, idx - 1, idx)
+    c = np.maximum(idx, 0)
+    good = (idx >= 0) & (sends.change_id[c] == cid) & (sends.send_ns[c] <= recv) & ~flag_masks(obs)[0]
+    out[good] = sends.send_ns[c[good]]
+    return out
+
+
+def percentiles_us(values_ns: np.ndarray) -> dict:
+    """count, p50, p99, p99.9 and max in microseconds (None when empty)."""
+    if len(values_ns) == 0:
+        return {"count": 0, "p50_us": None, "p99_us": None, "p999_us": None, "max_us": None}
+    p50, p99, p999 = np.percentile(values_ns, [50, 99, 99.9]) / 1e3
+    return {
+        "count": len(values_ns),
+        "p50_us": round(float(p50), 1),
+        "p99_us": round(float(p99), 1),
+        "p999_us": round(float(p999), 1),
+        "max_us": round(float(values_ns.max()) / 1e3, 1),
+    }
+
+
+def windows(t_s: np.ndarray, values_ns: np.ndarray, width_s: float) -> list[dict]:
+    """Latency percentiles per window of `width_s` seconds of `t_s` (seconds since the start)."""
+    if len(t_s) == 0:
+        return []
+    bins = np.floor(t_s / width_s).astype(np.int64)
+    order = np.argsort(bins, kind="stable")
+    bins, values = bins[order], values_ns[order]
+    edges = np.flatnonzero(np.diff(bins)) + 1
+    out = []
+    for chunk_bins, chunk in zip(np.split(bins, edges), np.split(values, edges), strict=True):
+        out.append({"t_s": float(chunk_bins[0] * width_s), **percentiles_us(chunk)})
+    return out
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RingTimeline:
+    """What recovery needs of one ring: publish times, GAP records and valid SNAPSHOTs, in ring order."""
+
+    ts_publish: np.ndarray
+    gap: np.ndarray
+    valid_snapshot: np.ndarray
+
+
+def timeline(obs: np.ndarray, truth: BookTruth) -> RingTimeline:
+    gap, snap = flag_masks(obs)
+    matches, _, _ = verify_books(obs, truth)
+    return RingTimeline(obs["ts_publish"], gap, snap & matches)
+
+
+def recovery(t_ns: int, until_ns: int, rings: Iterable[str], timelines: dict[str, RingTimeline]) -> dict:
+    """For a fault at `t_ns`: which of `rings` got a GAP before `until_ns`, how soon, and how long until
+    each had a valid SNAPSHOT again (recovery_s: the slowest ring; None when one never recovered)."""
+    disrupted, detect, recover = [], [], []
+    for ring in rings:
+        tl = timelines.get(ring)
+        if tl is None:
+            continue
+        t = tl.ts_publish
+        hits = np.flatnonzero(tl.gap & (t >= t_ns) & (t < until_ns))
+        if not len(hits):
+            continue
+        disrupted.append(ring)
+        detect.append((t[hits[0]] - t_ns) / 1e9)
+        after = np.flatnonzero(tl.valid_snapshot[hits[0] :])
+        recover.append((t[hits[0] + after[0]] - t_ns) / 1e9 if len(after) else None)
+    return {
+        "disrupted": disrupted,
+        "detect_s": round(min(detect), 4) if detect else None,
+        "recovery_s": None if None in recover or not recover else round(max(recover), 4),
+        "recovered": None not in recover,
+    }
+
+
+# --- resources ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float  # since the soak started
+    role: str  # sim, supervisor, worker0, consumer1, ...
+    pid: int
+    rss: int  # bytes
+    cpu: float  # percent of one CPU since the previous sample
+
+
+@dataclass(frozen=True)
+class LeakRule:
+    """RSS growth after warm-up beyond max(`mib`, `fraction` of the post-warm-up baseline) is a leak."""
+
+    warmup_s: float
+    mib: float = 64.0
+    fraction: float = 0.25
+    min_span_s: float = 30.0  # a process observed for less after warm-up is not judged
+    edge: int = 5  # samples whose median is the baseline (first) and the end value (last)
+
+
+def resources(samples: Iterable[Sample], rule: LeakRule) -> dict[str, dict]:
+    """Per process (role and pid): RSS at the start, peak and end, growth after warm-up, CPU; leak or not."""
+    by_proc: dict[tuple[str, int], list[Sample]] = {}
+    for s in samples:
+        by_proc.setdefault((s.role, s.pid), []).append(s)
+    return {f"{role}/{pid}": _process(series, rule) for (role, pid), series in sorted(by_proc.items())}
+
+
+def _process(series: list[Sample], rule: LeakRule) -> dict:
+    t = np.array([s.t_s for s in series])
+    rss = np.array([s.rss for s in series], float) / 2**20
+    cpu = np.array([s.cpu for s in series])
+    out = {
+        "samples": len(series),
+        "first_s": round(float(t[0]), 1),
+        "last_s": round(float(t[-1]), 1),
+        "rss_start_mib": round(float(rss[0]), 1),
+        "rss_peak_mib": round(float(rss.max()), 1),
+        "rss_end_mib": round(float(rss[-1]), 1),
+        "cpu_mean_pct": round(float(cpu.mean()), 1),
+        "cpu_max_pct": round(float(cpu.max()), 1),
+        "judged": False,
+        "leak": False,
+    }
+    post = t >= rule.warmup_s
+    if post.sum() < 2 * rule.edge or t[post][-1] - t[post][0] < rule.min_span_s:
+        return out
+    tp, rp = t[post], rss[post]
+    baseline, end = float(np.median(rp[: rule.edge])), float(np.median(rp[-rule.edge :]))
+    growth = end - baseline
+    allowed = max(rule.mib, rule.fraction * baseline)
+    slope = float(np.polyfit(tp, rp, 1)[0]) * 60 if tp[-1] > tp[0] else 0.0
+    out.update(
+        judged=True,
+        baseline_mib=round(baseline, 1),
+        growth_mib=round(growth, 1),
+        allowed_mib=round(allowed, 1),
+        slope_mib_per_min=round(slope, 2),
+        leak=growth > allowed,
+    )
+    return out
+
+
+# --- the verdict ----------------------------------------------------------------------------------
+
+
+def failures(
+    rings: dict[str, dict], processes: dict[str, dict], leftovers: dict, run_errors: list[str]
+) -> list[str]:
+    """Why the soak failed (empty: it passed)."""
+    out = list(run_errors)
+    for name, ring in sorted(rings.items()):
+        for key, what in (
+            ("undetected", "undetected losses"),
+            ("wrong_books", "wrong books"),
+            ("out_of_order", "records out of order"),
+        ):
+            if ring[key]:
+                out.append(f"{name}: {ring[key]} {what}")
+    out += [
+        f"{name}: RSS leak (+{p['growth_mib']} MiB after warm-up)"
+        for name, p in processes.items()
+        if p["leak"]
+    ]
+    out += [f"leftover process {p}" for p in leftovers.get("processes", [])]
+    out += [f"leftover shared-memory segment {s}" for s in leftovers.get("segments", [])]
+    return out

@@ -1,0 +1,151 @@
+"""Sampling while the soak runs: RSS and CPU of every process, the feeder's status, the simulator's stats.
+
+A background thread samples every `interval` seconds. Rules it keeps:
+- Processes are tracked by (role, pid): a restarted worker is a new process of the same role, so its
+  memory is judged on its own (a fresh process must not hide or fake a leak).
+- Every pid ever seen is remembered (with its start time), so the soak can check after shutdown that
+  none is left, including processes the supervisor started that the soak never asked about.
+- A failing status call (the supervisor is busy restarting a worker, or shutting down) is counted and
+  skipped; sampling never stops the soak.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psutil
+from soak.analysis import Sample
+
+from feeder import FeederError, FeederHandle
+
+
+class Monitor:
+    def __init__(self, instance: str, interval: float, t0: float):
+        self.instance, self.interval, self.t0 = instance, interval, t0
+        self.roles: dict[int, str] = {}  # pid -> role, for processes the soak started itself
+        self.samples: list[Sample] = []
+        self.status_series: list[dict] = []
+        self.sim_series: list[dict] = []
+        self.seen: dict[int, tuple[str, float]] = {}  # pid -> (role, create_time)
+        self.status_errors = 0
+        self.sim = None
+        self._procs: dict[int, psutil.Process] = {}
+        self._handle: FeederHandle | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="soak-monitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def watch(self, pid: int, role: str) -> None:
+        with self._lock:
+            self.roles[pid] = role
+
+    def status(self) -> dict:
+        """The feeder's status now (FeederHandle.status()); {} when it cannot be had."""
+        try:
+            if self._handle is None:
+                self._handle = FeederHandle(self.instance)
+            return self._handle.status()
+        except (FeederError, OSError):
+            self.status_errors += 1
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
+            return {}
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        t = self.now()
+        status = self.status()
+        if status:
+            self.status_series.append({"t_s": round(t, 2), "workers": status.get("workers", [])})
+        if self.sim is not None:
+            try:
+                self.sim_series.append({"t_s": round(t, 2), **self.sim.stats()})
+            except Exception:  # the simulator is stopping
+                pass
+        for pid, role in self._processes(status).items():
+            self._sample_process(t, pid, role)
+
+    def _processes(self, status: dict) -> dict[int, str]:
+        with self._lock:
+            out = dict(self.roles)
+        for w in status.get("workers", []):
+            if w.get("pid"):
+                out[w["pid"]] = f"worker{w['index']}"
+        supervisor = status.get("pid")
+        if supervisor:
+            out.setdefault(supervisor, "supervisor")
+            try:
+                for child in psutil.Process(supervisor).children(recursive=True):
+                    out.setdefault(child.pid, "supervisor-child")
+            except psutil.Error:
+                pass
+        return out
+
+    def _sample_process(self, t: float, pid: int, role: str) -> None:
+        proc = self._procs.get(pid)
+        try:
+            if proc is None:
+                proc = self._procs[pid] = psutil.Process(pid)
+                self.seen.setdefault(pid, (role, proc.create_time()))
+                proc.cpu_percent(None)  # the first call only starts the measurement
+                return
+            with proc.oneshot():
+                rss, cpu = proc.memory_info().rss, proc.cpu_percent(None)
+        except psutil.Error:
+            self._procs.pop(pid, None)
+            return
+        self.samples.append(Sample(round(t, 2), role, pid, rss, cpu))
+
+    def reconnects(self) -> dict[str, int]:
+        """Reconnects and restarts over the whole run (a restarted worker's counter starts again at 0)."""
+        per_pid: dict[int, int] = {}
+        restarts: dict[int, int] = {}
+        for entry in self.status_series:
+            for w in entry["workers"]:
+                if w.get("pid"):
+                    per_pid[w["pid"]] = max(per_pid.get(w["pid"], 0), int(w.get("reconnects") or 0))
+                restarts[w["index"]] = max(restarts.get(w["index"], 0), int(w.get("restarts") or 0))
+        return {"reconnects": sum(per_pid.values()), "worker_restarts": sum(restarts.values())}
+
+    def leftovers(self) -> list[str]:
+        """Processes seen during the run that still exist (the same process, not a reused pid)."""
+        out = []
+        for pid, (role, created) in sorted(self.seen.items()):
+            try:
+                proc = psutil.Process(pid)
+                if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
+                    out.append(f"{role} pid {pid}")
+            except psutil.Error:
+                continue
+        return out
+
+    def kill_leftovers(self) -> None:
+        for pid, (_, created) in self.seen.items():
+            try:
+                proc = psutil.Process(pid)
+                if proc.create_time() == created:
+                    proc.kill()
+            except psutil.Error:
+                continue
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"status_errors": self.status_errors, **self.reconnects()}

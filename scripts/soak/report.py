@@ -1,0 +1,413 @@
+"""From a finished run to soak-report.json, a one-screen summary and a PNG.
+
+Loads the truth log and the consumers' observation logs, runs the pure analysis over them and puts
+the results in one JSON-serialisable dict. Rules kept here:
+- Latency headline figures come from consumers that were never paused (the slow consumer's
+  deliberate pauses would only measure the pause); the slow consumer's figures are reported apart.
+- Recovery is measured on consumer 0's view (never paused), from the fault to the ring's next valid
+  SNAPSHOT (publish time), for faults that made a ring GAP before the next fault.
+- The PNG needs matplotlib (the `plot` extra); without it the report says why there is no PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from soak import analysis
+from soak.observations import load_observations, read_summary
+from soak.run import RunData
+from soak.truth import BookTruth, Truth, book_truth, load_truth
+
+from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+
+EMPTY_TRUTH = book_truth([], [], [])
+
+
+def build(run: RunData) -> dict[str, Any]:
+    """The whole report of a run."""
+    o = run.options
+    truth = load_truth(run.truth_path) if run.truth_path.is_file() else Truth({}, {})
+    channels = ChannelMap(ChannelConfig(), authenticated=True)
+    routes = {ring: channels.route(ring) for ring in run.rings}
+    books = {ring: truth.books.get(route.instrument, EMPTY_TRUTH) for ring, route in routes.items()}
+    views = [_split(load_observations(p), run.rings) if p.is_file() else {} for p in run.consumer_logs]
+    summaries = [read_summary(p) or {} for p in run.consumer_summaries]
+    checks = [{ring: analysis.check_ring(obs, books[ring]) for ring, obs in view.items()} for view in views]
+    rings = {
+        ring: _ring(ring, i, routes[ring], truth, books[ring], checks, summaries)
+        for i, ring in enumerate(run.rings)
+    }
+    monitor = run.monitor
+    processes = analysis.resources(
+        monitor.samples if monitor else [], analysis.LeakRule(o.warmup_s, o.leak_mib)
+    )
+    errors = list(run.errors) + _run_errors(run, rings)
+    leftovers = {"processes": run.leftover_processes, "segments": run.leftover_segments}
+    report = {
+        "config": _config(run),
+        "totals": _totals(rings, run),
+        "rings": rings,
+        "consumers": _consumers(run, checks, summaries),
+        "faults": _faults(run, views, books),
+        "latency": _latency(run, views, truth, routes),
+        "processes": processes,
+        "leftovers": leftovers,
+        "sim": _sim(run),
+        "series": _series(run, views),
+        "failures": analysis.failures(rings, processes, leftovers, errors),
+    }
+    report["ok"] = not report["failures"]
+    return report
+
+
+def _split(obs: np.ndarray, rings: list[str]) -> dict[str, np.ndarray]:
+    return {ring: obs[obs["ring"] == i] for i, ring in enumerate(rings)}
+
+
+def _ring(
+    ring: str,
+    index: int,
+    route: Any,
+    truth: Truth,
+    book: BookTruth,
+    checks: list[dict],
+    summaries: list[dict],
+) -> dict:
+    mine = [c[ring] for c in checks if ring in c]
+    stats = [s.get("rings", {}).get(ring, {}) for s in summaries]
+    return {
+        "instrument": route.instrument,
+        "channel": route.channel,
+        "published": len(book.change_id),
+        "sent_to_feeder": len(truth.sends[route.channel].change_id) if route.channel in truth.sends else 0,
+        "written": max((s.get("write_seq", 0) for s in stats), default=0),
+        "read": [c.records for c in mine],
+        "lost_to_lapping": [s.get("lost") for s in stats],
+        **analysis.merge_checks(mine),
+    }
+
+
+def _totals(rings: dict[str, dict], run: RunData) -> dict:
+    keys = (
+        "published",
+        "sent_to_feeder",
+        "written",
+        "gap_records",
+        "undetected",
+        "wrong_books",
+        "out_of_order",
+    )
+    out = {k: sum(r[k] for r in rings.values()) for k in keys}
+    out["read"] = [
+        sum(r["read"][i] for r in rings.values() if i < len(r["read"])) for i in range(run.options.consumers)
+    ]
+    out["lost_to_lapping"] = [
+        sum((r["lost_to_lapping"][i] or 0) for r in rings.values() if i < len(r["lost_to_lapping"]))
+        for i in range(run.options.consumers)
+    ]
+    seconds = max((run.end_ns - run.t0_ns) / 1e9, 1e-9)
+    out["run_s"] = round(seconds, 1)
+    if run.monitor is not None:
+        out.update(run.monitor.snapshot())
+    return out
+
+
+def _consumers(run: RunData, checks: list[dict], summaries: list[dict]) -> list[dict]:
+    out = []
+    for i, (check, summary) in enumerate(zip(checks, summaries, strict=False)):
+        out.append(
+            {
+                "index": i,
+                "slow": i == run.slow_consumer,
+                "exit": summary.get("exit"),
+                "exit_code": run.consumer_exits[i] if i < len(run.consumer_exits) else None,
+                "rings": {ring: c.as_dict() for ring, c in check.items()},
+            }
+        )
+    return out
+
+
+def _run_errors(run: RunData, rings: dict[str, dict]) -> list[str]:
+    """A run that did not really happen must not pass."""
+    out = []
+    if run.feeder_exit not in (0, None):
+        out.append(f"the feeder exited with code {run.feeder_exit}")
+    for name, ring in rings.items():
+        if not ring["read"] or min(ring["read"]) == 0:
+            out.append(f"{name}: a consumer read no records")
+    for i, code in enumerate(run.consumer_exits):
+        if code != 0:
+            out.append(f"consumer {i} exited with code {code}")
+    return out
+
+
+def _config(run: RunData) -> dict:
+    o = run.options
+    return {
+        "duration_s": o.duration,
+        "rate_asked": o.rate,
+        "workers": o.workers,
+        "consumers": o.consumers,
+        "faults_asked": o.faults,
+        "fault_kinds": list(o.kinds),
+        "instruments": run.instruments,
+        "streams": o.streams,
+        "seed": o.seed,
+        "book_capacity": o.book_capacity,
+        "hang_timeout_s": o.hang_timeout,
+        "warmup_s": o.warmup_s,
+        "leak_rule": f"RSS growth after {o.warmup_s:g} s > max({o.leak_mib:g} MiB, 25% of baseline)",
+        "instance": run.instance,
+        "slow_consumer": run.slow_consumer,
+    }
+
+
+def _faults(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> dict:
+    timelines = {
+        ring: analysis.timeline(obs, books[ring]) for ring, obs in (views[0] if views else {}).items()
+    }
+    events = []
+    for i, fault in enumerate(run.faults):
+        until = run.faults[i + 1]["t_ns"] if i + 1 < len(run.faults) else run.end_ns
+        events.append({**fault, **analysis.recovery(fault["t_ns"], until, fault["rings"], timelines)})
+    times = [e["recovery_s"] for e in events if e["disrupted"] and e["recovery_s"] is not None]
+    return {
+        "injected": len(events),
+        "failed_to_inject": sum(1 for e in events if "error" in e),
+        "disrupting": sum(1 for e in events if e["disrupted"]),
+        "unrecovered": sum(1 for e in events if e["disrupted"] and not e["recovered"]),
+        "recovery_p50_s": round(float(np.median(times)), 3) if times else None,
+        "recovery_max_s": round(max(times), 3) if times else None,
+        "events": events,
+    }
+
+
+def _latency(run: RunData, views: list[dict], truth: Truth, routes: dict) -> dict:
+    normal: list[tuple[np.ndarray, np.ndarray]] = []
+    slow: list[tuple[np.ndarray, np.ndarray]] = []
+    stages: dict[str, list[np.ndarray]] = {"send_to_recv": [], "recv_to_publish": [], "publish_to_read": []}
+    for i, view in enumerate(views):
+        for ring, obs in view.items():
+            sent = analysis.send_times(obs, truth.sends.get(routes[ring].channel))
+            ok = sent >= 0
+            o = obs[ok]
+            pair = (o["read_ns"], o["read_ns"] - sent[ok])
+            (slow if i == run.slow_consumer else normal).append(pair)
+            if i != run.slow_consumer:
+                stages["send_to_recv"].append(o["ts_recv"] - sent[ok])
+                stages["recv_to_publish"].append(o["ts_publish"] - o["ts_recv"])
+                stages["publish_to_read"].append(o["read_ns"] - o["ts_publish"])
+    read_ns, lat = _concat(normal)
+    slow_read, slow_lat = _concat(slow)
+    return {
+        "measured": "simulator send (truth log) -> consumer read, wall clock",
+        "overall": analysis.percentiles_us(lat),
+        "stages": {
+            k: analysis.percentiles_us(np.concatenate(v) if v else np.zeros(0)) for k, v in stages.items()
+        },
+        "windows": analysis.windows((read_ns - run.t0_ns) / 1e9, lat, run.options.window_s),
+        "slow_consumer": analysis.percentiles_us(slow_lat),
+    }
+
+
+def _concat(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+
+def _sim(run: RunData) -> dict:
+    s = run.sim_stats
+    seconds = max((run.end_ns - run.t0_ns) / 1e9, 1e-9)
+    series = run.monitor.sim_series if run.monitor else []
+    achieved = None
+    if len(series) >= 2:
+        achieved = (series[-1]["changes_total"] - series[0]["changes_total"]) / (
+            series[-1]["t_s"] - series[0]["t_s"]
+        )
+    return {
+        "changes_total": s.get("changes_total"),
+        "achieved_rate": round(achieved, 1) if achieved is not None else None,
+        "lagged_updates": s.get("lagged_updates"),
+        "lagged_per_s": round((s.get("lagged_updates") or 0) / seconds, 1),
+        "connections_total": s.get("counters", {}).get("connections_total"),
+        "slow_consumer_resets": s.get("counters", {}).get("slow_consumer_resets", 0),
+        "faults_applied": s.get("faults", {}),
+    }
+
+
+def _series(run: RunData, views: list[dict]) -> dict:
+    """Per-second figures for the plot: records read per consumer, simulator changes, RSS and CPU."""
+    out: dict[str, Any] = {"read_per_s": {}, "sim_changes_per_s": [], "rss_mib": {}, "cpu_pct": {}}
+    for i, view in enumerate(views):
+        if view:
+            t = (np.concatenate([v["read_ns"] for v in view.values()]) - run.t0_ns) / 1e9
+            t = t[t >= 0]
+            counts = np.bincount(t.astype(np.int64)) if len(t) else np.zeros(0, np.int64)
+            out["read_per_s"][f"consumer{i}"] = counts.tolist()
+    series = run.monitor.sim_series if run.monitor else []
+    for a, b in zip(series, series[1:], strict=False):
+        if b["t_s"] > a["t_s"]:
+            rate = (b["changes_total"] - a["changes_total"]) / (b["t_s"] - a["t_s"])
+            out["sim_changes_per_s"].append([b["t_s"], round(rate, 1)])
+    for s in run.monitor.samples if run.monitor else []:
+        out["rss_mib"].setdefault(f"{s.role}/{s.pid}", []).append([s.t_s, round(s.rss / 2**20, 1)])
+        out["cpu_pct"].setdefault(f"{s.role}/{s.pid}", []).append([s.t_s, s.cpu])
+    return out
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def write_json(report: dict, path: Path) -> None:
+    path.write_text(json.dumps(report, indent=1, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def summary(report: dict) -> str:
+    """The one-screen summary."""
+    c, t, f, lat, sim = report["config"], report["totals"], report["faults"], report["latency"], report["sim"]
+    lines = [
+        f"soak: {t['run_s']:g} s, {c['workers']} workers, {len(c['instruments'])} instruments, "
+        f"{c['consumers']} consumers, {f['injected']} faults ({f['failed_to_inject']} not injectable)",
+        f"rate: asked {c['rate_asked']:,.0f}/s, simulator achieved {_num(sim['achieved_rate'])}/s "
+        f"(lagged {_num(sim['lagged_per_s'])}/s), slow-consumer resets by the simulator "
+        f"{sim['slow_consumer_resets']}",
+        "",
+        f"{'ring':<18}{'published':>10}{'sent':>10}{'written':>10}{'read (per consumer)':>26}"
+        f"{'lapped':>9}{'GAPs':>6}{'undet':>6}{'wrong':>6}",
+    ]
+    for name, r in report["rings"].items():
+        lines.append(_ring_line(name, r))
+    lines.append(_ring_line("total", {**t, "read": t["read"], "lost_to_lapping": t["lost_to_lapping"]}))
+    rec = f"recovery p50 {_num(f['recovery_p50_s'])} s, max {_num(f['recovery_max_s'])} s"
+    lines += [
+        "",
+        f"faults: {f['disrupting']} made a ring GAP, {f['unrecovered']} unrecovered; {rec}; "
+        f"reconnects {t.get('reconnects', '?')}, worker restarts {t.get('worker_restarts', '?')}",
+        _latency_line("latency send->read (us)", lat["overall"]),
+    ]
+    lines += [_latency_line(f"  {name}", stage) for name, stage in lat["stages"].items()]
+    lines.append(_latency_line("  slow consumer", lat["slow_consumer"]))
+    lines += _process_lines(report["processes"])
+    left = report["leftovers"]
+    lines.append(f"leftovers: {len(left['processes'])} processes, {len(left['segments'])} segments")
+    lines.append("")
+    if report["ok"]:
+        lines.append("PASS: no undetected loss, no wrong book, no leak, nothing left behind")
+    else:
+        lines.append("FAIL:")
+        lines += [f"  - {why}" for why in report["failures"][:15]]
+        if len(report["failures"]) > 15:
+            lines.append(f"  ... and {len(report['failures']) - 15} more (see soak-report.json)")
+    return "\n".join(lines)
+
+
+def _ring_line(name: str, r: dict) -> str:
+    read = "/".join(f"{n:,}" for n in r["read"])
+    lapped = sum(x or 0 for x in r["lost_to_lapping"])
+    return (
+        f"{name:<18}{r['published']:>10,}{r['sent_to_feeder']:>10,}{r['written']:>10,}{read:>26}"
+        f"{lapped:>9,}{r['gap_records']:>6}{r['undetected']:>6}{r['wrong_books']:>6}"
+    )
+
+
+def _latency_line(label: str, p: dict) -> str:
+    if not p["count"]:
+        return f"{label}: no samples"
+    return (
+        f"{label}: p50 {p['p50_us']:,.0f}  p99 {p['p99_us']:,.0f}  p99.9 {p['p999_us']:,.0f}  "
+        f"max {p['max_us']:,.0f}  (n={p['count']:,})"
+    )
+
+
+def _process_lines(processes: dict[str, dict]) -> list[str]:
+    by_role: dict[str, list[dict]] = {}
+    for name, p in processes.items():
+        by_role.setdefault(name.split("/")[0], []).append(p)
+    lines = ["processes (RSS MiB start -> end, growth after warm-up, CPU % mean):"]
+    for role, procs in sorted(by_role.items()):
+        judged = [p for p in procs if p["judged"]]
+        growth = max((p["growth_mib"] for p in judged), default=None)
+        lines.append(
+            f"  {role:<17}{len(procs)} pid(s)  {procs[0]['rss_start_mib']:.0f} -> {procs[-1]['rss_end_mib']:.0f}"
+            f"  growth {_num(growth)}  cpu {sum(p['cpu_mean_pct'] for p in procs) / len(procs):.0f}"
+            f"{'  LEAK' if any(p['leak'] for p in procs) else ''}"
+        )
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f}"
+
+
+# --- the picture ----------------------------------------------------------------------------------
+
+
+def plot(report: dict, path: Path) -> str | None:
+    """Write the PNG; returns why not when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install 'feeder[plot]'): no PNG"
+    fig, axes = plt.subplots(4, 1, figsize=(12, 12), sharex=True)
+    _plot_latency(axes[0], report["latency"]["windows"])
+    _plot_rates(axes[1], report["series"])
+    _plot_by_role(axes[2], report["series"]["rss_mib"], "RSS (MiB)")
+    _plot_by_role(axes[3], report["series"]["cpu_pct"], "CPU (% of one core)")
+    for ax in axes:
+        for fault in report["faults"]["events"]:
+            ax.axvline(fault["t_s"], color="red", alpha=0.3, linewidth=0.8)
+        ax.grid(alpha=0.3)
+    for fault in report["faults"]["events"]:
+        axes[0].annotate(fault["kind"], (fault["t_s"], 1), xycoords=("data", "axes fraction"), rotation=90,
+                         fontsize=6, va="top", color="red")  # fmt: skip
+    axes[-1].set_xlabel("seconds since start")
+    verdict = "PASS" if report["ok"] else "FAIL"
+    c = report["config"]
+    fig.suptitle(f"feeder soak: {verdict}; {c['rate_asked']:,.0f} updates/s asked, {c['workers']} workers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def _plot_latency(ax: Any, windows: list[dict]) -> None:
+    t = [w["t_s"] for w in windows]
+    for key in ("p50_us", "p99_us", "p999_us", "max_us"):
+        ax.plot(t, [w[key] for w in windows], label=key.replace("_us", ""), drawstyle="steps-post")
+    ax.set_yscale("log")
+    ax.set_ylabel("send -> read (us)")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def _plot_rates(ax: Any, series: dict) -> None:
+    sim = series["sim_changes_per_s"]
+    if sim:
+        ax.plot([s[0] for s in sim], [s[1] for s in sim], label="simulator changes/s", color="black")
+    for name, counts in series["read_per_s"].items():
+        ax.plot(range(len(counts)), counts, label=f"{name} records/s", alpha=0.7)
+    ax.set_ylabel("per second")
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def _plot_by_role(ax: Any, series: dict[str, list], label: str) -> None:
+    for name, points in sorted(series.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=name, linewidth=0.8)
+    ax.set_ylabel(label)
+    ax.legend(fontsize=6, loc="upper left", ncol=4)
