@@ -31,6 +31,8 @@ import time
 
 from bench_e2e.analysis import SUSTAINED, highest_sustained
 from bench_e2e.pipelines import PIPELINES, Layout, TrialSpec, run_trial
+from bench_e2e.report import fmt
+from bench_e2e.report import lines as report_lines
 
 RAMP_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL")
 FIXED_RATES = (1_000, 10_000)
@@ -66,9 +68,9 @@ def _trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
     result["wall_s"] = round(time.monotonic() - began, 1)
     lat = result.get("latency_us", {})
     _progress(
-        f"  {spec.pipeline:>10} {result.get('instruments', '?')!s:>4} instr {spec.rate:>9,.0f}/s: "
-        f"sent {result.get('sent_rate', 0):>9,.0f}/s  p50 {_us(lat.get('p50'))}  p99 {_us(lat.get('p99'))}  "
-        f"{result['verdict']}  ({result['wall_s']} s)"
+        f"  {spec.pipeline:>10} {fmt(result.get('instruments')):>4} instr {spec.rate:>9,.0f}/s: "
+        f"sent {fmt(result.get('sent_rate')):>9}/s  p50 {fmt(lat.get('p50')):>9} us  "
+        f"p99 {fmt(lat.get('p99')):>9} us  {result['verdict']}  ({result['wall_s']} s)"
     )
     return result
 
@@ -134,83 +136,6 @@ def _lat(trial: dict) -> dict:
     return {"p50_us": trial["latency_us"]["p50"], "p99_us": trial["latency_us"]["p99"]}
 
 
-# --- printing ---------------------------------------------------------------------------------------
-
-
-def _us(value: float | None) -> str:
-    return f"{value:>9,.0f} us" if value is not None else "        - us"
-
-
-def _num(value: float | None, fmt: str = ",.0f") -> str:
-    return format(value, fmt) if value is not None else "-"
-
-
-def print_tables(report: dict) -> None:
-    s = report["settings"]
-    print(f"\nEnd-to-end: simulator -> pipeline -> strategy process; {', '.join(s['ramp_instruments'])}")
-    print(f"layout: {report['machine']['layout']}")
-    print(
-        f"{s['seconds']:g} s measured per trial after {s['warmup']:g} s of warm-up; a fresh simulator per trial\n"
-    )
-    header = f"{'rate/s':>9} | {'pipeline':<10} {'sent/s':>9} {'p50 us':>9} {'p90 us':>9} {'p99 us':>9} {'max us':>10} {'CPU us/upd':>10}  verdict"
-    print(header)
-    print("-" * len(header))
-    rows = sorted(
-        (t for p in PIPELINES for t in report["ramp"][p]),
-        key=lambda t: (t["rate"], PIPELINES.index(t["pipeline"])),
-    )
-    for t in rows:
-        lat = t.get("latency_us", {})
-        cpu = t.get("cpu", {}).get("us_per_update", {}).get("pipeline")
-        print(
-            f"{t['rate']:>9,.0f} | {t['pipeline']:<10} {_num(t.get('sent_rate')):>9} {_num(lat.get('p50')):>9} "
-            f"{_num(lat.get('p90')):>9} {_num(lat.get('p99')):>9} {_num(lat.get('max')):>10} {_num(cpu, '.1f'):>10}  {t['verdict']}"
-        )
-    summary = report["summary"]
-    print("\nfeeder vs cryptofeed (ratio = feeder / cryptofeed)")
-    print(f"{'':<28} {'feeder':>12} {'cryptofeed':>12} {'ratio':>8}  target")
-    for rate, row in summary["latency"].items():
-        for q in ("p50", "p99"):
-            target = f"<= {TARGET_P50_RATIO:.2f}" if q == "p50" else ""
-            print(
-                f"{q + ' latency @ ' + format(int(rate), ',') + '/s (us)':<28} {row['feeder'][q + '_us']:>12,.0f} "
-                f"{row['cryptofeed'][q + '_us']:>12,.0f} {row[q + '_ratio']:>8.3f}  {target}"
-            )
-    best = summary["highest_sustained"]
-
-    def _rate(b: dict) -> str:
-        text = _num(b["rate"])
-        return f">= {text}" if b["simulator_capped"] else text
-
-    print(
-        f"{'highest sustained rate /s':<28} {_rate(best['feeder']):>12} {_rate(best['cryptofeed']):>12} "
-        f"{_num(best['ratio'], '.2f'):>8}  >= {TARGET_RATE_RATIO:g}"
-    )
-    if any(b["simulator_capped"] for b in (best["feeder"], best["cryptofeed"])):
-        print("  (>=: the simulator could not produce the next rate on this machine; the pipeline kept up)")
-    print(f"\nfeeder cost vs instruments, {s['scaling_rate']:,} updates/s in total, one worker")
-    header = (
-        f"{'instr':>6} {'sent/s':>8} {'worker us/upd':>13} {'superv us/upd':>13} {'worker RSS MB':>13} "
-        f"{'worker USS MB':>13} {'superv RSS MB':>13} {'rings':>5} {'ring alloc MB':>13} {'ring resid MB':>13} {'p50 us':>8}  verdict"
-    )
-    print(header)
-    print("-" * len(header))
-    for t in report["scaling"]:
-        cpu = t.get("cpu", {}).get("by_process_us_per_update", {})
-        mem = t.get("memory", {})
-        w, sup, rings = mem.get("worker0", {}), mem.get("supervisor", {}), mem.get("rings", {})
-        print(
-            f"{t.get('instruments', '?')!s:>6} {_num(t.get('sent_rate')):>8} {_num(cpu.get('worker0'), '.1f'):>13} "
-            f"{_num(cpu.get('supervisor'), '.1f'):>13} {_num(w.get('rss_mb'), '.1f'):>13} {_num(w.get('uss_mb'), '.1f'):>13} "
-            f"{_num(sup.get('rss_mb'), '.1f'):>13} {_num(rings.get('count')):>5} {_num(rings.get('allocated_mb'), ',.1f'):>13} "
-            f"{_num(rings.get('resident_mb'), ',.1f'):>13} {_num(t.get('latency_us', {}).get('p50')):>8}  {t['verdict']}"
-        )
-    m = report["machine"]
-    print(
-        f"\nload average: {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; run took {m['wall_s']:.0f} s"
-    )
-
-
 def _csv(text: str, kind: type) -> list:
     return [kind(x) for x in text.split(",") if x.strip()]
 
@@ -260,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_tables(report)
+        print("\n".join(report_lines(report, PIPELINES, TARGET_P50_RATIO, TARGET_RATE_RATIO)))
     return 0
 
 

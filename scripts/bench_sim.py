@@ -1,15 +1,20 @@
 """Benchmark the exchange simulator: book updates/s delivered to a raw websockets client, and RSS.
 
 Each scenario starts a fresh simulator (its own process, rate limits off) and one receiver process
-(a plain `websockets` asyncio client that subscribes and counts frames), so the simulator, the
-receiver and this script each get their own process. Side by side, at the same total rate:
+that subscribes and counts frames, so the simulator, the receiver and this script each get their
+own process. Side by side, at the same total rate:
 
   raw x1       1 instrument,    book.{inst}.raw       (the baseline of the ratios)
+  raw x1 ws    the same, received by a websockets client instead of a bare socket
   raw x10      10 instruments,  raw
   raw x100     100 instruments, raw
   raw x1000    1000 instruments, raw
   100ms x1     1 instrument,    book.{inst}.100ms     (aggregated: ~10 messages/s)
   max x1       1 instrument,    raw, rate far above what one core can do (capacity)
+
+Two receivers: a plain `websockets` asyncio client (ws.recv per message), and a bare socket that
+does the handshake itself and counts frames by their headers (so it measures the simulator, not
+a Python client's per-message cost).
 
 Reported per scenario: updates/s the simulator generated, book messages/s the receiver got, the
 simulator's CPU time per update (µs, from its own process times: robust on a loaded machine), the
@@ -61,13 +66,79 @@ async def main(url, channels, seconds):
 asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])))
 """
 
+# The same job on a bare socket: a hand-made handshake, then frames counted by their headers only,
+# so the number measures the simulator rather than a Python WebSocket client's per-message cost.
+SOCKET_RECEIVER = r"""
+import base64, json, os, socket, sys, time
 
-def run_scenario(name: str, instruments: int, interval: str, rate: float, seconds: float) -> dict:
+def frame(obj):
+    data = json.dumps(obj).encode()
+    n = len(data)
+    size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    return b"\x81" + size + b"\0\0\0\0" + data  # masked with a zero key
+
+url, channels, seconds = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+host, _, rest = url.removeprefix("ws://").partition(":")
+port, path = int(rest.split("/", 1)[0]), "/" + rest.split("/", 1)[1]
+sock = socket.create_connection((host, port))
+key = base64.b64encode(os.urandom(16)).decode()
+sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+              f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    head += sock.recv(65536)
+head, _, buf = head.partition(b"\r\n\r\n")
+assert b" 101 " in head.split(b"\r\n")[0], head
+sock.sendall(frame({"jsonrpc": "2.0", "id": 1, "method": "public/auth", "params": {
+    "grant_type": "client_credentials", "client_id": sys.argv[4], "client_secret": sys.argv[5]}}))
+for i in range(0, len(channels), 500):
+    sock.sendall(frame({"jsonrpc": "2.0", "id": 2 + i, "method": "public/subscribe",
+                        "params": {"channels": channels[i:i + 500]}}))
+print("subscribed", flush=True)
+buf = bytearray(buf)
+frames = nbytes = pos = 0
+sock.settimeout(0.2)
+start = time.monotonic()
+end = start + seconds
+while time.monotonic() < end:
+    try:
+        chunk = sock.recv(1 << 20)
+    except TimeoutError:
+        continue
+    if not chunk:
+        break
+    buf += chunk
+    size = len(buf)
+    while size - pos >= 2:
+        n, hl = buf[pos + 1] & 0x7F, 2
+        if n == 126:
+            if size - pos < 4:
+                break
+            n, hl = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+        elif n == 127:
+            if size - pos < 10:
+                break
+            n, hl = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+        if size - pos < hl + n:
+            break
+        frames += 1
+        nbytes += n
+        pos += hl + n
+    del buf[:pos]
+    pos = 0
+print(json.dumps({"frames": frames, "bytes": nbytes, "seconds": time.monotonic() - start}), flush=True)
+"""
+RECEIVERS = {"websockets": RECEIVER, "socket": SOCKET_RECEIVER}
+
+
+def run_scenario(
+    name: str, instruments: int, interval: str, receiver_kind: str, rate: float, seconds: float
+) -> dict:
     with SimServer(instruments=instruments, rate=0, rate_limits=False, seed=1) as sim:
         names = sim.info()["active"]
         channels = [f"book.{n}.{interval}" for n in names]
         receiver = subprocess.Popen(
-            [sys.executable, "-c", RECEIVER, sim.ws_url, json.dumps(channels), str(seconds),
+            [sys.executable, "-c", RECEIVERS[receiver_kind], sim.ws_url, json.dumps(channels), str(seconds),
              DEMO_CLIENT_ID, DEMO_CLIENT_SECRET],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -91,6 +162,7 @@ def run_scenario(name: str, instruments: int, interval: str, rate: float, second
         "scenario": name,
         "instruments": instruments,
         "interval": interval,
+        "receiver": receiver_kind,
         "rate": rate,
         "generated_per_s": updates / (t1 - t0),
         "received_per_s": result["frames"] / result["seconds"],
@@ -156,11 +228,12 @@ def soak(rate: float, seconds: float) -> dict:
 
 
 SCENARIOS = [
-    ("raw x1", 1, "raw"),
-    ("raw x10", 10, "raw"),
-    ("raw x100", 100, "raw"),
-    ("raw x1000", 1000, "raw"),
-    ("100ms x1", 1, "100ms"),
+    ("raw x1", 1, "raw", "socket"),
+    ("raw x1 ws", 1, "raw", "websockets"),
+    ("raw x10", 10, "raw", "socket"),
+    ("raw x100", 100, "raw", "socket"),
+    ("raw x1000", 1000, "raw", "socket"),
+    ("100ms x1", 1, "100ms", "socket"),
 ]
 
 
@@ -174,10 +247,12 @@ def main() -> int:
     args = p.parse_args()
     load = psutil.getloadavg()
     rows = [
-        run_scenario(n, i, iv, args.rate, args.seconds) for n, i, iv in SCENARIOS if args.only in (None, n)
+        run_scenario(name, count, interval, kind, args.rate, args.seconds)
+        for name, count, interval, kind in SCENARIOS
+        if args.only is None or args.only in name
     ]
-    if args.only in (None, "max x1"):
-        rows.append(run_scenario("max x1", 1, "raw", 1_000_000.0, args.seconds))
+    if args.only is None or args.only in "max x1":
+        rows.append(run_scenario("max x1", 1, "raw", "socket", 1_000_000.0, args.seconds))
     out = {"load_before": load, "load_after": psutil.getloadavg(), "cpus": psutil.cpu_count(), "rows": rows}
     if args.soak:
         out["soak"] = soak(args.rate, args.soak)

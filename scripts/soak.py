@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     a("--streams", default="book,trades,ticker", help="streams the feeder runs (books are checked)")
     a("--fault-kinds", default=",".join(KINDS), help="comma-separated subset of the fault kinds")
     a("--seed", type=int, default=1)
+    a("--instance", default=None, help="feeder instance for the run (default: a new unique one)")
     a("--out", type=Path, default=Path("soak-out"), help="directory for the report, PNG and logs")
     a("--book-capacity", type=int, default=None, help="book ring capacity (default: the feeder's)")
     a("--hang-timeout", type=float, default=2.0, help="the supervisor's hang timeout, s")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2
-    run = Soak(opts).run()
+    run = Soak(opts, ns.instance).run()
     report = reporting.build(run)
     report["png"] = str(opts.out / "soak.png")
     why_not = reporting.plot(report, opts.out / "soak.png")

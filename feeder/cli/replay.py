@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from feeder.errors import FeederError
@@ -33,18 +34,24 @@ def main(argv: list[str]) -> int:
         "--instance", help="instance namespace for the rings (default $FEEDER_INSTANCE or default)"
     )
     p.add_argument("--capacity", type=int, default=1 << 16, help="records per ring (a power of two)")
+    p.add_argument("--hold", action="store_true", help="keep the rings after the replay until Ctrl-C/SIGTERM")
     ns = p.parse_args(argv)
-    from feeder.runtime.replay import replay_into_rings
+    from feeder.runtime.replay import Replayer
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        stats = replay_into_rings(ns.directory, ns.speed, ns.instance, ns.capacity)
+        with Replayer(ns.directory, ns.instance, ns.capacity) as replayer:
+            stats = replayer.run(ns.speed)
+            print(
+                f"replayed {stats.notifications} notifications ({stats.frames} frames) into {stats.rings} "
+                f"rings: {stats.records} records in {stats.seconds:.1f} s",
+                flush=True,
+            )
+            if ns.hold:
+                signal.pause()
     except FeederError as exc:
         print(f"feeder replay: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 0
-    print(
-        f"replayed {stats.notifications} notifications ({stats.frames} frames) into {stats.rings} rings: "
-        f"{stats.records} records in {stats.seconds:.1f} s"
-    )
+        pass
     return 0

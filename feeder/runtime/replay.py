@@ -73,25 +73,31 @@ def routes_in(paths: list[Path], aliases: ChannelConfig | None = None) -> dict[s
     return out
 
 
-def replay_into_rings(
-    directory: str | Path, speed: float | None = None, instance: str | None = None, capacity: int = 1 << 16
-) -> ReplayStats:
-    """Replay every recording in `directory` into rings (created here, removed when this returns)."""
-    paths = recordings(directory)
-    routes = routes_in(paths)
-    if not routes:
-        raise UsageError(f"the recordings in {directory} hold no book, trades or ticker notifications")
-    adapter = DeribitAdapter(routes.values())
-    writers: dict[str, RingWriter] = {}
-    stats = ReplayStats(rings=len(routes))
-    started = time.monotonic()
-    try:
-        for route in routes.values():
-            writers[route.ring] = RingWriter.create(
-                route.ring, route.record_type, capacity, instance=instance
-            )
+class Replayer:
+    """Creates the rings of a recording directory, replays into them, removes them on `close()`."""
+
+    def __init__(self, directory: str | Path, instance: str | None = None, capacity: int = 1 << 16):
+        self.paths = recordings(directory)
+        routes = routes_in(self.paths)
+        if not routes:
+            raise UsageError(f"the recordings in {directory} hold no book, trades or ticker notifications")
+        self.adapter = DeribitAdapter(routes.values())
+        self.writers: dict[str, RingWriter] = {}
+        try:
+            for route in routes.values():
+                self.writers[route.ring] = RingWriter.create(
+                    route.ring, route.record_type, capacity, instance=instance
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, speed: float | None = None) -> ReplayStats:
+        """Feed every recorded notification through the adapter; speed None = as fast as possible."""
+        stats = ReplayStats(rings=len(self.writers))
+        started = time.monotonic()
         first_ts = None
-        for entry in _frames(paths):
+        for entry in _frames(self.paths):
             stats.frames += 1
             msg = _notification(entry)
             if msg is None:
@@ -102,11 +108,19 @@ def replay_into_rings(
                 if delay > 0:
                     time.sleep(delay)
             stats.notifications += 1
-            for ring, records in adapter.feed(msg, entry.ts):
-                writers[ring].publish_batch(records)
+            for ring, records in self.adapter.feed(msg, entry.ts):
+                self.writers[ring].publish_batch(records)
                 stats.records += len(records)
-    finally:
+        stats.seconds = time.monotonic() - started
+        return stats
+
+    def close(self) -> None:
+        writers, self.writers = self.writers, {}
         for writer in writers.values():
             writer.close()
-    stats.seconds = time.monotonic() - started
-    return stats
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

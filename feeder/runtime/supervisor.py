@@ -119,6 +119,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._signals = 0
         self._ring_seen: dict[str, tuple[float, int]] = {}
+        self._spare: tuple[Any, Connection] | None = None  # a started worker process waiting for its spec
         self.exit_code = EXIT_OK
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -216,13 +217,35 @@ class Supervisor:
             log_level=c.log_level,
         )
 
-    def _spawn(self, slot: Slot) -> None:
+    def _new_process(self) -> tuple[Any, Connection]:
         parent, child = self.ctx.Pipe()
-        process = self.ctx.Process(
-            target=worker_main, args=(self._spec(slot), child), name=f"feeder-worker{slot.index}", daemon=True
-        )
+        process = self.ctx.Process(target=worker_main, args=(child,), name="feeder-worker", daemon=True)
         process.start()
         child.close()
+        return process, parent
+
+    def _take_spare(self) -> tuple[Any, Connection]:
+        """The ready spare process if there is a live one, else a fresh one; a new spare is started after."""
+        spare, self._spare = self._spare, None
+        if not self._stop.is_set():
+            asyncio.get_running_loop().call_soon(self._make_spare)
+        if spare is not None and spare[0].is_alive():
+            return spare
+        return self._new_process()
+
+    def _make_spare(self) -> None:
+        if self._spare is None and not self._stop.is_set():
+            self._spare = self._new_process()
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare[1].close()  # the spare exits on EOF
+            spare[0].join(timeout=5)
+
+    def _spawn(self, slot: Slot) -> None:
+        process, parent = self._take_spare()
+        parent.send(self._spec(slot))
         slot.process, slot.conn = process, parent
         slot.state, slot.started, slot.health, slot._frames = "starting", time.monotonic(), {}, None
         with contextlib.suppress(psutil.Error, OSError):
@@ -261,6 +284,9 @@ class Supervisor:
             self._force_exit()
 
     def _force_exit(self) -> None:
+        if self._spare is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._spare[0].pid, signal.SIGKILL)
         for slot in self.slots:
             if slot.process is not None and slot.process.is_alive():
                 with contextlib.suppress(OSError):
@@ -275,6 +301,7 @@ class Supervisor:
             await self.control.close()
         if self.metrics_server is not None:
             await self.metrics_server.close()
+        self._drop_spare()
         for slot in self.slots:
             slot.state = "stopped"
             self._tell(slot, {"type": "stop"})
@@ -393,7 +420,7 @@ class Supervisor:
         slot.inflight.clear()
         self._detach(slot)
         self._mark_gap(slot)
-        decision = slot.policy.on_failure(time.monotonic())
+        decision = slot.policy.on_failure(time.monotonic(), slot.started)
         if decision.give_up:
             slot.state = "failed"
             if all(s.state == "failed" for s in self.slots):

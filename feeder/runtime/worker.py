@@ -19,6 +19,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from feeder.client import ClientConfig
 from feeder.errors import FeederError
 from feeder.exchanges.deribit.channels import ChannelConfig
@@ -76,16 +78,22 @@ class WorkerSpec:
         )
 
 
-def worker_main(spec: WorkerSpec, conn: Connection) -> None:
-    """Entry point of the spawned worker process."""
+def worker_main(conn: Connection) -> None:
+    """Entry point of a spawned worker process.
+
+    The process starts as a spare: its imports are done and it waits for a WorkerSpec on the pipe, so a
+    replacement for a dead worker only has to connect (the supervisor keeps one spare ready).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        spec: WorkerSpec = conn.recv()
+    except (EOFError, OSError, KeyboardInterrupt):
+        os._exit(0)  # the supervisor closed the pipe of an unused spare
     logging.basicConfig(
         level=spec.log_level.upper(),
         format=f"%(asctime)s worker{spec.index} %(levelname)s %(name)s: %(message)s",
     )
     try:
-        import uvloop
-
         code = uvloop.run(Worker(spec, conn).run())
     except KeyboardInterrupt:
         code = 0

@@ -5,6 +5,9 @@ Pure (no I/O except appending to the optional truth log). Every mutation of a bo
 1-4), records it in the truth window and returns a `BookChange` for the publisher. `generate(n)`
 makes n random-walk changes spread uniformly over the active instruments; order operations
 (`place`, `edit`, `cancel`) return the order, the change (if the book moved) and the trades.
+
+Determinism: one seeded generator drives every walk, so the sequence of changes depends only on
+the seed and the sequence of calls (generate in any batch sizes, orders), never on timing.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ class InstrumentState:
         self.volume_lots = 0
         self.high: int | None = None
         self.low: int | None = None
-        self.open_interest = self.rng.randrange(10**6, 10**7)
+        self.open_interest = own.randrange(10**6, 10**7)
 
     def _step_at(self, price: int) -> int:
         inst = self.inst
@@ -104,12 +107,15 @@ class Market:
 
     def __init__(self, catalogue: Catalogue, seed: int, truth_window: int, truth_log: TruthLog | None = None):
         self.catalogue = catalogue
-        per_instrument = max(64, truth_window // max(1, len(catalogue.instruments)))
+        self.rng = Random(f"{seed}:market")
+        active = set(catalogue.active)
+        window = max(1024, truth_window // len(active))  # quiet instruments change only with user orders
         self.states = [
-            InstrumentState(i, inst, seed, per_instrument) for i, inst in enumerate(catalogue.instruments)
+            InstrumentState(i, inst, seed, window if i in active else 1024, self.rng)
+            for i, inst in enumerate(catalogue.instruments)
         ]
         self.active = [self.states[i] for i in catalogue.active]
-        self.chooser = Random(f"{seed}:chooser")
+        self.chooser = self.rng
         self.truth_log = truth_log
         self.orders: dict[str, Order] = {}
         self._order_seq = 0
@@ -138,7 +144,7 @@ class Market:
         prev = st.change_id
         st.change_id = cid = prev + 1 + int(st.rng.random() * 4)
         truth = st.truth
-        truth.changes.append((cid, bids, asks))
+        truth.changes.append((cid, tuple(bids), tuple(asks)))  # tuples of atomics: not GC-tracked
         truth.count += 1
         if not truth.count % truth.every:
             truth.checkpoint(cid, st.book.bids.lots, st.book.asks.lots)

@@ -1,7 +1,6 @@
 """The random walk that moves a simulated book: one call, one book change.
 
-Pure and seeded: the k-th step of an instrument's walk depends only on its seed and on user orders,
-never on timing. Each step resizes, adds or removes a level, prints a trade against the best level,
+Pure and seeded: the steps depend only on the generator's seed and on user orders, never on timing. Each step resizes, adds or removes a level, prints a trade against the best level,
 or shifts the touch by a tick (the mid random-walks with a mild pull back to the reference price).
 It keeps the book uncrossed and between `depth/2` and `depth` levels a side, and it only moves
 anonymous liquidity: user orders are never touched (see book.py).
@@ -47,11 +46,14 @@ class Walk:
         """One book change: (bid entries, ask entries, trade printed or None)."""
         bids: list[Entry] = []
         asks: list[Entry] = []
+        book, low, high = self.book, self.depth // 2, self.depth
         for _ in range(8):
             trade = self._operate(bids, asks)
             if bids or asks:
-                self._keep_depth(self.book.bids, bids)
-                self._keep_depth(self.book.asks, asks)
+                if not low <= len(book.bids.prices) <= high:
+                    self._keep_depth(book.bids, bids)
+                if not low <= len(book.asks.prices) <= high:
+                    self._keep_depth(book.asks, asks)
                 return bids, asks, trade
         return bids, asks, None
 

@@ -106,6 +106,7 @@ def run_trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
         time.sleep(spec.seconds)
         t1, cpu1 = time.time_ns(), _cpu_seconds(processes)
         memory = pipeline.memory()
+        events = pipeline.events()
         sim.set_rate(0)
         drained = _drain(pipeline.shared)
         received = pipeline.collect(names)
@@ -122,6 +123,7 @@ def run_trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
         },
         cpu=_cpu_figures(cpu0, cpu1, figures["sent"], (t1 - t0) / 1e9, pipeline.roles()),
         memory=memory,
+        events=events,
     )
     return figures
 
@@ -313,10 +315,9 @@ class FeederPipeline:
 
     def processes(self) -> dict[str, psutil.Process]:
         assert self.proc is not None and self.strategy is not None
-        out = {"supervisor": psutil.Process(self.proc.pid), "strategy": psutil.Process(self.strategy.pid)}
-        for i, pid in enumerate(self.workers):
-            out[f"worker{i}"] = psutil.Process(pid)
-        return out
+        pids = {"supervisor": self.proc.pid, "strategy": self.strategy.pid}
+        pids.update({f"worker{i}": pid for i, pid in enumerate(self.workers)})
+        return _alive(pids)
 
     def roles(self) -> dict[str, str]:
         return {"supervisor": "pipeline", **{f"worker{i}": "pipeline" for i in range(len(self.workers))}}
@@ -331,6 +332,16 @@ class FeederPipeline:
             "resident_mb": round(sum(_resident(r.segment) for r in rings) / MB, 1),
         }
         return out
+
+    def events(self) -> dict:
+        """Worker restarts and gaps the supervisor counted so far."""
+        with contextlib.suppress(FeederError, OSError), FeederHandle(self.instance) as handle:
+            status = handle.status()
+            return {
+                "worker_restarts": sum(w.get("restarts", 0) for w in status["workers"]),
+                "gaps": sum(r.get("gaps", 0) for r in status["rings"]),
+            }
+        return {"status": "the supervisor did not answer"}
 
     def collect(self, names: list[str]) -> Received:
         self.shared.stop.value = True
@@ -422,13 +433,20 @@ class CryptofeedPipeline:
         return ""
 
     def processes(self) -> dict[str, psutil.Process]:
-        return {"cryptofeed": psutil.Process(self.feed.pid), "strategy": psutil.Process(self.strategy.pid)}
+        return _alive({"cryptofeed": self.feed.pid, "strategy": self.strategy.pid})
 
     def roles(self) -> dict[str, str]:
         return {"cryptofeed": "pipeline"}
 
     def memory(self) -> dict:
-        return _memory({"cryptofeed": psutil.Process(self.feed.pid)})
+        return _memory(_alive({"cryptofeed": self.feed.pid}))
+
+    def events(self) -> dict:
+        """Warnings and errors cryptofeed logged (sequence breaks, reconnects, exceptions)."""
+        lines = []
+        with contextlib.suppress(OSError), open(os.path.join(self.workdir, "cryptofeed.log")) as f:
+            lines = [line.strip() for line in f if ": WARNING :" in line or ": ERROR :" in line]
+        return {"log_warnings_and_errors": len(lines), "first": lines[0][:200] if lines else None}
 
     def collect(self, names: list[str]) -> Received:
         self.shared.stop.value = True
@@ -452,6 +470,14 @@ def _child_alive_or_done(process: Any, what: str) -> None:
         raise RuntimeError(f"{what} did not stop within {STOP_TIMEOUT_S:g} s")
     if process.exitcode != 0:
         raise RuntimeError(f"{what} failed (exit code {process.exitcode})")
+
+
+def _alive(pids: dict[str, int]) -> dict[str, psutil.Process]:
+    out = {}
+    for role, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            out[role] = psutil.Process(pid)
+    return out
 
 
 def _resident(path: str) -> int:

@@ -9,9 +9,10 @@ the soak can fail. Definitions, per ring and per consumer, walking its records i
   - the changes strictly between are *lapped* when the consumer skipped ring records (b.seq !=
     a.seq + 1: the reader was lapped and its `lost` counter says so); *gap_covered* when a GAP record
     came since the last SNAPSHOT (a GAP covers everything up to the next SNAPSHOT) or b is GAP;
-  - otherwise b claims continuity: a SNAPSHOT b reflects only itself, so every change in between is
-    *undetected*; a change record b reflects (b.prev_change_id, b.change_id] (the exchange's own
-    aggregation, empty for raw channels), so changes in (a.change_id, b.prev_change_id] are *undetected*.
+  - otherwise b claims continuity and every change in between is *undetected*, except, on aggregated
+    channels (100ms), the changes a change record b reflects by the exchange's own aggregation,
+    (b.prev_change_id, b.change_id]. On raw channels one record reflects one change, whatever its
+    prev_change_id says, so a record that papers over a hole with a rewritten prev is still caught.
 - A *wrong book* is a non-GAP record whose top-10 hash differs from the truth at its change_id, or whose
   change_id the exchange never published (the change_id before the instrument's first change cannot
   be checked: counted as unverifiable).
@@ -25,9 +26,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from soak.truth import BookTruth, Sends
 
 from feeder import GAP, SNAPSHOT
+from soak.truth import BookTruth, Sends
 
 SAMPLES_KEPT = 10
 
@@ -103,10 +104,11 @@ def in_gap_after(gap: np.ndarray, snapshot: np.ndarray, lapped: np.ndarray) -> n
     return np.where(last >= 0, gap[np.maximum(last, 0)], False)
 
 
-def check_ring(obs: np.ndarray, truth: BookTruth) -> RingCheck:
-    """Account for every truth change in the window of `obs` (one consumer, one ring, in read order)."""
+def check_ring(obs: np.ndarray, truth: BookTruth, aggregated: bool = False) -> RingCheck:
+    """Account for every truth change in the window of `obs` (one consumer, one ring, in read order);
+    `aggregated`: the ring is fed by an aggregated (100ms) channel, not a raw one."""
     gap, snap = flag_masks(obs)
-    matches, wrong, unverifiable = verify_books(obs, truth)
+    _, wrong, unverifiable = verify_books(obs, truth)
     wrong &= ~gap
     seq = obs["seq"]
     check = RingCheck(
@@ -129,7 +131,7 @@ def check_ring(obs: np.ndarray, truth: BookTruth) -> RingCheck:
     claims = ~lapped & ~covered
     between = truth.count_in(a, b - 1)
     own = truth.count_in(b - 1, b) * (b > a)
-    missing_to = np.where(b_snap, b - 1, np.minimum(b_prev, b - 1))
+    missing_to = np.where(b_snap | (not aggregated), b - 1, np.minimum(b_prev, b - 1))
     missing = np.where(claims, truth.count_in(a, missing_to), 0)
     check.lapped_records = int((seq[1:] - seq[:-1] - 1)[lapped].sum())
     check.lapped_updates = int(between[lapped].sum() + own[lapped & b_gap].sum())

@@ -19,9 +19,8 @@ import signal
 import sys
 import time
 
-from soak.observations import ObservationLog, write_summary
-
 from feeder import RingNotFound, RingReader
+from soak.observations import ObservationLog, write_summary
 
 FIRST_PAUSE_S = 20e-6
 LONGEST_PAUSE_S = 250e-6

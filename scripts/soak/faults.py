@@ -13,11 +13,13 @@ Rules kept here:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import psutil
@@ -99,11 +101,9 @@ class Injector:
     def inject(self, kind: str) -> tuple[dict, list[FollowUp]]:
         """Carry out one fault; returns its record and its follow-ups."""
         event: dict[str, Any] = {"kind": kind, "t_ns": time.time_ns(), "rings": []}
+        handler = getattr(self, kind) if kind in PROCESS_FAULTS else partial(self.sim_fault, kind)
         try:
-            if kind in PROCESS_FAULTS:
-                followups = getattr(self, kind)(event)
-            else:
-                followups = self.sim_fault(kind, event)
+            followups = handler(event)
         except Exception as exc:  # a fault that could not be injected is reported, not fatal
             event["error"] = f"{type(exc).__name__}: {exc}"
             followups = []
@@ -191,7 +191,5 @@ class Injector:
 
 
 def _resume(proc: psutil.Process) -> None:
-    try:
+    with contextlib.suppress(psutil.NoSuchProcess):  # killed meanwhile (the supervisor's watchdog)
         proc.resume()
-    except psutil.NoSuchProcess:
-        pass

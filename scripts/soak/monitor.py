@@ -11,14 +11,15 @@ A background thread samples every `interval` seconds. Rules it keeps:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
 
 import psutil
-from soak.analysis import Sample
 
 from feeder import FeederError, FeederHandle
+from soak.analysis import Sample
 
 
 class Monitor:
@@ -77,10 +78,8 @@ class Monitor:
         if status:
             self.status_series.append({"t_s": round(t, 2), "workers": status.get("workers", [])})
         if self.sim is not None:
-            try:
+            with contextlib.suppress(Exception):  # the simulator is stopping
                 self.sim_series.append({"t_s": round(t, 2), **self.sim.stats()})
-            except Exception:  # the simulator is stopping
-                pass
         for pid, role in self._processes(status).items():
             self._sample_process(t, pid, role)
 

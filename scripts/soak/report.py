@@ -11,17 +11,18 @@ the results in one JSON-serialisable dict. Rules kept here:
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
 from soak import analysis
 from soak.observations import load_observations, read_summary
 from soak.run import RunData
 from soak.truth import BookTruth, Truth, book_truth, load_truth
-
-from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
 
 EMPTY_TRUTH = book_truth([], [], [])
 
@@ -35,7 +36,11 @@ def build(run: RunData) -> dict[str, Any]:
     books = {ring: truth.books.get(route.instrument, EMPTY_TRUTH) for ring, route in routes.items()}
     views = [_split(load_observations(p), run.rings) if p.is_file() else {} for p in run.consumer_logs]
     summaries = [read_summary(p) or {} for p in run.consumer_summaries]
-    checks = [{ring: analysis.check_ring(obs, books[ring]) for ring, obs in view.items()} for view in views]
+    aggregated = {ring: not route.channel.endswith(".raw") for ring, route in routes.items()}
+    checks = [
+        {ring: analysis.check_ring(obs, books[ring], aggregated[ring]) for ring, obs in view.items()}
+        for view in views
+    ]
     rings = {
         ring: _ring(ring, i, routes[ring], truth, books[ring], checks, summaries)
         for i, ring in enumerate(run.rings)
@@ -81,7 +86,7 @@ def _ring(
     return {
         "instrument": route.instrument,
         "channel": route.channel,
-        "published": len(book.change_id),
+        "published_total": len(book.change_id),
         "sent_to_feeder": len(truth.sends[route.channel].change_id) if route.channel in truth.sends else 0,
         "written": max((s.get("write_seq", 0) for s in stats), default=0),
         "read": [c.records for c in mine],
@@ -92,7 +97,8 @@ def _ring(
 
 def _totals(rings: dict[str, dict], run: RunData) -> dict:
     keys = (
-        "published",
+        "published_total",
+        "published_in_window",
         "sent_to_feeder",
         "written",
         "gap_records",
@@ -201,7 +207,7 @@ def _latency(run: RunData, views: list[dict], truth: Truth, routes: dict) -> dic
                 stages["recv_to_publish"].append(o["ts_publish"] - o["ts_recv"])
                 stages["publish_to_read"].append(o["read_ns"] - o["ts_publish"])
     read_ns, lat = _concat(normal)
-    slow_read, slow_lat = _concat(slow)
+    _, slow_lat = _concat(slow)
     return {
         "measured": "simulator send (truth log) -> consumer read, wall clock",
         "overall": analysis.percentiles_us(lat),
@@ -249,7 +255,7 @@ def _series(run: RunData, views: list[dict]) -> dict:
             counts = np.bincount(t.astype(np.int64)) if len(t) else np.zeros(0, np.int64)
             out["read_per_s"][f"consumer{i}"] = counts.tolist()
     series = run.monitor.sim_series if run.monitor else []
-    for a, b in zip(series, series[1:], strict=False):
+    for a, b in itertools.pairwise(series):
         if b["t_s"] > a["t_s"]:
             rate = (b["changes_total"] - a["changes_total"]) / (b["t_s"] - a["t_s"])
             out["sim_changes_per_s"].append([b["t_s"], round(rate, 1)])
@@ -319,7 +325,7 @@ def _ring_line(name: str, r: dict) -> str:
     read = "/".join(f"{n:,}" for n in r["read"])
     lapped = sum(x or 0 for x in r["lost_to_lapping"])
     return (
-        f"{name:<18}{r['published']:>10,}{r['sent_to_feeder']:>10,}{r['written']:>10,}{read:>26}"
+        f"{name:<18}{r['published_in_window']:>10,}{r['sent_to_feeder']:>10,}{r['written']:>10,}{read:>26}"
         f"{lapped:>9,}{r['gap_records']:>6}{r['undetected']:>6}{r['wrong_books']:>6}"
     )
 

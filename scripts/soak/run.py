@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from soak.faults import Injector, Planned, plan
-from soak.monitor import Monitor
-
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
 from feeder.ring.names import SHM_DIR
 from feeder.runtime.rundir import run_dir
 from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimServer
+from soak.faults import Injector, Planned, plan
+from soak.monitor import Monitor
 
 SCRIPTS = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT_S = 90.0

@@ -1,0 +1,131 @@
+"""The printed report: the ramp, the feeder-vs-cryptofeed summary with ratios, the cost per instrument.
+
+Pure formatting of the JSON report built by scripts/bench_e2e.py; a missing figure prints as `-`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Column = tuple[str, int, Callable[[dict], Any], str]  # title, width, value of a row, format
+
+
+def fmt(value: Any, spec: str = ",.0f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return format(value, spec)
+
+
+def table(columns: Sequence[Column], rows: Sequence[dict], last: Callable[[dict], str]) -> list[str]:
+    """Fixed-width columns, then a free-width last column (the verdict)."""
+    head = " ".join(f"{title:>{width}}" for title, width, _, _ in columns) + "  verdict"
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        cells = " ".join(f"{fmt(get(row), spec):>{width}}" for _, width, get, spec in columns)
+        lines.append(f"{cells}  {last(row)}")
+    return lines
+
+
+def _get(*path: str) -> Callable[[dict], Any]:
+    def get(row: dict) -> Any:
+        value: Any = row
+        for key in path:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(key)
+        return value
+
+    return get
+
+
+RAMP_COLUMNS: list[Column] = [
+    ("rate/s", 9, _get("rate"), ",.0f"),
+    ("pipeline", 10, _get("pipeline"), ""),
+    ("sent/s", 9, _get("sent_rate"), ",.0f"),
+    ("p50 us", 9, _get("latency_us", "p50"), ",.0f"),
+    ("p90 us", 9, _get("latency_us", "p90"), ",.0f"),
+    ("p99 us", 9, _get("latency_us", "p99"), ",.0f"),
+    ("max us", 10, _get("latency_us", "max"), ",.0f"),
+    ("CPU us/update", 13, _get("cpu", "us_per_update", "pipeline"), ",.1f"),
+]
+
+STAGE_COLUMNS: list[Column] = [
+    ("rate/s", 9, _get("rate"), ",.0f"),
+    ("send->worker p50", 16, _get("stages_us", "simulator send -> worker receive", "p50"), ",.0f"),
+    ("p99", 7, _get("stages_us", "simulator send -> worker receive", "p99"), ",.0f"),
+    ("worker->ring p50", 16, _get("stages_us", "worker receive -> ring publish", "p50"), ",.0f"),
+    ("p99", 7, _get("stages_us", "worker receive -> ring publish", "p99"), ",.0f"),
+    ("ring->strategy p50", 18, _get("stages_us", "ring publish -> strategy has it", "p50"), ",.0f"),
+    ("p99", 7, _get("stages_us", "ring publish -> strategy has it", "p99"), ",.0f"),
+]
+
+SCALING_COLUMNS: list[Column] = [
+    ("instr", 6, _get("instruments"), ",.0f"),
+    ("sent/s", 8, _get("sent_rate"), ",.0f"),
+    ("worker us/upd", 13, _get("cpu", "by_process_us_per_update", "worker0"), ",.1f"),
+    ("superv us/upd", 13, _get("cpu", "by_process_us_per_update", "supervisor"), ",.1f"),
+    ("worker RSS MB", 13, _get("memory", "worker0", "rss_mb"), ",.1f"),
+    ("worker USS MB", 13, _get("memory", "worker0", "uss_mb"), ",.1f"),
+    ("superv RSS MB", 13, _get("memory", "supervisor", "rss_mb"), ",.1f"),
+    ("rings", 5, _get("memory", "rings", "count"), ",.0f"),
+    ("ring alloc MB", 13, _get("memory", "rings", "allocated_mb"), ",.1f"),
+    ("ring resid MB", 13, _get("memory", "rings", "resident_mb"), ",.1f"),
+    ("p50 us", 8, _get("latency_us", "p50"), ",.0f"),
+]
+
+
+def _verdict(row: dict) -> str:
+    return row["verdict"]
+
+
+def _best(b: dict) -> str:
+    text = fmt(b["rate"])
+    return f">= {text}" if b["simulator_capped"] else text
+
+
+def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target: float) -> list[str]:
+    s, m = report["settings"], report["machine"]
+    out = [
+        f"End-to-end: simulator -> pipeline -> strategy process, books of {', '.join(s['ramp_instruments'])}",
+        f"layout: {m['layout']}",
+        f"{s['seconds']:g} s measured per trial after {s['warmup']:g} s of warm-up, a fresh simulator each",
+        "",
+    ]
+    ramp = sorted(
+        (t for p in pipelines for t in report["ramp"][p]),
+        key=lambda t: (t["rate"], pipelines.index(t["pipeline"])),
+    )
+    out += table(RAMP_COLUMNS, ramp, _verdict)
+    out += ["", "feeder latency by stage (us)"]
+    out += table(STAGE_COLUMNS, [t for t in report["ramp"]["feeder"] if "stages_us" in t], _verdict)
+    summary = report["summary"]
+    out += ["", "feeder vs cryptofeed (ratio = feeder / cryptofeed)"]
+    out.append(f"{'':<30} {'feeder':>10} {'cryptofeed':>10} {'ratio':>7}  target")
+    for rate, row in summary["latency"].items():
+        for q in ("p50", "p99"):
+            target = f"<= {p50_target:.2f}" if q == "p50" else ""
+            title = f"{q} latency @ {int(rate):,}/s (us)"
+            out.append(
+                f"{title:<30} {fmt(row['feeder'][q + '_us']):>10} {fmt(row['cryptofeed'][q + '_us']):>10} "
+                f"{fmt(row[q + '_ratio'], '.3f'):>7}  {target}"
+            )
+    best = summary["highest_sustained"]
+    out.append(
+        f"{'highest sustained rate /s':<30} {_best(best['feeder']):>10} {_best(best['cryptofeed']):>10} "
+        f"{fmt(best['ratio'], '.2f'):>7}  >= {rate_target:g}"
+    )
+    if best["feeder"]["simulator_capped"] or best["cryptofeed"]["simulator_capped"]:
+        out.append(
+            "  (>= : the simulator could not produce the next rate here; the pipeline was still keeping up)"
+        )
+    out += ["", f"feeder cost vs instruments: {s['scaling_rate']:,} updates/s in total, one worker"]
+    out += table(SCALING_COLUMNS, report["scaling"], _verdict)
+    out += [
+        "",
+        f"load average {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; "
+        f"the run took {m['wall_s']:.0f} s",
+    ]
+    return out
