@@ -21,8 +21,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from feeder import CROSSED, GAP, SNAPSHOT, FeederError, RingNotFound, RingReader, UsageError
-from feeder.ring.names import check_ring_name, instance_name
+from feeder import (
+    CROSSED,
+    GAP,
+    SNAPSHOT,
+    FeederError,
+    RingNotFound,
+    RingReader,
+    UsageError,
+    check_ring_name,
+    instance_name,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
 DEFAULT_WAIT_S = 30.0
@@ -66,7 +75,12 @@ exit codes:
 def add_bounds(p: argparse.ArgumentParser) -> None:
     """--count and --duration: a bounded run (both may be given: whichever comes first)."""
     p.add_argument("--count", type=positive(int), metavar="N", help="stop after N records")
-    p.add_argument("--duration", type=positive(float), metavar="S", help="stop after S seconds")
+    p.add_argument(
+        "--duration",
+        type=positive(float),
+        metavar="S",
+        help="stop S seconds after starting (waiting included)",
+    )
 
 
 def positive(kind: type) -> Callable[[str], Any]:

@@ -50,23 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
+def check_plan(ns, instance: str) -> dict:
+    """What `--check` prints: the validated settings."""
+    return {
+        "program": "latency",
+        "instance": instance,
+        "rings": ns.rings,
+        "window_s": ns.window,
+        "wait_mode": "spin" if ns.spin else "spin_sleep",
+        "json": ns.json,
+        "count": ns.count,
+        "duration_s": ns.duration,
+        "wait_s": ns.wait,
+    }
+
+
 def _main(ns) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
     if ns.check:
-        return common.print_plan(
-            {
-                "program": "latency",
-                "instance": instance,
-                "rings": ns.rings,
-                "window_s": ns.window,
-                "wait_mode": "spin" if ns.spin else "spin_sleep",
-                "json": ns.json,
-                "count": ns.count,
-                "duration_s": ns.duration,
-                "wait_s": ns.wait,
-            }
-        )
+        return common.print_plan(check_plan(ns, instance))
     stop = common.Stop(ns.duration)
     mode = "spin" if ns.spin else "spin_sleep"
     followers = []
@@ -93,10 +96,14 @@ class Probe:
         self.records = self.lost = 0
         self._window_records = self._window_lost = 0
 
+    @property
+    def _read(self) -> int:
+        return self.records + self._window_records
+
     def run(self, stop: common.Stop, count: int | None) -> None:
         began = window_start = time.monotonic()
-        while not stop and (count is None or self.records < count):
-            got = self._read_all(None if count is None else count - self.records)
+        while not stop and (count is None or self._read < count):
+            got = self._read_all(None if count is None else count - self._read)
             now = time.monotonic()
             if now - window_start >= self.window:
                 self._report_window(now - window_start)

@@ -64,25 +64,34 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
+def display(ns) -> tuple[bool, float]:
+    """(live screen?, refresh interval) from --display and --interval."""
+    live = ns.display == "live" or (ns.display == "auto" and sys.stdout.isatty())
+    return live, ns.interval or (0.25 if live else 1.0)
+
+
+def check_plan(ns, instance: str) -> dict:
+    """What `--check` prints: the validated settings."""
+    live, interval = display(ns)
+    return {
+        "program": "monitor",
+        "instance": instance,
+        "rings": ns.rings,
+        "display": "live" if live else "plain",
+        "interval_s": interval,
+        "start": ns.start,
+        "count": ns.count,
+        "duration_s": ns.duration,
+        "wait_s": ns.wait,
+    }
+
+
 def _main(ns) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
-    live = ns.display == "live" or (ns.display == "auto" and sys.stdout.isatty())
-    interval = ns.interval or (0.25 if live else 1.0)
     if ns.check:
-        return common.print_plan(
-            {
-                "program": "monitor",
-                "instance": instance,
-                "rings": ns.rings,
-                "display": "live" if live else "plain",
-                "interval_s": interval,
-                "start": ns.start,
-                "count": ns.count,
-                "duration_s": ns.duration,
-                "wait_s": ns.wait,
-            }
-        )
+        return common.print_plan(check_plan(ns, instance))
+    live, interval = display(ns)
     stop = common.Stop(ns.duration)
     followers = []
     try:

@@ -64,6 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
+def check_plan(ns, instance: str) -> dict:
+    """What `--check` prints: the validated settings."""
+    return {
+        "program": "recorder",
+        "instance": instance,
+        "out": ns.out,
+        "rings": ns.rings,
+        "chunk_records": ns.chunk_records,
+        "chunk_seconds": ns.chunk_seconds,
+        "start": ns.start,
+        "count": ns.count,
+        "duration_s": ns.duration,
+        "wait_s": ns.wait,
+    }
+
+
 def _main(ns) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
@@ -71,20 +87,7 @@ def _main(ns) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"OUT {str(out)!r} exists and is not a directory")
     if ns.check:
-        return common.print_plan(
-            {
-                "program": "recorder",
-                "instance": instance,
-                "out": str(out),
-                "rings": ns.rings,
-                "chunk_records": ns.chunk_records,
-                "chunk_seconds": ns.chunk_seconds,
-                "start": ns.start,
-                "count": ns.count,
-                "duration_s": ns.duration,
-                "wait_s": ns.wait,
-            }
-        )
+        return common.print_plan(check_plan(ns, instance))
     stop = common.Stop(ns.duration)
     recorders: list[RingRecorder] = []
     try:
@@ -116,6 +119,8 @@ class RingRecorder:
         for name in self.writer.removed_temporaries:
             common.say(f"{self.ring}: removed {name}, an unfinished chunk of an earlier recorder")
         self.lost = 0
+        for event in follower.events():  # the attach: the session starts now, even if nothing comes
+            self._event(event)
 
     def step(self, max_records: int | None) -> int:
         """Read what is new, record it; returns how many records were read."""

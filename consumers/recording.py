@@ -111,7 +111,7 @@ class RecordingWriter:
         self._n = 0
         self._since = 0.0
         self._chunk_seconds = chunk_seconds
-        self._events = open(self.path / EVENTS, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._events = open(self.path / EVENTS, "a", encoding="utf-8")  # noqa: SIM115 (kept open: closed in close())
 
     def _check_meta(self) -> None:
         meta_path = self.path / META
@@ -321,7 +321,7 @@ def _verify(
             groups[-1][1][e["first"]] = e["count"]
     if len(records) and (not groups or groups[0][0]["at"] != 0):
         raise RecordingError(f"recording {path}: {EVENTS} has no start event for its first record")
-    bounds = [start["at"] for start, _ in groups[1:]] + [len(records)]
+    bounds = [start["at"] for start, _ in groups[1:]] + [len(records)] * bool(groups)
     sessions, unexplained = [], []
     for (start, lost), end in zip(groups, bounds, strict=True):
         seqs = records["seq"][start["at"] : end].astype(np.int64)

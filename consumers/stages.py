@@ -11,7 +11,7 @@ Every record carries wall-clock (CLOCK_REALTIME) nanosecond timestamps; with the
 | end-to-end     | ts_exchange | read        | all of it (coarse like the first)                         |
 
 Records without an exchange timestamp (0) are left out of the stages that need it. A window keeps
-every sample (exact percentiles, `method="higher"`: always a value that was seen); the whole run goes
+every sample (exact nearest-rank percentiles: the value at rank ceil(q% x n), one that was seen); the run goes
 into a histogram of 1 % wide buckets, so a long run needs constant memory (its percentiles are the
 bucket's upper bound; values <= 1 ns, including negative ones from clock offsets, share bucket 0).
 """
@@ -28,6 +28,11 @@ QUANTILES = (50.0, 99.0, 99.9)
 _GROWTH = 1.01
 _LOG_GROWTH = math.log(_GROWTH)
 _BUCKETS = math.ceil(math.log(1e12) / _LOG_GROWTH) + 1  # up to 1000 s
+
+
+def rank(q: float, n: int) -> int:
+    """The nearest rank (1-based) of percentile `q` among `n` values: ceil(q% x n)."""
+    return max(1, math.ceil(q * n / 100 - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,9 @@ class Samples:
         if not self._n:
             return None
         values = self._buf[: self._n]
-        p50, p99, p999 = np.percentile(values, QUANTILES, method="higher")
-        return Stats(self._n, float(p50), float(p99), float(p999), float(values.max()))
+        ranks = [rank(q, self._n) - 1 for q in QUANTILES]
+        picked = np.partition(values, ranks)[ranks]
+        return Stats(self._n, *(float(v) for v in picked), float(values.max()))
 
     def clear(self) -> None:
         self._n = 0
@@ -101,7 +107,7 @@ class Histogram:
         cumulative = np.cumsum(self.counts)
         found = []
         for q in QUANTILES:
-            bucket = int(np.searchsorted(cumulative, max(1, math.ceil(q / 100 * n))))
+            bucket = int(np.searchsorted(cumulative, rank(q, n)))
             found.append(min(_GROWTH**bucket, float(self.max)))
         return Stats(n, *found, float(self.max))
 

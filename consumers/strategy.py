@@ -41,18 +41,20 @@ from consumers.quoting import (
     plan,
     reconcile,
 )
-from feeder import FeederHandle, FeederNotRunning, NoHealthyWorker, UsageError
+from feeder import ExchangeError, FeederHandle, FeederNotRunning, NoHealthyWorker, RingReader, UsageError
 
 PROG = "python -m consumers.strategy"
 RETRY_S = 0.5  # after a request that was not sent or was refused
+RING_MATCH = 0.05  # the ring's mid must be within 5 % of the instrument's mark price
 MAX_ACTIONS = 8  # per convergence: a plan needs at most reconcile + 2 requests + extras
 EXIT_DEADLINE_S = 20.0  # how long the exit keeps trying to cancel
 _INSTRUMENT_RE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 
 EPILOG = """\
-what it prints: START, QUOTE (targets and why), PLACE / EDIT / CANCEL (each request and its answer),
-PAUSE on a GAP, RESUME after the SNAPSHOT, UNKNOWN (an order request with an unknown outcome) and
-RECONCILED (what the exchange says is open), EXIT (what was cancelled, what is left: should be none).
+what it prints: START, QUOTE (targets and why; "SNAPSHOT ...: resuming" after a GAP), PLACE / EDIT /
+CANCEL (each request and its answer), PAUSE on a GAP, UNKNOWN (an order request with an unknown outcome),
+RECONCILED (what the exchange says is open), STOP and EXIT (what is left open: should be none).
+Orders are post-only limit orders; the feeder paces them to Deribit's matching-engine limit.
 
 needs a feeder with credentials (orders) and the instrument's book ring, e.g.:
   python -m feeder --sim &
@@ -113,6 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
+def check_plan(ns, instance: str) -> dict:
+    """What `--check` prints: the validated settings."""
+    return {
+        "program": "strategy",
+        "instance": instance,
+        "instrument": ns.instrument,
+        "ring": ns.ring,
+        "amount": ns.amount,
+        "offset_ticks": ns.offset_ticks,
+        "requote_ticks": ns.requote_ticks,
+        "min_interval_s": ns.min_interval,
+        "label_prefix": ns.label,
+        "rpc_timeout_s": ns.rpc_timeout,
+        "duration_s": ns.duration,
+        "wait_s": ns.wait,
+    }
+
+
 def _main(ns) -> int:
     common.check_rings([ns.ring])
     if not ns.ring.startswith("book."):
@@ -124,22 +144,7 @@ def _main(ns) -> int:
     check_prefix(ns.label)
     instance = common.resolve_instance(ns.instance)
     if ns.check:
-        return common.print_plan(
-            {
-                "program": "strategy",
-                "instance": instance,
-                "instrument": ns.instrument,
-                "ring": ns.ring,
-                "amount": ns.amount,
-                "offset_ticks": ns.offset_ticks,
-                "requote_ticks": ns.requote_ticks,
-                "min_interval_s": ns.min_interval,
-                "label_prefix": ns.label,
-                "rpc_timeout_s": ns.rpc_timeout,
-                "duration_s": ns.duration,
-                "wait_s": ns.wait,
-            }
-        )
+        return common.print_plan(check_plan(ns, instance))
     stop = common.Stop(ns.duration)
     deadline = time.monotonic() + ns.wait
     reader = common.attach(ns.ring, instance=instance, start="newest", wait_s=ns.wait, stop=stop)
@@ -149,6 +154,7 @@ def _main(ns) -> int:
     handle = _connect(instance, deadline, stop)
     try:
         params = _params(handle, ns, deadline, stop)
+        _check_ring(reader, handle, ns, deadline, stop)
         strategy = Strategy(handle, follower, ns.instrument, params, ns.label, ns.rpc_timeout)
         return strategy.run(stop)
     finally:
@@ -168,14 +174,7 @@ def _connect(instance: str, deadline: float, stop: common.Stop) -> FeederHandle:
 
 def _params(handle: FeederHandle, ns, deadline: float, stop: common.Stop) -> QuoteParams:
     """Tick size and minimum amount from the exchange (`public/get_instrument`)."""
-    while True:
-        try:
-            info = handle.rpc("public/get_instrument", {"instrument_name": ns.instrument}, ns.rpc_timeout)
-            break
-        except NoHealthyWorker:  # the workers are still connecting
-            if stop or time.monotonic() >= deadline:
-                raise
-        time.sleep(0.1)
+    info = _ask(handle, "public/get_instrument", ns, deadline, stop)
     tick, lot = float(info["tick_size"]), float(info["min_trade_amount"])
     amount = lot if ns.amount is None else ns.amount
     if abs(amount / lot - round(amount / lot)) > 1e-9:
@@ -183,6 +182,36 @@ def _params(handle: FeederHandle, ns, deadline: float, stop: common.Stop) -> Quo
             f"--amount {amount:g} is not a multiple of {ns.instrument}'s minimum trade amount {lot:g}"
         )
     return QuoteParams(tick, amount, ns.offset_ticks, ns.requote_ticks, ns.min_interval)
+
+
+def _check_ring(reader: RingReader, handle: FeederHandle, ns, deadline: float, stop: common.Stop) -> None:
+    """Refuse to quote when the ring's mid is far from the instrument's mark price: a --ring / --instrument mix-up."""
+    rec = reader.latest()
+    while rec is None or not (rec["bid_count"] and rec["ask_count"]):
+        if stop or time.monotonic() >= deadline:
+            raise UsageError(f"ring {ns.ring!r} has no two-sided book after waiting {ns.wait:g} s")
+        time.sleep(0.05)
+        rec = reader.latest()
+    mid = (float(rec["bid_px"][0]) + float(rec["ask_px"][0])) / 2
+    mark = float(_ask(handle, "public/ticker", ns, deadline, stop)["mark_price"])
+    if not abs(mid / mark - 1) <= RING_MATCH:
+        raise UsageError(
+            f"ring {ns.ring!r} has mid {mid:g} but {ns.instrument} is marked at {mark:g}: "
+            f"is --ring the book of --instrument?"
+        )
+
+
+def _ask(handle: FeederHandle, method: str, ns, deadline: float, stop: common.Stop) -> Any:
+    """A read-only request about the instrument, retried while the workers are still connecting."""
+    while True:
+        try:
+            return handle.rpc(method, {"instrument_name": ns.instrument}, ns.rpc_timeout)
+        except NoHealthyWorker:
+            if stop or time.monotonic() >= deadline:
+                raise
+        except ExchangeError as exc:
+            raise UsageError(f"--instrument {ns.instrument!r}: {exc}") from None
+        time.sleep(0.1)
 
 
 class Strategy:
@@ -291,6 +320,7 @@ class Strategy:
             order = action.order
             name, side, count = order.label, order.side, "edited"
             method, params = "private/edit", {"order_id": order.order_id, **self._order_params(action.price)}
+            params["post_only"] = True
             what = f"EDIT {side} {order.order_id} {order.price:g} -> {action.price:g} [{name}]"
         else:
             order = action.order

@@ -8,6 +8,7 @@ The public API, for strategies and consumers on the same host:
   feeder, and read its status.
 - `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
+- `instance_name()`, `check_ring_name()`: the instance namespace in use and ring-name validation.
 - The exception families of `feeder.errors`.
 """
 
@@ -41,6 +42,7 @@ from feeder.ring import (
     create_ring,
     list_rings,
 )
+from feeder.ring.names import check_ring_name, instance_name
 from feeder.ring.schema import record_schema
 from feeder.runtime.handle import AsyncFeederHandle, FeederHandle
 
@@ -70,8 +72,10 @@ __all__ = [
     "RingReader",
     "RingWriter",
     "UsageError",
+    "check_ring_name",
     "clean_stale",
     "create_ring",
+    "instance_name",
     "list_rings",
     "record_schema",
 ]

@@ -64,7 +64,13 @@ def _trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
     try:
         result = run_trial(spec, layout, instance)
     except Exception as exc:
-        result = {"pipeline": spec.pipeline, "rate": spec.rate, "verdict": f"error: {exc}"}
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        result = {
+            "pipeline": spec.pipeline,
+            "rate": spec.rate,
+            "verdict": f"error: {first_line}",
+            "error": str(exc),
+        }
     result["wall_s"] = round(time.monotonic() - began, 1)
     lat = result.get("latency_us", {})
     _progress(

@@ -11,8 +11,9 @@ through each transport, in one run:
 
 Fan-out: the ring is broadcast; for multiprocessing.Queue and faster-fifo the writer puts to one queue
 per reader; pyzmq uses PUB/SUB over an ipc:// socket. Readers receive numpy records: the ring returns
-them; the others get bytes and call np.frombuffer. Ring readers spin with 1 reader and spin-then-sleep
-with 4 (4 spinning readers would fight over one core); the others block in their receive call.
+them (at most 1024 per read), the others get bytes and call np.frombuffer. Ring readers spin with 1
+reader and spin-then-sleep with 4 (4 spinning readers would fight over one core); the others block in
+their receive call.
 On a machine with 2 or more CPUs the writer is pinned to CPU 0 and every reader to CPU 1.
 
 Usage: python scripts/bench_ipc.py [--quick] [--json] [--repeat K] [--trials TEXT] [--transports A,B]
@@ -43,6 +44,7 @@ from feeder.ring.schema import record_schema
 BOOK = record_schema("book").dtype
 TS_RECV = BOOK.fields["ts_recv"][1]  # the writer's send timestamp travels in this field
 BATCH = 100
+READ_CHUNK = 1024  # most records a reader takes per call (ring read, faster-fifo get_many)
 RING_CAPACITY = 1 << 16
 END, PROBE = b"E", b"P"
 TRANSPORTS = ("ring", "mp.Queue", "faster-fifo", "zmq-ipc")
@@ -73,7 +75,7 @@ class Ring:
 
         def receive():
             while True:
-                records = reader.read()
+                records = reader.read(READ_CHUNK)
                 if len(records):
                     return records
                 if not reader.wait(timeout=30):
@@ -172,7 +174,7 @@ class FasterFifo:
         def receive():
             if ended:
                 return None
-            messages = q.get_many(timeout=30)
+            messages = q.get_many(timeout=30, max_messages_to_get=READ_CHUNK)
             if messages[-1] == END:
                 ended.append(True)
                 messages.pop()

@@ -6,15 +6,16 @@ own process. Side by side, at the same total rate:
 
   raw x1       1 instrument,    book.{inst}.raw       (the baseline of the ratios)
   raw x1 ws    the same, received by a websockets client instead of a bare socket
+  raw x1 cf    the same, received by cryptofeed's Deribit feed, unchanged (over TLS)
   raw x10      10 instruments,  raw
   raw x100     100 instruments, raw
   raw x1000    1000 instruments, raw
   100ms x1     1 instrument,    book.{inst}.100ms     (aggregated: ~10 messages/s)
   max x1       1 instrument,    raw, rate far above what one core can do (capacity)
 
-Two receivers: a plain `websockets` asyncio client (ws.recv per message), and a bare socket that
-does the handshake itself and counts frames by their headers (so it measures the simulator, not
-a Python client's per-message cost).
+Three receivers: a bare socket that does the handshake itself and counts frames by their headers
+(so it measures the simulator, not a Python client's per-message cost), a plain `websockets`
+asyncio client (ws.recv per message), and cryptofeed (book callbacks; proves it works unchanged).
 
 Reported per scenario: updates/s the simulator generated, book messages/s the receiver got, the
 simulator's CPU time per update (µs, from its own process times: robust on a loaded machine), the
@@ -27,10 +28,11 @@ capacity that implies for one core (1e6 / µs), shortfall it counted (`lagged`),
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -51,6 +53,7 @@ async def main(url, channels, seconds):
                                       "params": {"channels": channels[i:i + 500]}}))
         print("subscribed", flush=True)
         frames = nbytes = 0
+        closed = False
         start = time.monotonic()
         end = start + seconds
         while time.monotonic() < end:
@@ -58,10 +61,13 @@ async def main(url, channels, seconds):
                 msg = await asyncio.wait_for(ws.recv(decode=False), end - time.monotonic())
             except (asyncio.TimeoutError, TimeoutError):
                 break
+            except websockets.ConnectionClosed:  # too slow: the simulator reset it (slow consumer)
+                closed = True
+                break
             frames += 1
             nbytes += len(msg)
         elapsed = time.monotonic() - start
-        print(json.dumps({"frames": frames, "bytes": nbytes, "seconds": elapsed}), flush=True)
+        print(json.dumps({"frames": frames, "bytes": nbytes, "seconds": elapsed, "closed": closed}), flush=True)
 
 asyncio.run(main(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])))
 """
@@ -128,19 +134,64 @@ while time.monotonic() < end:
     pos = 0
 print(json.dumps({"frames": frames, "bytes": nbytes, "seconds": time.monotonic() - start}), flush=True)
 """
-RECEIVERS = {"websockets": RECEIVER, "socket": SOCKET_RECEIVER}
+# cryptofeed, unchanged, pointed at the simulator (TLS: it only accepts wss://): counts L2 book
+# callbacks, so this row also proves a third-party Deribit client works against the simulator.
+CRYPTOFEED_RECEIVER = r"""
+import asyncio, json, sys, time
+from cryptofeed import FeedHandler
+from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
+from cryptofeed.defines import L2_BOOK
+from cryptofeed.exchanges import Deribit
+
+url, seconds = sys.argv[1], float(sys.argv[3])
+base = url.replace("wss://", "https://").split("/ws/")[0]
+Deribit.websocket_endpoints = [WebsocketEndpoint(url)]
+Deribit.rest_endpoints = [RestEndpoint(base, routes=Routes(
+    [f"/api/v2/public/get_instruments?currency={c}" for c in ("BTC", "ETH", "USDC", "SOL")]))]
+state = {"frames": 0, "start": None}
+
+async def book(update, receipt):
+    if state["start"] is None:
+        state["start"] = time.monotonic()
+        print("subscribed", flush=True)
+    else:
+        state["frames"] += 1
+
+handler = FeedHandler()  # installs its event loop policy: make the loop after it
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+keys = {"deribit": {"key_id": sys.argv[4], "key_secret": sys.argv[5]}}
+handler.add_feed(Deribit(symbols=["BTC-USD-PERP"], channels=[L2_BOOK], callbacks={L2_BOOK: book}, config=keys))
+handler.run(start_loop=False)
+
+async def finish():
+    while state["start"] is None:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - state["start"]
+    print(json.dumps({"frames": state["frames"], "bytes": 0, "seconds": elapsed}), flush=True)
+    loop.stop()
+
+loop.create_task(finish())
+loop.run_forever()
+"""
+RECEIVERS = {"websockets": RECEIVER, "socket": SOCKET_RECEIVER, "cryptofeed": CRYPTOFEED_RECEIVER}
 
 
 def run_scenario(
     name: str, instruments: int, interval: str, receiver_kind: str, rate: float, seconds: float
 ) -> dict:
-    with SimServer(instruments=instruments, rate=0, rate_limits=False, seed=1) as sim:
+    tls = receiver_kind == "cryptofeed"
+    with SimServer(instruments=instruments, rate=0, rate_limits=False, seed=1, tls=tls) as sim:
         names = sim.info()["active"]
         channels = [f"book.{n}.{interval}" for n in names]
+        env = (
+            {**os.environ, "SSL_CERT_FILE": sim.tls_cert, "REQUESTS_CA_BUNDLE": sim.tls_cert} if tls else None
+        )
         receiver = subprocess.Popen(
             [sys.executable, "-c", RECEIVERS[receiver_kind], sim.ws_url, json.dumps(channels), str(seconds),
              DEMO_CLIENT_ID, DEMO_CLIENT_SECRET],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, text=True, env=env, cwd=tempfile.gettempdir(),  # cryptofeed writes a log
         )  # fmt: skip
         try:
             assert receiver.stdout is not None
@@ -170,24 +221,9 @@ def run_scenario(
         "sim_cpu_us_per_update": us_per_update,
         "capacity_per_core": 1e6 / us_per_update if updates else 0.0,
         "lagged": after["lagged_updates"] - before["lagged_updates"],
+        "receiver_reset": result.get("closed", False) or after["counters"].get("slow_consumer_resets", 0) > 0,
         "rss_mb": rss / 1e6,
     }
-
-
-async def _soak_receiver(url: str, stop: asyncio.Event) -> int:
-    import websockets
-
-    frames = 0
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
-        await ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "public/subscribe",
-                                  "params": {"channels": ["book.BTC-PERPETUAL.100ms"]}}))  # fmt: skip
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(ws.recv(), 0.5)
-                frames += 1
-            except TimeoutError:
-                pass
-    return frames
 
 
 def soak(rate: float, seconds: float) -> dict:
@@ -195,7 +231,7 @@ def soak(rate: float, seconds: float) -> dict:
     with SimServer(instruments=["BTC-PERPETUAL"], rate=0, rate_limits=False) as sim:
         channels = json.dumps(["book.BTC-PERPETUAL.raw"])
         receiver = subprocess.Popen(
-            [sys.executable, "-c", RECEIVER, sim.ws_url, channels, str(seconds + 5),
+            [sys.executable, "-c", SOCKET_RECEIVER, sim.ws_url, channels, str(seconds + 5),
              DEMO_CLIENT_ID, DEMO_CLIENT_SECRET],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -230,6 +266,7 @@ def soak(rate: float, seconds: float) -> dict:
 SCENARIOS = [
     ("raw x1", 1, "raw", "socket"),
     ("raw x1 ws", 1, "raw", "websockets"),
+    ("raw x1 cf", 1, "raw", "cryptofeed"),
     ("raw x10", 10, "raw", "socket"),
     ("raw x100", 100, "raw", "socket"),
     ("raw x1000", 1000, "raw", "socket"),
@@ -278,6 +315,7 @@ def print_table(out: dict) -> None:
             f"{r['scenario']:12} {r['rate']:>9,.0f} {r['generated_per_s']:>12,.0f} {r['received_per_s']:>11,.0f} "
             f"{r['received_mb_per_s']:>6.1f} {r['sim_cpu_us_per_update']:>10.2f} {r['capacity_per_core']:>13,.0f} "
             f"{r['capacity_per_core'] / base:>6.2f} {r['lagged']:>9,} {r['rss_mb']:>7.1f}"
+            + ("  (receiver too slow: reset as a slow consumer)" if r["receiver_reset"] else "")
         )
     if "soak" in out:
         s = out["soak"]

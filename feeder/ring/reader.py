@@ -47,6 +47,9 @@ _YIELD_FOR_S = 500e-6
 _FIRST_SLEEP_S = 50e-6
 _LONGEST_SLEEP_S = 1e-3
 _SEQ = struct.Struct("<Q")
+# Iteration copies at most this many records at a time: a small copy stays in cache and is over before
+# the writer can reach its slots, where copying a whole ring behind it is slow and gets lapped.
+_ITER_CHUNK = 1024
 
 
 class RingReader:
@@ -225,7 +228,7 @@ class RingReader:
     def __iter__(self) -> Iterator[np.void]:
         """Every record in order, waiting for new ones; ends when the ring is closed and drained."""
         while True:
-            records = self.read()
+            records = self.read(_ITER_CHUNK)
             if len(records):
                 yield from records
             elif not self.wait():

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from feeder.sim.rpc import RpcError, invalid
 
 SIGNATURE_SKEW_MS = 60_000
+TOKENS_KEPT = 10_000
 SCOPE_RIGHTS = "trade:read_write wallet:read_write account:read_write block_trade:read_write"
 
 
@@ -120,9 +121,13 @@ class Accounts:
         self._refresh.pop(grant.refresh_token, None)
 
     def _prune(self, now: float) -> None:
-        if len(self._access) > 10_000:
+        """Keep memory bounded: expired access tokens go first, then the oldest of each kind."""
+        if len(self._access) > TOKENS_KEPT:
             for token in [t for t, g in self._access.items() if g.expires_at <= now]:
                 del self._access[token]
+        for tokens in (self._access, self._refresh):
+            while len(tokens) > TOKENS_KEPT:
+                del tokens[next(iter(tokens))]
 
 
 def _required(params: dict, name: str) -> str:

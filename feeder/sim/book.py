@@ -33,10 +33,6 @@ class Side:
             return None
         return self.prices[-1] if self.is_bid else self.prices[0]
 
-    def at(self, k: int) -> int:
-        """The k-th best price (0 = best)."""
-        return self.prices[-1 - k] if self.is_bid else self.prices[k]
-
     def worst(self) -> int:
         return self.prices[0] if self.is_bid else self.prices[-1]
 

@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -65,6 +66,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-ttl", type=float, default=900.0, help="access token lifetime, s")
     p.add_argument("--truth-log", default=None, help="append the ground-truth log to this file")
     p.add_argument("--truth-window", type=int, default=200_000, help="book changes kept in memory")
+    p.add_argument("--tls", action="store_true", help="serve wss:// and https:// (self-signed certificate)")
     p.add_argument("--summary-interval", type=float, default=10.0, help="seconds between summaries; 0: none")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     p.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
@@ -91,6 +93,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         token_ttl=args.token_ttl,
         truth_log=args.truth_log,
         truth_window=args.truth_window,
+        tls=args.tls,
     )
 
 
@@ -107,8 +110,11 @@ def serve_main(argv: list[str]) -> int:
 
         run = uvloop.run
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            run(_serve(config, args))
+        with (
+            tempfile.TemporaryDirectory(prefix="feeder-sim-") as directory,
+            contextlib.suppress(KeyboardInterrupt),
+        ):
+            run(_serve(config.with_certificate(directory), args))
     except (ConfigError, OSError) as err:
         print(f"feeder.sim: {err}", file=sys.stderr)
         return 2
@@ -122,14 +128,15 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
     app = SimApp(config)
     port = await app.start()
     loop = asyncio.get_running_loop()
+    stopping: set[asyncio.Future] = set()  # keeps the stop task referenced until it is done
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(app.stop()))
+        loop.add_signal_handler(sig, lambda: stopping.add(asyncio.ensure_future(app.stop())))
     if args.lifeline_fd is not None:
         fd = args.lifeline_fd
 
         def parent_gone() -> None:
             loop.remove_reader(fd)
-            asyncio.ensure_future(app.stop())
+            stopping.add(asyncio.ensure_future(app.stop()))
 
         loop.add_reader(fd, parent_gone)
     if not args.quiet:
@@ -147,8 +154,9 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
 
 def _announce(i: dict) -> None:
     active = ", ".join(i["active"][:10]) + (f" ... ({len(i['active'])})" if len(i["active"]) > 10 else "")
+    trust = f"\n  TLS: trust {i['tls_cert']} (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)" if i["tls_cert"] else ""
     print(
-        f"feeder.sim serving {i['ws_url']} and {i['http_url']} (control: ws://...:{i['port']}/sim/control)\n"
+        f"feeder.sim serving {i['ws_url']} and {i['http_url']} (control: same port, /sim/control){trust}\n"
         f"  {i['instrument_count']} instruments listed; {i['rate']:g} book updates/s over: {active}\n"
         f"  rate limits {'on' if i['rate_limits'] else 'off'}; demo credentials "
         f"client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET}",
@@ -179,6 +187,7 @@ def control_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m feeder.sim control", description="Send a control command.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--tls-cert", default=None, help="the simulator's certificate when it serves TLS")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("command")
     p.add_argument("args", nargs="*", help="positional values and key=value pairs")
@@ -190,9 +199,15 @@ def control_main(argv: list[str]) -> int:
         return 2
     from websockets.sync.client import connect
 
+    from feeder.sim.tls import client_context
+
+    scheme, tls = ("wss", client_context(args.tls_cert)) if args.tls_cert else ("ws", None)
     try:
         with connect(
-            f"ws://{args.host}:{args.port}/sim/control", open_timeout=args.timeout, max_size=None
+            f"{scheme}://{args.host}:{args.port}/sim/control",
+            open_timeout=args.timeout,
+            max_size=None,
+            ssl=tls,
         ) as ws:
             ws.send(orjson.dumps({"id": 1, "cmd": args.command, "args": params}).decode())
             answer = orjson.loads(ws.recv(timeout=args.timeout))

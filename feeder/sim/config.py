@@ -9,7 +9,7 @@ it is only ever valid against the simulator).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from feeder.errors import ConfigError
@@ -36,7 +36,10 @@ class SimConfig:
     truth_window: int = 200_000  # recent book changes kept in memory, split over the instruments
     truth_log: str | None = None
     send_buffer_limit: int = 64 * 1024 * 1024  # unsent bytes before a slow consumer is reset
-    sent_window: int = 10_000  # per channel: how many [change_id, prev, send_ns] records are kept
+    sent_window: int = 200_000  # book notification send records kept, split over the active instruments
+    tls: bool = False  # serve wss:// and https:// (a self-signed certificate unless tls_cert/tls_key)
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.instruments, list):
@@ -67,6 +70,27 @@ class SimConfig:
         _check(
             self.truth_log is None or isinstance(self.truth_log, str), "truth_log", self.truth_log, "a path"
         )
+        _check(isinstance(self.tls, bool), "tls", self.tls, "true or false")
+        _check(
+            (self.tls_cert is None) == (self.tls_key is None),
+            "tls_cert",
+            self.tls_cert,
+            "give tls_cert and tls_key together (or neither: a self-signed certificate is made)",
+        )
+
+    @property
+    def scheme(self) -> tuple[str, str]:
+        """The (WebSocket, HTTP) URL schemes."""
+        return ("wss", "https") if self.tls else ("ws", "http")
+
+    def with_certificate(self, directory: str) -> SimConfig:
+        """This config, with a self-signed certificate made in `directory` if TLS needs one."""
+        if not self.tls or self.tls_cert is not None:
+            return self
+        from feeder.sim.tls import make_self_signed
+
+        cert, key = make_self_signed(directory)
+        return replace(self, tls_cert=cert, tls_key=key)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

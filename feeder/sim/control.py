@@ -78,11 +78,13 @@ def _check_args(cmd: str, command: Callable, args: Any) -> None:
 
 def info(app: SimApp) -> dict:
     cfg = app.config
+    ws, http = cfg.scheme
     return {
         "pid": os.getpid(),
         "port": app.port,
-        "ws_url": f"ws://{cfg.host}:{app.port}/ws/api/v2",
-        "http_url": f"http://{cfg.host}:{app.port}/api/v2",
+        "ws_url": f"{ws}://{cfg.host}:{app.port}/ws/api/v2",
+        "http_url": f"{http}://{cfg.host}:{app.port}/api/v2",
+        "tls_cert": cfg.tls_cert,
         "active": [app.catalogue.instruments[i].name for i in app.catalogue.active],
         "instrument_count": len(app.catalogue.instruments),
         "rate": app.rate,

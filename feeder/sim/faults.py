@@ -40,8 +40,6 @@ import orjson
 
 from feeder.errors import SimControlError
 
-BOOK_FAULTS = ("gap", "duplicate", "reorder", "wrong_types", "nan_price", "negative_price")
-CORRUPTIONS = ("malformed", "wrong_types", "nan_price", "negative_price")
 DEFAULT_HUGE = 2 * 1024 * 1024
 
 # name -> {param: (type, required, default)}

@@ -5,7 +5,8 @@ to the 100 ms clock (`on_tick`, for aggregated intervals), to the index clock (`
 user order/trade events, and hands encoded frames to the hub. Interval book feeds keep Deribit's
 chaining: each message carries the last change_id of its interval and the previous message's
 change_id as `prev_change_id`; a new subscriber gets its snapshot at the next tick, so the chain
-it sees is unbroken. The truth at any sent change_id is the book after that change.
+it sees is unbroken. The truth at any sent change_id is the book after that change. `agg2` is
+aggregated on the same 100 ms clock (its period is not documented by Deribit).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Feed:
         self.name, self.spec, self.hub = spec.name, spec, hub
         self.subs: list[Session] = []
         self.published = 0
-        self.sent: deque[list[int]] = deque(maxlen=sent_window)  # [change_id, prev, send_ns]
+        self.sent: deque[tuple[int, int, int]] = deque(maxlen=sent_window)  # (change_id, prev, send_ns)
         self.envelope = msg.envelope(spec.name)
 
     @property

@@ -7,8 +7,8 @@ batch of updates costs one system call per connection. Frames bypass websockets'
 path for speed (compression is off, so a text frame is just a header and the payload).
 
 Book notifications go through `send_book`, which applies pending book faults and records, per
-channel, [change_id, prev_change_id, send_ns] where send_ns is the wall clock right before the
-first subscriber's buffer was written to its socket. A session whose unsent data exceeds
+channel, (change_id, prev_change_id, send_ns) where send_ns is the wall clock right before the
+first subscriber's buffer was written to its socket (0 when no subscriber got it). A session whose unsent data exceeds
 `send_buffer_limit` is reset (a slow consumer), and counted.
 """
 
@@ -33,7 +33,7 @@ class Hub:
     def __init__(self, market: Market, send_buffer_limit: int, sent_window: int, truth_log: TruthLog | None):
         self.market = market
         self.send_buffer_limit = send_buffer_limit
-        self.sent_window = sent_window
+        self.sent_window = max(256, sent_window // len(market.active))  # per book channel
         self.truth_log = truth_log
         self.sessions: dict[int, Session] = {}
         self.feeds: dict[str, Feed] = {}
@@ -44,7 +44,7 @@ class Hub:
         self.dirty: list[Session] = []
         self.counters: Counter[str] = Counter()
         self.published: Counter[str] = Counter()  # totals per channel, kept after a feed goes away
-        self.clock = time.monotonic()
+        self.clock = time.monotonic()  # monotonic time of the current step (stall deadlines)
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
@@ -113,7 +113,7 @@ class Hub:
         self.unsubscribe(s, list(s.subs))
         self.sessions.pop(s.id, None)
         s.out.clear()
-        s.stamps.clear()
+        self._stamp(s, 0)
 
     # --- publishing --------------------------------------------------------------------------------
 
@@ -176,17 +176,18 @@ class Hub:
         """A book notification to `targets`, through their pending book faults; recorded for latency."""
         inst = feed.spec.instrument
         frame = feed.frame(data)
-        record: list[int] | None = None
+        stamped = False
         for s in targets:
             if s.book_faults or s.held:
                 sent = self._faulty(s, feed, inst, data, frame)  # type: ignore[arg-type]
             else:
                 sent = self.queue(s, frame)
-            if sent and record is None:
-                record = [change_id, prev, 0]
-                s.stamps.append((feed.name, record))
+            if sent and not stamped:
+                stamped = True
+                s.stamps.append((feed, change_id, prev))  # recorded with its send time at flush
         feed.published += 1
-        feed.sent.append(record or [change_id, prev, 0])
+        if not stamped:
+            feed.sent.append((change_id, prev, 0))
 
     def _faulty(self, s: Session, feed: Feed, inst: int, data: dict, frame: bytes) -> bool:
         held = s.held.pop(inst, None)
@@ -218,33 +219,36 @@ class Hub:
         if not dirty:
             return
         self.dirty = []
-        log = self.truth_log
         for s in dirty:
             s.in_dirty = False
             out = s.out
             if not out:
+                if s.stamps:
+                    self._stamp(s, 0)
                 continue
             n = len(out)
             data = b"".join(out) if n > 1 else out[0]
             out.clear()
-            if not s.is_open:
-                s.stamps.clear()
-                continue
+            ns = 0
             transport = s.conn.transport
-            if transport.get_write_buffer_size() > self.send_buffer_limit:
+            if s.is_open and transport.get_write_buffer_size() > self.send_buffer_limit:
                 self.counters["slow_consumer_resets"] += 1
                 transport.abort()
-                s.stamps.clear()
-                continue
-            ns = time.time_ns()
-            transport.write(data)
-            s.sent += n
+            elif s.is_open:
+                ns = time.time_ns()
+                transport.write(data)
+                s.sent += n
             if s.stamps:
-                for name, record in s.stamps:
-                    record[2] = ns
-                    if log is not None:
-                        log.sent(name, record[0], record[1], ns)
-                s.stamps.clear()
+                self._stamp(s, ns)
+
+    def _stamp(self, s: Session, ns: int) -> None:
+        """Record the book notifications `s` was the first to get, with their send time (0: unsent)."""
+        log = self.truth_log
+        for feed, change_id, prev in s.stamps:
+            feed.sent.append((change_id, prev, ns))
+            if log is not None and ns:
+                log.sent(feed.name, change_id, prev, ns)
+        s.stamps.clear()
 
     # --- views -------------------------------------------------------------------------------------
 

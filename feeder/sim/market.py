@@ -56,24 +56,18 @@ class InstrumentState:
         "rng", "tick_direction", "trade_seq", "trades", "truth", "volume_lots", "walk",
     )  # fmt: skip
 
-    def __init__(self, index: int, inst: Instrument, seed: int, window: int):
+    def __init__(self, index: int, inst: Instrument, seed: int, window: int, rng: Random):
         self.index, self.inst = index, inst
-        self.rng = Random(f"{seed}:{inst.name}")
+        self.rng = rng  # shared by all instruments: one generator stays in cache, a thousand would not
         self.book = Book()
-        grid = inst.grid
         depth = 150 if inst.is_perpetual else 60 if inst.kind == "future" else 15
         lot_mean = 30000 / inst.lot if inst.kind == "future" else 30.0
-        self.walk = Walk(
-            self.book,
-            self.rng,
-            grid=grid,
-            depth=depth,
-            lot_mean=lot_mean,
-            ref=round(inst.ref_price / inst.tick),
-        )
-        self.walk.seed()
+        ref = round(inst.ref_price / inst.tick)
+        self.walk = Walk(self.book, rng, grid=inst.grid, depth=depth, lot_mean=lot_mean, ref=ref)
+        own = Random(f"{seed}:{inst.name}")  # the initial book depends on the instrument alone
+        Walk(self.book, own, grid=inst.grid, depth=depth, lot_mean=lot_mean, ref=ref).seed()
         self.matcher = Matcher(self.book, self._step_at)
-        self.change_id = self.rng.randrange(10**9, 10**10)
+        self.change_id = own.randrange(10**9, 10**10)
         self.changes = 0
         self.truth = TruthWindow(window, self.change_id, self.book.bids.lots, self.book.asks.lots)
         self.trade_seq = 0
@@ -109,9 +103,9 @@ class Market:
         self.catalogue = catalogue
         self.rng = Random(f"{seed}:market")
         active = set(catalogue.active)
-        window = max(1024, truth_window // len(active))  # quiet instruments change only with user orders
+        window = max(64, truth_window // len(active))  # quiet instruments change only with user orders
         self.states = [
-            InstrumentState(i, inst, seed, window if i in active else 1024, self.rng)
+            InstrumentState(i, inst, seed, window if i in active else 64, self.rng)
             for i, inst in enumerate(catalogue.instruments)
         ]
         self.active = [self.states[i] for i in catalogue.active]

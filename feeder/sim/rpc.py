@@ -126,7 +126,3 @@ def error_message(req_id: Id, has_id: bool, err: RpcError, us_in: int) -> bytes:
     env = _envelope(req_id, has_id)
     env["error"] = err.obj()
     return _stamp(env, us_in)
-
-
-def notification(method: str, params: dict) -> bytes:
-    return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})

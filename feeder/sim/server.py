@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import time
 from collections import deque
+from collections.abc import Coroutine
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
 
+from feeder.errors import ConfigError
 from feeder.sim import faults
 from feeder.sim.api import Api, Ctx, TooManyRequests
 from feeder.sim.auth import Accounts
@@ -39,9 +41,8 @@ from feeder.sim.market import Market
 from feeder.sim.ratelimit import Limiter
 from feeder.sim.rpc import Request, RpcError, error_message, now_us, parse_request, result_message
 from feeder.sim.session import Session, text_frame
+from feeder.sim.tls import server_context
 from feeder.sim.truth import TruthLog
-
-log = logging.getLogger("feeder.sim")
 
 WS_PATH = "/ws/api/v2"
 HTTP_PREFIX = "/api/v2/"
@@ -59,6 +60,10 @@ class SimApp:
     """The simulator inside its event loop."""
 
     def __init__(self, config: SimConfig):
+        if config.tls and not config.tls_cert:
+            raise ConfigError(
+                "tls_cert", None, "SimApp needs the certificate: use SimConfig.with_certificate()"
+            )
         self.config = config
         self.catalogue = build_catalogue(config.instruments)
         self.truth_log = TruthLog(config.truth_log) if config.truth_log else None
@@ -84,8 +89,15 @@ class SimApp:
         self.started_ns = time.time_ns()
         self.lagged = 0
         self.batches = 0
+        self._background: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until done
+        self._relisten_at = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def start(self) -> int:
         await self._listen()
@@ -96,15 +108,18 @@ class SimApp:
     async def _listen(self) -> None:
         sock = socket.create_server((self.config.host, self.port), backlog=128)
         self.port = sock.getsockname()[1]
+        tls = server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
         server = await serve(
             self._handler,
             sock=sock,
+            ssl=tls,
             process_request=self._process_request,
             compression=None,
             ping_interval=None,
             max_size=2**20,
             max_queue=64,
             server_header="feeder-sim",
+            open_timeout=60,  # generous: the machines running the tests are loaded
         )
         self.servers.append(server)
 
@@ -262,7 +277,7 @@ class SimApp:
         s.close_cancels = cancel_orders
         self.hub.flush()
         s.closing = True
-        asyncio.get_running_loop().create_task(s.conn.close(code, reason))
+        self._spawn(s.conn.close(code, reason))
 
     def reset_session(self, s: Session) -> None:
         """Abort a client connection (TCP reset, no close frame)."""
@@ -363,22 +378,28 @@ class SimApp:
     def _close_idle(self) -> None:
         limit = time.monotonic() - self.config.idle_timeout
         for s in list(self.hub.sessions.values()):
-            if s.last_recv < limit and s.is_open:
+            if s.last_recv < limit and s.is_open and not s.closing:
                 self.hub.counters["idle_closes"] += 1
                 self.close_session(s, 1000, "idle: nothing received for too long")
 
     # --- refusing connections ----------------------------------------------------------------------
 
     def refuse(self, seconds: float, how: str) -> None:
+        """Refuse new connections for `seconds`: HTTP 429, or stop listening (connection refused)."""
         if how == "429":
             self._refuse_429_until = time.monotonic() + seconds
             return
-        for server in self.servers:
-            server.server.close()
-        asyncio.get_running_loop().create_task(self._listen_again(seconds))
+        relistening = self._relisten_at > 0
+        self._relisten_at = max(self._relisten_at, time.monotonic() + seconds)
+        if not relistening:
+            for server in self.servers:
+                server.server.close()
+            self._spawn(self._listen_again())
 
-    async def _listen_again(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    async def _listen_again(self) -> None:
+        while (left := self._relisten_at - time.monotonic()) > 0:
+            await asyncio.sleep(left)
+        self._relisten_at = 0.0
         await self._listen()
 
 

@@ -60,7 +60,7 @@ class Session:
         self.stalled_until: float | None = None
         self.rate_limit_next = False
         self.out: list[bytes] = []
-        self.stamps: list[Any] = []
+        self.stamps: list[Any] = []  # (feed, change_id, prev) of book messages it was first to get
         self.in_dirty = False
         self.requests = 0
         self.sent = 0

@@ -24,6 +24,7 @@ import re
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from websockets.sync.client import ClientConnection, connect
 from feeder.errors import SimControlError, UsageError
 from feeder.sim.config import SimConfig
 from feeder.sim.instruments import build_catalogue
+from feeder.sim.tls import client_context
 
 Match = str | re.Pattern | dict | Callable[[Any], Any]
 
@@ -59,8 +61,10 @@ class SimServer:
     ):
         if config is not None and overrides:
             raise UsageError("give SimServer either a SimConfig or keyword overrides, not both")
-        self.config = config if config is not None else SimConfig(**overrides)
-        build_catalogue(self.config.instruments)  # a bad instrument name fails here, not in the child
+        config = config if config is not None else SimConfig(**overrides)
+        build_catalogue(config.instruments)  # a bad instrument name fails here, not in the child
+        self._base_config = self.config = config
+        self._tempdir: tempfile.TemporaryDirectory | None = None
         self.startup_timeout = startup_timeout
         self.port: int | None = None
         self.pid: int | None = None
@@ -85,6 +89,9 @@ class SimServer:
     def start(self) -> SimServer:
         if self._proc is not None:
             raise UsageError("this SimServer is already running")
+        if self._base_config.tls and self._base_config.tls_cert is None:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="feeder-sim-")
+            self.config = self._base_config.with_certificate(self._tempdir.name)
         ready_r, ready_w = os.pipe()
         life_r, life_w = os.pipe()
         try:
@@ -106,8 +113,9 @@ class SimServer:
         finally:
             os.close(ready_r)
         self.port, self.pid = ready["port"], ready["pid"]
+        tls = client_context(self.tls_cert) if self.tls_cert else None
         self._control = self._exits.enter_context(
-            connect(self.control_url, open_timeout=self.startup_timeout, max_size=None)
+            connect(self.control_url, open_timeout=self.startup_timeout, max_size=None, ssl=tls)
         )
         return self
 
@@ -142,13 +150,20 @@ class SimServer:
         if self._lifeline is not None:
             os.close(self._lifeline)
             self._lifeline = None
-        if proc is None:
-            return
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir, self.config = None, self._base_config
+
+    @property
+    def tls_cert(self) -> str | None:
+        """With tls=True: the certificate file clients must trust (SSL_CERT_FILE, REQUESTS_CA_BUNDLE)."""
+        return self.config.tls_cert
 
     @property
     def running(self) -> bool:
@@ -163,15 +178,15 @@ class SimServer:
 
     @property
     def ws_url(self) -> str:
-        return self._url("ws", "/ws/api/v2")
+        return self._url(self.config.scheme[0], "/ws/api/v2")
 
     @property
     def http_url(self) -> str:
-        return self._url("http", "/api/v2")
+        return self._url(self.config.scheme[1], "/api/v2")
 
     @property
     def control_url(self) -> str:
-        return self._url("ws", "/sim/control")
+        return self._url(self.config.scheme[0], "/sim/control")
 
     # --- control -----------------------------------------------------------------------------------
 

@@ -42,11 +42,6 @@ def book_hash(
     return int.from_bytes(blake2b(data, digest_size=8).digest(), "little")
 
 
-def levels_hash(bids: Sequence[Sequence[float]], asks: Sequence[Sequence[float]]) -> int:
-    """book_hash of [[price, amount], ...] lists, best first."""
-    return book_hash([b[0] for b in bids], [b[1] for b in bids], [a[0] for a in asks], [a[1] for a in asks])
-
-
 class TruthError(LookupError):
     """The asked change_id is not (or no longer) known."""
 

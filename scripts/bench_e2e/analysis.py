@@ -9,8 +9,9 @@ Pure: numpy arrays in, a dict of figures out. Rules it keeps:
   the first delivery of each change_id (cryptofeed re-sends a snapshot carrying the last change_id every
   1000 deltas; that repeat is neither loss nor disorder).
 - Sustained: nothing lost or flagged, nothing out of order, the simulator sent at least
-  `MIN_SENT_SHARE` of the asked rate, and latency not growing (the median of the window's last
-  quarter is at most `GROWTH_FACTOR` x the first quarter's + `GROWTH_SLACK_NS`).
+  `MIN_SENT_SHARE` of the asked rate, and latency not growing: the median of the window's last
+  quarter is at most `GROWTH_FACTOR` x the first quarter's + `GROWTH_SLACK_NS`, and the median is
+  under `CEILING_P50_US` (a queue that built up during the warm-up and then held is not keeping up).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 MIN_SENT_SHARE = 0.9
 GROWTH_FACTOR = 2.0
 GROWTH_SLACK_NS = 1_000_000
+CEILING_P50_US = 50_000.0
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 
 SUSTAINED = "sustained"
@@ -48,8 +50,11 @@ STAGES = {
 }
 
 
-def analyse(sent: list[np.ndarray], received: Received, t0: int, t1: int, rate: float) -> dict:
-    """Figures of one trial. `sent[c]` is an (n, 2) int64 array of [change_id, send_ns] for channel c."""
+def analyse(
+    sent: list[np.ndarray], received: Received, t0: int, t1: int, rate: float, restarts: int = 0
+) -> dict:
+    """Figures of one trial. `sent[c]` is an (n, 2) int64 array of [change_id, send_ns] for channel c;
+    `restarts`: pipeline processes that died and were replaced during the trial."""
     lost = flagged = disorder = total = 0
     send_times: list[np.ndarray] = []
     latencies: list[np.ndarray] = []
@@ -78,6 +83,7 @@ def analyse(sent: list[np.ndarray], received: Received, t0: int, t1: int, rate: 
         "flagged": flagged,
         "out_of_order": disorder,
         "reader_lost": received.reader_lost,
+        "restarts": restarts,
         "latency_us": latency_summary(latency),
         "growth_us": growth(send_ns, latency, t0, t1),
     }
@@ -155,10 +161,10 @@ def is_growing(g: dict) -> bool:
 
 
 def verdict(f: dict) -> str:
-    """`sustained`, or the first reason it was not."""
+    """`sustained`, or every reason it was not."""
+    problems = [f"{f['restarts']} pipeline restart(s)"] if f.get("restarts") else []
     if f["sent"] == 0:
-        return "nothing sent"
-    problems = []
+        return ", ".join([*problems, "nothing sent"])
     if f["lost"] or f["reader_lost"]:
         problems.append(f"lost {f['lost'] + f['reader_lost']}")
     if f["flagged"]:
@@ -167,6 +173,8 @@ def verdict(f: dict) -> str:
         problems.append(f"{f['out_of_order']} out of order")
     if is_growing(f["growth_us"]):
         problems.append("latency growing")
+    elif (f["latency_us"]["p50"] or 0.0) > CEILING_P50_US:
+        problems.append(f"p50 over {CEILING_P50_US / 1e3:g} ms")
     if problems:
         return ", ".join(problems)
     if f["sent_rate"] < MIN_SENT_SHARE * f["rate"]:

@@ -1,15 +1,15 @@
 """The strategy processes: they receive book updates and note, for each, when they had it.
 
-Each runs in its own process and writes what it got to an `.npz` file when told to stop: channel
-index, change_id, receive time (wall clock ns, taken once the update is usable: a numpy record from
-the ring, a decoded dict from ZMQ) and a flag. Progress goes through shared counters the parent
-polls (`Shared`): updates so far and channels seen, so the parent can wait for readiness and drain
-without sleeping blindly.
+Each runs in its own process. Its hot path does only what a strategy must (get the update in a usable
+form: a numpy record from the ring, a decoded dict from ZMQ), reads the clock, and appends one tuple to
+a list; the columns (channel, change_id, receive ns, GAP flag; for rings also the worker's ts_recv and
+ts_publish, which split the feeder's latency into stages) are built after it is told to stop, and saved
+to an `.npz` file. Progress goes through shared counters the parent polls (`Shared`): updates so far
+and channels seen, so the parent waits for readiness and for the drain without sleeping blindly.
 
-- `ring_consumer`: RingReader on every book ring, polled in turn; an empty sweep yields the CPU
-  (the consumer shares its CPU with the simulator). The flag is the record's GAP bit.
-- `zmq_consumer`: a pyzmq SUB socket bound before cryptofeed's PUB connects; the change_id comes from
-  the `sequence_number` field the benchmark's backend adds (cryptofeed's delta dicts leave it out).
+- `ring_consumer`: a RingReader per book ring, polled in turn; an empty sweep yields the CPU.
+- `zmq_consumer`: a pyzmq SUB socket, bound before cryptofeed's PUB connects; the change_id comes
+  from the `sequence_number` field the benchmark's backend adds (cryptofeed's delta dicts leave it out).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-STOP_POLL_SWEEPS = 1024  # empty sweeps between looks at the stop flag
+STOP_POLL_SWEEPS = 1024  # empty sweeps between looks at the stop flag and the parent
 
 
 @dataclass
@@ -50,71 +50,36 @@ class Shared:
         return bool(self.stop.value) or os.getppid() != self.parent_pid
 
 
-class Store:
-    """Growable columns: channel, change_id, receive ns, flag; for rings also the worker's receive and
-    publish times (ts_recv, ts_publish), which split the feeder's latency into stages."""
-
-    COLUMNS = (("chan", np.int32), ("cid", np.int64), ("recv", np.int64), ("flag", np.bool_))
-    STAGES = (("ts_recv", np.int64), ("ts_publish", np.int64))
-
-    def __init__(self, expected: int, stages: bool = False):
-        n = max(1024, expected)
-        self.columns = self.COLUMNS + (self.STAGES if stages else ())
-        for name, dtype in self.columns:
-            setattr(self, name, np.empty(n, dtype))
-        self.n = 0
-
-    def reserve(self, extra: int) -> None:
-        need = self.n + extra
-        if need > self.chan.size:
-            size = max(need, 2 * self.chan.size)
-            for name, _ in self.columns:
-                setattr(self, name, np.resize(getattr(self, name), size))
-
-    def save(self, path: str, **extra: Any) -> None:
-        np.savez(path, **{name: getattr(self, name)[: self.n] for name, _ in self.columns}, **extra)
-
-
 def pin(cpu: int | None) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
 
 
-def ring_consumer(
-    rings: list[str], instance: str, out: str, shared: Shared, expected: int, cpu: int | None
-) -> None:
+def ring_consumer(rings: list[str], instance: str, out: str, shared: Shared, cpu: int | None) -> None:
     """Read every ring from its oldest record until told to stop; save what arrived."""
-    from feeder.ring import GAP, RingReader
+    from feeder import GAP, RingReader
 
     pin(cpu)
     readers = [RingReader(name, instance=instance, start="oldest") for name in rings]
-    store = Store(expected, stages=True)
+    batches: list[tuple[int, int, np.ndarray]] = []
+    append, now_ns, updates = batches.append, time.time_ns, shared.updates
     seen = [False] * len(readers)
-    idle = 0
+    count = idle = 0
     try:
         while True:
-            got = 0
+            got = False
             for i, reader in enumerate(readers):
                 records = reader.read()
-                n = len(records)
-                if not n:
-                    continue
-                now = time.time_ns()
-                store.reserve(n)
-                k = store.n
-                store.chan[k : k + n] = i
-                store.cid[k : k + n] = records["change_id"]
-                store.recv[k : k + n] = now
-                store.flag[k : k + n] = (records["flags"] & GAP) != 0
-                store.ts_recv[k : k + n] = records["ts_recv"]
-                store.ts_publish[k : k + n] = records["ts_publish"]
-                store.n = k + n
-                got += n
-                if not seen[i]:
-                    seen[i] = True
-                    shared.channels_seen.value += 1
+                if len(records):
+                    append((i, now_ns(), records))
+                    count += len(records)
+                    updates.value = count
+                    got = True
+                    if not seen[i]:
+                        seen[i] = True
+                        shared.channels_seen.value += 1
             if got:
-                shared.updates.value = store.n
+                idle = 0
                 continue
             idle += 1
             if idle >= STOP_POLL_SWEEPS:
@@ -126,10 +91,22 @@ def ring_consumer(
         lost = sum(r.lost for r in readers)
         for reader in readers:
             reader.close()
-        store.save(out, reader_lost=np.int64(lost), channels=np.array(rings))
+    records = np.concatenate([b[2] for b in batches]) if batches else np.empty(0, readers[0].dtype)
+    sizes = [len(b[2]) for b in batches]
+    np.savez(
+        out,
+        chan=np.repeat(np.array([b[0] for b in batches], np.int32), sizes),
+        recv=np.repeat(np.array([b[1] for b in batches], np.int64), sizes),
+        cid=records["change_id"].astype(np.int64),
+        flag=(records["flags"] & GAP) != 0,
+        ts_recv=records["ts_recv"],
+        ts_publish=records["ts_publish"],
+        reader_lost=np.int64(lost),
+        channels=np.array(rings),
+    )
 
 
-def zmq_consumer(out: str, shared: Shared, expected: int, cpu: int | None) -> None:
+def zmq_consumer(out: str, shared: Shared, cpu: int | None) -> None:
     """Subscribe to everything cryptofeed's ZMQ backend publishes; save what arrived."""
     import orjson
     import zmq
@@ -139,8 +116,9 @@ def zmq_consumer(out: str, shared: Shared, expected: int, cpu: int | None) -> No
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.SUBSCRIBE, b"")
     shared.port.value = sock.bind_to_random_port("tcp://127.0.0.1")
-    symbols: dict[str, int] = {}
-    store = Store(expected)
+    got: list[tuple[str, int, int]] = []
+    append, now_ns, loads, updates = got.append, time.time_ns, orjson.loads, shared.updates
+    symbols: set[str] = set()
     try:
         while True:
             if not sock.poll(50):
@@ -152,21 +130,25 @@ def zmq_consumer(out: str, shared: Shared, expected: int, cpu: int | None) -> No
                     message = sock.recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                data = orjson.loads(message.partition(b" ")[2])
-                now = time.time_ns()
-                chan = symbols.get(data["symbol"])
-                if chan is None:
-                    chan = symbols[data["symbol"]] = len(symbols)
+                data = loads(message.partition(b" ")[2])
+                append((data["symbol"], data["sequence_number"], now_ns()))
+                updates.value = len(got)
+                if data["symbol"] not in symbols:
+                    symbols.add(data["symbol"])
                     shared.channels_seen.value = len(symbols)
-                store.reserve(1)
-                k = store.n
-                store.chan[k] = chan
-                store.cid[k] = data["sequence_number"]
-                store.recv[k] = now
-                store.flag[k] = False  # cryptofeed has no GAP flag: after a sequence break it resubscribes
-                store.n = k + 1
-                shared.updates.value = store.n
     finally:
         sock.close(linger=0)
         ctx.term()
-        store.save(out, reader_lost=np.int64(0), channels=np.array(list(symbols), dtype=str))
+    names = sorted(symbols)
+    index = {name: i for i, name in enumerate(names)}
+    np.savez(
+        out,
+        chan=np.array([index[g[0]] for g in got], np.int32),
+        cid=np.array([g[1] for g in got], np.int64),
+        recv=np.array([g[2] for g in got], np.int64),
+        flag=np.zeros(
+            len(got), np.bool_
+        ),  # cryptofeed has no GAP flag: after a sequence break it resubscribes
+        reader_lost=np.int64(0),
+        channels=np.array(names, dtype=str),
+    )

@@ -8,8 +8,9 @@ Rules it keeps:
 - No sleeping in place of a condition: ready means "the strategy process has seen every channel",
   drained means "the strategy process received nothing for DRAIN_QUIET_S". The only sleeps are the
   measured spans themselves.
-- Layout (2+ CPUs): the simulator and the strategy process share the first CPU, the pipeline under
-  test (feeder supervisor + worker, or cryptofeed's process) has the second to itself.
+- Layout: the pipeline under test (the feeder's worker, pinned by its own `--cpus`, or cryptofeed's
+  process) has a CPU to itself; the simulator and the strategy process get one each with 3+ CPUs and
+  share the other on 2. The feeder's supervisor is left unpinned, as the feeder runs it.
 - Each spawned process watches its parent and stops when it is gone, so an interrupted benchmark
   leaves nothing running (the feeder also gets a --duration well past the trial's end).
 """
@@ -33,10 +34,8 @@ import psutil
 
 from bench_e2e import consumers, cryptofeed_sim
 from bench_e2e.analysis import Received, analyse
-from feeder.errors import FeederError
+from feeder import FeederError, FeederHandle, clean_stale, list_rings
 from feeder.exchanges.deribit.channels import ChannelMap
-from feeder.ring import clean_stale, list_rings
-from feeder.runtime.handle import FeederHandle
 from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimServer
 
 CTX = mp.get_context("spawn")
@@ -46,6 +45,7 @@ POKE_EVERY_S = 0.5
 DRAIN_QUIET_S = 0.5
 DRAIN_MAX_S = 30.0
 STOP_TIMEOUT_S = 20.0
+STATUS_POLL_S = 0.5  # a status answer lists every ring: with 1000 rings it costs the supervisor real time
 MB = 1 << 20
 
 
@@ -60,17 +60,19 @@ class Layout:
     @classmethod
     def for_this_machine(cls) -> Layout:
         cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            return cls(None, None, None)
-        return cls(cpus[0], cpus[1], cpus[0])
+        if len(cpus) >= 3:
+            return cls(cpus[0], cpus[1], cpus[2])
+        if len(cpus) == 2:
+            return cls(cpus[0], cpus[1], cpus[0])
+        return cls(None, None, None)
 
     def describe(self) -> str:
         if self.pipeline is None:
             return "one CPU available: nothing pinned"
-        return (
-            f"simulator and strategy process on CPU {self.sim}, "
-            f"pipeline under test (feeder supervisor + worker / cryptofeed) on CPU {self.pipeline}"
-        )
+        pipeline = f"pipeline under test (feeder worker / cryptofeed) on CPU {self.pipeline}"
+        if self.strategy == self.sim:
+            return f"simulator and strategy process share CPU {self.sim}, {pipeline} alone"
+        return f"simulator on CPU {self.sim}, {pipeline}, strategy process on CPU {self.strategy}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class TrialSpec:
     seed: int = 1
 
     @property
-    def expected_updates(self) -> int:
+    def sent_window(self) -> int:
+        """Notifications per channel the simulator must remember: all of the trial's, with room."""
         return int(self.rate * (self.warmup + self.seconds + DRAIN_MAX_S)) + 10_000
 
 
@@ -112,7 +115,7 @@ def run_trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
         received = pipeline.collect(names)
         sent = [_sent_rows(sim, f"book.{name}.raw", spec) for name in names]
         stats = sim.stats()
-    figures = analyse(sent, received, t0, t1, spec.rate)
+    figures = analyse(sent, received, t0, t1, spec.rate, restarts=events.get("worker_restarts", 0))
     figures.update(
         pipeline=spec.pipeline,
         instruments=len(names),
@@ -135,7 +138,7 @@ def _sim_config(spec: TrialSpec) -> SimConfig:
         seed=spec.seed,
         rate_limits=False,
         credentials={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET},
-        sent_window=spec.expected_updates,
+        sent_window=spec.sent_window,
     )
 
 
@@ -180,7 +183,7 @@ def _drain(shared: consumers.Shared) -> bool:
 def _sent_rows(sim: SimServer, channel: str, spec: TrialSpec) -> np.ndarray:
     """[change_id, send_ns] of every notification the simulator sent on `channel`."""
     rows = sim.sent(channel)
-    if len(rows) >= spec.expected_updates:
+    if len(rows) >= spec.sent_window:
         raise RuntimeError(f"the simulator's sent window for {channel} overflowed: raise sent_window")
     if not rows:
         return np.empty((0, 2), np.int64)
@@ -269,22 +272,16 @@ class FeederPipeline:
         if self.layout.pipeline is not None:
             cmd += ["--cpus", str(self.layout.pipeline)]
         env = {**os.environ, "DERIBIT_CLIENT_ID": DEMO_CLIENT_ID, "DERIBIT_CLIENT_SECRET": DEMO_CLIENT_SECRET}
-        cpu = self.layout.pipeline
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                cmd,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=None if cpu is None else lambda: os.sched_setaffinity(0, {cpu}),
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.workers = self._wait_running()
         channels = ChannelMap()
         rings = [channels.ring_name("book", name) for name in names]
         self.strategy = CTX.Process(
             target=consumers.ring_consumer,
-            args=(rings, self.instance, self.out, self.shared, spec.expected_updates, self.layout.strategy),
+            args=(rings, self.instance, self.out, self.shared, self.layout.strategy),
             name="bench-e2e-ring-strategy",
             daemon=True,
         )
@@ -299,7 +296,7 @@ class FeederPipeline:
                 workers = handle.status()["workers"]
                 if workers and all(w["state"] == "running" for w in workers):
                     return [w["pid"] for w in workers]
-            time.sleep(0.05)
+            time.sleep(STATUS_POLL_S)
         raise RuntimeError(f"the feeder did not start within {START_TIMEOUT_S:g} s{self.log_tail()}")
 
     def check_alive(self) -> None:
@@ -395,7 +392,7 @@ class CryptofeedPipeline:
         self.out = os.path.join(workdir, "strategy.npz")
         self.strategy = CTX.Process(
             target=consumers.zmq_consumer,
-            args=(self.out, self.shared, spec.expected_updates, self.layout.strategy),
+            args=(self.out, self.shared, self.layout.strategy),
             name="bench-e2e-zmq-strategy",
             daemon=True,
         )

@@ -6,8 +6,9 @@ the soak can fail. Definitions, per ring and per consumer, walking its records i
 
 - Each pair of consecutive records (a, b) accounts for the truth's changes in (a.change_id, b.change_id]:
   - b's own change_id is *reflected* by b, unless b is GAP;
-  - the changes strictly between are *lapped* when the consumer skipped ring records (b.seq !=
-    a.seq + 1: the reader was lapped and its `lost` counter says so); *gap_covered* when a GAP record
+  - the changes strictly between are *reader_lost* when the consumer did not get some ring records
+    (b.seq != a.seq + 1: its reader was lapped, or a writer died mid-publish and left a torn slot;
+    either way `RingReader.lost` counted them); *gap_covered* when a GAP record
     came since the last SNAPSHOT (a GAP covers everything up to the next SNAPSHOT) or b is GAP;
   - otherwise b claims continuity and every change in between is *undetected*, except, on aggregated
     channels (100ms), the changes a change record b reflects by the exchange's own aggregation,
@@ -40,11 +41,11 @@ class RingCheck:
     records: int = 0
     snapshots: int = 0
     gaps: int = 0  # GAP records
-    lapped_records: int = 0  # ring records this consumer never saw (seq jumps)
+    reader_lost: int = 0  # ring records this consumer never got (seq jumps)
     published: int = 0  # truth changes in the window the consumer saw
     reflected: int = 0
     gap_covered: int = 0
-    lapped_updates: int = 0
+    reader_lost_updates: int = 0
     undetected_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     undetected_at: list[dict] = field(default_factory=list)  # the first few places
     wrong_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
@@ -58,11 +59,11 @@ class RingCheck:
             "records": self.records,
             "snapshots": self.snapshots,
             "gap_records": self.gaps,
-            "lapped_records": self.lapped_records,
+            "reader_lost": self.reader_lost,
             "published_in_window": self.published,
             "reflected": self.reflected,
             "gap_covered": self.gap_covered,
-            "lapped_updates": self.lapped_updates,
+            "reader_lost_updates": self.reader_lost_updates,
             "undetected": len(self.undetected_ids),
             "undetected_at": self.undetected_at,
             "wrong_books": len(self.wrong_seqs),
@@ -94,12 +95,12 @@ def verify_books(obs: np.ndarray, truth: BookTruth) -> tuple[np.ndarray, np.ndar
     return matches, ~matches & ~unverifiable, unverifiable
 
 
-def in_gap_after(gap: np.ndarray, snapshot: np.ndarray, lapped: np.ndarray) -> np.ndarray:
+def in_gap_after(gap: np.ndarray, snapshot: np.ndarray, skipped: np.ndarray) -> np.ndarray:
     """Per record: is the book flagged GAP after it? A GAP sets it, a SNAPSHOT clears it; after records
     the consumer skipped, the first record it reads decides."""
     n = len(gap)
     event = gap | snapshot
-    event[1:] |= lapped
+    event[1:] |= skipped
     last = np.maximum.accumulate(np.where(event, np.arange(n), -1))
     return np.where(last >= 0, gap[np.maximum(last, 0)], False)
 
@@ -123,21 +124,21 @@ def check_ring(obs: np.ndarray, truth: BookTruth, aggregated: bool = False) -> R
         return check
     cid, prev = obs["change_id"], obs["prev_change_id"]
     check.published = int(truth.count_in(cid[0], cid.max()))
-    lapped = seq[1:] != seq[:-1] + 1
-    gapped = in_gap_after(gap, snap, lapped)
+    skipped = seq[1:] != seq[:-1] + 1
+    gapped = in_gap_after(gap, snap, skipped)
     a, b = cid[:-1], cid[1:]
     b_gap, b_snap, b_prev = gap[1:], snap[1:], prev[1:]
-    covered = ~lapped & (gapped[:-1] | b_gap)
-    claims = ~lapped & ~covered
+    covered = ~skipped & (gapped[:-1] | b_gap)
+    claims = ~skipped & ~covered
     between = truth.count_in(a, b - 1)
     own = truth.count_in(b - 1, b) * (b > a)
     missing_to = np.where(b_snap | (not aggregated), b - 1, np.minimum(b_prev, b - 1))
     missing = np.where(claims, truth.count_in(a, missing_to), 0)
-    check.lapped_records = int((seq[1:] - seq[:-1] - 1)[lapped].sum())
-    check.lapped_updates = int(between[lapped].sum() + own[lapped & b_gap].sum())
+    check.reader_lost = int((seq[1:] - seq[:-1] - 1)[skipped].sum())
+    check.reader_lost_updates = int(between[skipped].sum() + own[skipped & b_gap].sum())
     check.gap_covered = int(between[covered].sum() + own[covered & b_gap].sum())
     check.reflected = int(own[~b_gap].sum() + (between - missing)[claims].sum())
-    check.records_in_gap = int((~lapped & gapped[:-1] & ~b_gap & ~b_snap).sum())
+    check.records_in_gap = int((~skipped & gapped[:-1] & ~b_gap & ~b_snap).sum())
     backwards = (b < a) | ((b == a) & ~b_snap) | (~b_snap & (b_prev < a))
     check.out_of_order_seqs = seq[1:][claims & backwards]
     _undetected(check, truth, np.flatnonzero(missing), a, missing_to, seq[1:], b_snap)

@@ -94,6 +94,7 @@ class Injector:
         self.hang_timeout_s = hang_timeout_s
         self.rng = random.Random(f"{seed}:inject")
         self.channels = ChannelMap(ChannelConfig(), authenticated=True)
+        self.book_channels = {self.channels.route(self.book_ring(i)).channel: i for i in instruments}
 
     def book_ring(self, instrument: str) -> str:
         return self.channels.ring_name("book", instrument)
@@ -112,8 +113,9 @@ class Injector:
     # --- simulator faults --------------------------------------------------------------------------
 
     def sim_fault(self, kind: str, event: dict) -> list[FollowUp]:
-        instrument = self.rng.choice(self.instruments)
-        conn, subscriptions = self._connection_of(instrument)
+        carried = self._carried()
+        instrument = self.rng.choice(sorted(carried))
+        conn, subscriptions = carried[instrument]
         event["target"] = {"instrument": instrument, "conn": conn}
         if kind in INSTRUMENT_FAULTS:
             params: dict[str, Any] = {"instrument": instrument, "conn": conn}
@@ -147,12 +149,17 @@ class Injector:
             return {"seconds": round(rng.uniform(1.0, 3.0), 2), "how": rng.choice(("429", "refuse"))}
         return {}
 
-    def _connection_of(self, instrument: str) -> tuple[int, list[str]]:
-        channel = self.channels.route(self.book_ring(instrument)).channel
+    def _carried(self) -> dict[str, tuple[int, list[str]]]:
+        """Instrument -> (connection id, its subscriptions), for books some connection carries now
+        (a worker that is reconnecting or restarting carries none)."""
+        out = {}
         for c in self.sim.connections():
-            if channel in c["subscriptions"]:
-                return c["id"], c["subscriptions"]
-        raise LookupError(f"no simulator connection carries {channel} right now")
+            for channel in c["subscriptions"]:
+                if channel in self.book_channels:
+                    out[self.book_channels[channel]] = (c["id"], c["subscriptions"])
+        if not out:
+            raise LookupError("no simulator connection carries a book channel right now")
+        return out
 
     # --- process faults ----------------------------------------------------------------------------
 

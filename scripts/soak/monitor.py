@@ -2,7 +2,8 @@
 
 A background thread samples every `interval` seconds. Rules it keeps:
 - Processes are tracked by (role, pid): a restarted worker is a new process of the same role, so its
-  memory is judged on its own (a fresh process must not hide or fake a leak).
+  memory is judged on its own (a fresh process must not hide or fake a leak). A process first seen
+  as a child of the supervisor takes its worker role as soon as the status names it.
 - Every pid ever seen is remembered (with its start time), so the soak can check after shutdown that
   none is left, including processes the supervisor started that the soak never asked about.
 - A failing status call (the supervisor is busy restarting a worker, or shutting down) is counted and
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import psutil
@@ -26,6 +28,7 @@ class Monitor:
     def __init__(self, instance: str, interval: float, t0: float):
         self.instance, self.interval, self.t0 = instance, interval, t0
         self.roles: dict[int, str] = {}  # pid -> role, for processes the soak started itself
+        self.role_of: dict[int, str] = {}  # pid -> its most specific role seen
         self.samples: list[Sample] = []
         self.status_series: list[dict] = []
         self.sim_series: list[dict] = []
@@ -88,16 +91,18 @@ class Monitor:
             out = dict(self.roles)
         for w in status.get("workers", []):
             if w.get("pid"):
-                out[w["pid"]] = f"worker{w['index']}"
+                out[w["pid"]] = self.role_of[w["pid"]] = f"worker{w['index']}"
         supervisor = status.get("pid")
         if supervisor:
             out.setdefault(supervisor, "supervisor")
-            try:
+            with contextlib.suppress(psutil.Error):
                 for child in psutil.Process(supervisor).children(recursive=True):
-                    out.setdefault(child.pid, "supervisor-child")
-            except psutil.Error:
-                pass
+                    out.setdefault(child.pid, self.role_of.get(child.pid, "supervisor-child"))
         return out
+
+    def final_samples(self) -> list[Sample]:
+        """The samples, each under its process's most specific role."""
+        return [replace(s, role=self.role_of.get(s.pid, s.role)) for s in self.samples]
 
     def _sample_process(self, t: float, pid: int, role: str) -> None:
         proc = self._procs.get(pid)
@@ -108,6 +113,8 @@ class Monitor:
                 proc.cpu_percent(None)  # the first call only starts the measurement
                 return
             with proc.oneshot():
+                if proc.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: nothing to measure
+                    return
                 rss, cpu = proc.memory_info().rss, proc.cpu_percent(None)
         except psutil.Error:
             self._procs.pop(pid, None)
@@ -132,7 +139,7 @@ class Monitor:
             try:
                 proc = psutil.Process(pid)
                 if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
-                    out.append(f"{role} pid {pid}")
+                    out.append(f"{self.role_of.get(pid, role)} pid {pid}")
             except psutil.Error:
                 continue
         return out

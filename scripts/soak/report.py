@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,59 +30,52 @@ EMPTY_TRUTH = book_truth([], [], [])
 
 def build(run: RunData) -> dict[str, Any]:
     """The whole report of a run."""
-    o = run.options
     truth = load_truth(run.truth_path) if run.truth_path.is_file() else Truth({}, {})
     channels = ChannelMap(ChannelConfig(), authenticated=True)
     routes = {ring: channels.route(ring) for ring in run.rings}
     books = {ring: truth.books.get(route.instrument, EMPTY_TRUTH) for ring, route in routes.items()}
     views = [_split(load_observations(p), run.rings) if p.is_file() else {} for p in run.consumer_logs]
     summaries = [read_summary(p) or {} for p in run.consumer_summaries]
-    aggregated = {ring: not route.channel.endswith(".raw") for ring, route in routes.items()}
-    checks = [
-        {ring: analysis.check_ring(obs, books[ring], aggregated[ring]) for ring, obs in view.items()}
-        for view in views
-    ]
+    checks = [_check(view, books, routes) for view in views]
     rings = {
-        ring: _ring(ring, i, routes[ring], truth, books[ring], checks, summaries)
-        for i, ring in enumerate(run.rings)
+        ring: _ring(routes[ring], truth, books[ring], [c[ring] for c in checks if ring in c], summaries)
+        for ring in run.rings
     }
-    monitor = run.monitor
-    processes = analysis.resources(
-        monitor.samples if monitor else [], analysis.LeakRule(o.warmup_s, o.leak_mib)
-    )
-    errors = list(run.errors) + _run_errors(run, rings)
+    samples = run.monitor.final_samples() if run.monitor else []
+    processes = analysis.resources(samples, analysis.LeakRule(run.options.warmup_s, run.options.leak_mib))
     leftovers = {"processes": run.leftover_processes, "segments": run.leftover_segments}
+    paused = _paused_consumer(run)
     report = {
         "config": _config(run),
         "totals": _totals(rings, run),
         "rings": rings,
-        "consumers": _consumers(run, checks, summaries),
+        "consumers": _consumers(run, checks, summaries, paused),
         "faults": _faults(run, views, books),
-        "latency": _latency(run, views, truth, routes),
+        "latency": _latency(run, views, truth, routes, paused),
         "processes": processes,
         "leftovers": leftovers,
         "sim": _sim(run),
         "series": _series(run, views),
-        "failures": analysis.failures(rings, processes, leftovers, errors),
+        "failures": analysis.failures(rings, processes, leftovers, run.errors + _run_errors(run, rings)),
     }
     report["ok"] = not report["failures"]
     return report
+
+
+def _check(view: dict[str, np.ndarray], books: dict[str, BookTruth], routes: dict) -> dict:
+    """One consumer's rings checked against the truth (raw channels: one record per change)."""
+    return {
+        ring: analysis.check_ring(obs, books[ring], aggregated=not routes[ring].channel.endswith(".raw"))
+        for ring, obs in view.items()
+    }
 
 
 def _split(obs: np.ndarray, rings: list[str]) -> dict[str, np.ndarray]:
     return {ring: obs[obs["ring"] == i] for i, ring in enumerate(rings)}
 
 
-def _ring(
-    ring: str,
-    index: int,
-    route: Any,
-    truth: Truth,
-    book: BookTruth,
-    checks: list[dict],
-    summaries: list[dict],
-) -> dict:
-    mine = [c[ring] for c in checks if ring in c]
+def _ring(route: Any, truth: Truth, book: BookTruth, mine: list, summaries: list[dict]) -> dict:
+    ring = route.ring
     stats = [s.get("rings", {}).get(ring, {}) for s in summaries]
     return {
         "instrument": route.instrument,
@@ -90,7 +84,7 @@ def _ring(
         "sent_to_feeder": len(truth.sends[route.channel].change_id) if route.channel in truth.sends else 0,
         "written": max((s.get("write_seq", 0) for s in stats), default=0),
         "read": [c.records for c in mine],
-        "lost_to_lapping": [s.get("lost") for s in stats],
+        "reader_lost": [s.get("lost") for s in stats],
         **analysis.merge_checks(mine),
     }
 
@@ -110,8 +104,8 @@ def _totals(rings: dict[str, dict], run: RunData) -> dict:
     out["read"] = [
         sum(r["read"][i] for r in rings.values() if i < len(r["read"])) for i in range(run.options.consumers)
     ]
-    out["lost_to_lapping"] = [
-        sum((r["lost_to_lapping"][i] or 0) for r in rings.values() if i < len(r["lost_to_lapping"]))
+    out["reader_lost"] = [
+        sum((r["reader_lost"][i] or 0) for r in rings.values() if i < len(r["reader_lost"]))
         for i in range(run.options.consumers)
     ]
     seconds = max((run.end_ns - run.t0_ns) / 1e9, 1e-9)
@@ -121,13 +115,19 @@ def _totals(rings: dict[str, dict], run: RunData) -> dict:
     return out
 
 
-def _consumers(run: RunData, checks: list[dict], summaries: list[dict]) -> list[dict]:
+def _paused_consumer(run: RunData) -> int | None:
+    """The consumer that was paused on purpose (None if no slow_consumer fault went through)."""
+    paused = any(f["kind"] == "slow_consumer" and "error" not in f for f in run.faults)
+    return run.slow_consumer if paused else None
+
+
+def _consumers(run: RunData, checks: list[dict], summaries: list[dict], paused: int | None) -> list[dict]:
     out = []
     for i, (check, summary) in enumerate(zip(checks, summaries, strict=False)):
         out.append(
             {
                 "index": i,
-                "slow": i == run.slow_consumer,
+                "paused_on_purpose": i == paused,
                 "exit": summary.get("exit"),
                 "exit_code": run.consumer_exits[i] if i < len(run.consumer_exits) else None,
                 "rings": {ring: c.as_dict() for ring, c in check.items()},
@@ -167,6 +167,8 @@ def _config(run: RunData) -> dict:
         "warmup_s": o.warmup_s,
         "leak_rule": f"RSS growth after {o.warmup_s:g} s > max({o.leak_mib:g} MiB, 25% of baseline)",
         "instance": run.instance,
+        "cpus": os.cpu_count(),
+        "loadavg_start_end": [round(x, 2) for x in run.loadavg],
         "slow_consumer": run.slow_consumer,
     }
 
@@ -191,7 +193,7 @@ def _faults(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> dic
     }
 
 
-def _latency(run: RunData, views: list[dict], truth: Truth, routes: dict) -> dict:
+def _latency(run: RunData, views: list[dict], truth: Truth, routes: dict, paused: int | None) -> dict:
     normal: list[tuple[np.ndarray, np.ndarray]] = []
     slow: list[tuple[np.ndarray, np.ndarray]] = []
     stages: dict[str, list[np.ndarray]] = {"send_to_recv": [], "recv_to_publish": [], "publish_to_read": []}
@@ -201,8 +203,8 @@ def _latency(run: RunData, views: list[dict], truth: Truth, routes: dict) -> dic
             ok = sent >= 0
             o = obs[ok]
             pair = (o["read_ns"], o["read_ns"] - sent[ok])
-            (slow if i == run.slow_consumer else normal).append(pair)
-            if i != run.slow_consumer:
+            (slow if i == paused else normal).append(pair)
+            if i != paused:
                 stages["send_to_recv"].append(o["ts_recv"] - sent[ok])
                 stages["recv_to_publish"].append(o["ts_publish"] - o["ts_recv"])
                 stages["publish_to_read"].append(o["read_ns"] - o["ts_publish"])
@@ -246,7 +248,8 @@ def _sim(run: RunData) -> dict:
 
 
 def _series(run: RunData, views: list[dict]) -> dict:
-    """Per-second figures for the plot: records read per consumer, simulator changes, RSS and CPU."""
+    """Per-second figures for the plot: records read per consumer, simulator changes, and RSS and CPU
+    per role and pid (`rss_mib[role][pid]`: a restarted worker is a new pid of the same role)."""
     out: dict[str, Any] = {"read_per_s": {}, "sim_changes_per_s": [], "rss_mib": {}, "cpu_pct": {}}
     for i, view in enumerate(views):
         if view:
@@ -259,17 +262,21 @@ def _series(run: RunData, views: list[dict]) -> dict:
         if b["t_s"] > a["t_s"]:
             rate = (b["changes_total"] - a["changes_total"]) / (b["t_s"] - a["t_s"])
             out["sim_changes_per_s"].append([b["t_s"], round(rate, 1)])
-    for s in run.monitor.samples if run.monitor else []:
-        out["rss_mib"].setdefault(f"{s.role}/{s.pid}", []).append([s.t_s, round(s.rss / 2**20, 1)])
-        out["cpu_pct"].setdefault(f"{s.role}/{s.pid}", []).append([s.t_s, s.cpu])
+    for s in run.monitor.final_samples() if run.monitor else []:
+        out["rss_mib"].setdefault(s.role, {}).setdefault(str(s.pid), []).append(
+            [s.t_s, round(s.rss / 2**20, 1)]
+        )
+        out["cpu_pct"].setdefault(s.role, {}).setdefault(str(s.pid), []).append([s.t_s, s.cpu])
     return out
 
 
 # --- output ---------------------------------------------------------------------------------------
 
 
-def write_json(report: dict, path: Path) -> None:
-    path.write_text(json.dumps(report, indent=1, default=_jsonable))
+def dumps(report: dict, series: bool = True) -> str:
+    """The report as JSON text (without the per-second series unless `series`)."""
+    shown = report if series else {k: v for k, v in report.items() if k != "series"}
+    return json.dumps(shown, indent=1, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:
@@ -290,14 +297,15 @@ def summary(report: dict) -> str:
         f"{c['consumers']} consumers, {f['injected']} faults ({f['failed_to_inject']} not injectable)",
         f"rate: asked {c['rate_asked']:,.0f}/s, simulator achieved {_num(sim['achieved_rate'])}/s "
         f"(lagged {_num(sim['lagged_per_s'])}/s), slow-consumer resets by the simulator "
-        f"{sim['slow_consumer_resets']}",
+        f"{sim['slow_consumer_resets']}; machine: {c['cpus']} CPUs, load average "
+        f"{' -> '.join(str(x) for x in c['loadavg_start_end'])}",
         "",
         f"{'ring':<18}{'published':>10}{'sent':>10}{'written':>10}{'read (per consumer)':>26}"
-        f"{'lapped':>9}{'GAPs':>6}{'undet':>6}{'wrong':>6}",
+        f"{'lost(rd)':>9}{'GAPs':>6}{'undet':>6}{'wrong':>6}",
     ]
     for name, r in report["rings"].items():
         lines.append(_ring_line(name, r))
-    lines.append(_ring_line("total", {**t, "read": t["read"], "lost_to_lapping": t["lost_to_lapping"]}))
+    lines.append(_ring_line("total", {**t, "read": t["read"], "reader_lost": t["reader_lost"]}))
     rec = f"recovery p50 {_num(f['recovery_p50_s'])} s, max {_num(f['recovery_max_s'])} s"
     lines += [
         "",
@@ -323,10 +331,10 @@ def summary(report: dict) -> str:
 
 def _ring_line(name: str, r: dict) -> str:
     read = "/".join(f"{n:,}" for n in r["read"])
-    lapped = sum(x or 0 for x in r["lost_to_lapping"])
+    lost = sum(x or 0 for x in r["reader_lost"])
     return (
         f"{name:<18}{r['published_in_window']:>10,}{r['sent_to_feeder']:>10,}{r['written']:>10,}{read:>26}"
-        f"{lapped:>9,}{r['gap_records']:>6}{r['undetected']:>6}{r['wrong_books']:>6}"
+        f"{lost:>9,}{r['gap_records']:>6}{r['undetected']:>6}{r['wrong_books']:>6}"
     )
 
 
@@ -412,8 +420,11 @@ def _plot_rates(ax: Any, series: dict) -> None:
     ax.legend(fontsize=7, loc="upper left")
 
 
-def _plot_by_role(ax: Any, series: dict[str, list], label: str) -> None:
-    for name, points in sorted(series.items()):
-        ax.plot([p[0] for p in points], [p[1] for p in points], label=name, linewidth=0.8)
+def _plot_by_role(ax: Any, series: dict[str, dict[str, list]], label: str) -> None:
+    """One colour and one legend entry per role; one line per pid (restarts show as new lines)."""
+    for i, (role, by_pid) in enumerate(sorted(series.items())):
+        for k, points in enumerate(by_pid.values()):
+            ax.plot([p[0] for p in points], [p[1] for p in points], color=f"C{i % 10}", linewidth=0.8,
+                    label=role if k == 0 else None)  # fmt: skip
     ax.set_ylabel(label)
     ax.legend(fontsize=6, loc="upper left", ncol=4)

@@ -85,6 +85,7 @@ class RunData:
     leftover_processes: list[str] = field(default_factory=list)
     leftover_segments: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    loadavg: list[float] = field(default_factory=list)  # 1-minute load average at the start and the end
 
 
 def new_instance() -> str:
@@ -204,6 +205,7 @@ class Soak:
             time.sleep(0.1)
         monitor.t0 = time.monotonic()
         d.t0_ns = time.time_ns()
+        d.loadavg.append(os.getloadavg()[0])
         monitor.sim = self.sim
         assert self.sim is not None and self.feeder is not None
         monitor.watch(self.sim.pid, "sim")
@@ -257,6 +259,7 @@ class Soak:
         assert d.monitor is not None and self.sim is not None and self.feeder is not None
         d.final_status = d.monitor.status()
         d.end_ns = time.time_ns()
+        d.loadavg.append(os.getloadavg()[0])
         self.feeder.send_signal(signal.SIGTERM)
         try:
             d.feeder_exit = self.feeder.wait(STOP_TIMEOUT_S)

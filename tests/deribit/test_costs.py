@@ -1,4 +1,4 @@
-"""Deribit's request limits and the credit table for the client's bucket."""
+"""Deribit's request limits, as the client's limiter buckets."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from deribit.spec import all_methods, method_tags
 from feeder.core.ratelimit import cost_function
 from feeder.errors import ConfigError
 from feeder.exchanges.deribit.costs import MATCHING_ENGINE, SPECIAL, TIERS, DeribitCosts, Limit
+from feeder.sim.ratelimit import LIMITS
 
 
 def test_matching_engine_methods_are_exactly_those_the_official_spec_tags_so():
@@ -23,26 +24,29 @@ def test_non_matching_requests_cost_500_credits_of_a_50000_bucket_refilled_at_10
 
 
 @pytest.mark.parametrize("tier", sorted(TIERS))
-def test_every_limited_class_alone_stays_within_its_rate_and_burst(tier):
+def test_orders_draw_from_a_matching_bucket_sized_by_the_account_tier(tier):
     costs = DeribitCosts(tier)
-    limit = costs.rate_limit()
-    for method in [*MATCHING_ENGINE, "public/subscribe", "public/get_time"]:
-        allowed = costs.limit(method)
-        credits = costs.cost(method)
-        assert limit.capacity / credits <= allowed.burst + 1e-9, method
-        assert limit.refill_per_s / credits <= allowed.rate + 1e-9, method
+    assert costs.cost("private/buy") == ("matching", 1.0)
+    assert costs.rate_limit().buckets["matching"] == (TIERS[tier].burst, TIERS[tier].rate)
 
 
 def test_lowest_tier_orders_allow_bursts_of_20_and_at_most_5_per_second():
-    costs = DeribitCosts(4)
-    assert costs.limit("private/buy") == Limit(5.0, 20.0)
-    assert 50_000 / costs.cost("private/buy") == 20
+    assert DeribitCosts(4).buckets()["matching"] == (20.0, 5.0)
 
 
-def test_a_cost_never_exceeds_the_bucket_so_every_method_can_be_sent():
+def test_subscriptions_and_get_instruments_have_their_own_buckets():
     costs = DeribitCosts()
-    assert max(costs.table().values()) <= costs.rate_limit().capacity
+    assert costs.cost("public/subscribe") == costs.cost("private/unsubscribe") == ("subscribe", 1.0)
+    assert costs.cost("public/get_instruments") == ("instruments", 1.0)
+    assert costs.buckets()["subscribe"] == (10.0, 3.0)
     assert SPECIAL["public/get_instruments"] == Limit(0.1, 5.0)
+
+
+def test_the_buckets_are_no_looser_than_the_simulators_model_of_deribit():
+    costs = DeribitCosts(4)
+    for name, (capacity, refill) in costs.buckets().items():
+        cost, sim_capacity, sim_refill = LIMITS[name]
+        assert capacity <= sim_capacity / cost and refill <= sim_refill / cost, name
 
 
 def test_unknown_tier_is_a_config_error():

@@ -201,6 +201,7 @@ EXAMPLE_FIXES = {"public/status": {"locked": "false"}, "private/cancel": {"price
 # Fields of an example that only some results carry (options only, advanced orders only).
 OPTIONAL = {
     "public/get_instrument": ("strike", "option_type"),
+    "public/get_instruments": ("max_liquidation_commission", "max_leverage"),
     "private/edit": ("implv", "advanced"),
     "private/cancel": ("triggered", "trigger", "trigger_price"),
 }

@@ -221,7 +221,7 @@ def test_faults_count_in_stats(sim, connect):
 
 
 def test_unknown_faults_and_bad_params_are_refused_with_what_is_allowed(sim):
-    with pytest.raises(SimControlError, match="known faults: .*gap"):
+    with pytest.raises(SimControlError, match=r"known faults: .*gap"):
         sim.fault("explode")
     with pytest.raises(SimControlError, match="needs 'instrument'"):
         sim.fault("gap")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sim.kit import check_error, check_response
 
 
@@ -78,3 +79,33 @@ def test_get_currencies_matches_the_spec(connect):
     msg = connect().call("public/get_currencies", {})
     check_response("public/get_currencies", msg)
     assert {c["currency"] for c in msg["result"]} == {"BTC", "ETH"}
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("public/ticker", {"instrument_name": "BTC-PERPETUAL"}),
+        ("public/get_order_book", {"instrument_name": "BTC-PERPETUAL", "depth": 10}),
+        ("public/get_index_price", {"index_name": "eth_usd"}),
+        ("public/get_instrument", {"instrument_name": "ETH-PERPETUAL"}),
+        ("public/get_instruments", {"currency": "ETH", "kind": "option"}),
+    ],
+)
+def test_market_data_methods_match_their_schemas_and_examples(connect, method, params):
+    check_response(method, connect().call(method, params))
+
+
+def test_last_trades_match_the_spec_after_trades_happened(sim, connect):
+    sim.publish(300, "BTC-PERPETUAL")
+    msg = connect().call(
+        "public/get_last_trades_by_instrument", {"instrument_name": "BTC-PERPETUAL", "count": 5}
+    )
+    check_response("public/get_last_trades_by_instrument", msg)
+    assert len(msg["result"]["trades"]) == 5
+
+
+def test_an_option_ticker_carries_greeks_and_ivs(connect):
+    client = connect()
+    option = next(i for i in client.result("public/get_instruments", {"currency": "BTC", "kind": "option"}))
+    ticker = client.result("public/ticker", {"instrument_name": option["instrument_name"]})
+    assert set(ticker["greeks"]) == {"delta", "gamma", "vega", "theta", "rho"} and ticker["mark_iv"] > 0

@@ -46,7 +46,7 @@ def _touch(client: Rpc) -> tuple[float, float]:
 def test_a_resting_buy_is_open_booked_and_notified(trader):
     alice = trader(ALICE, (f"user.orders.{BTC}.raw", f"book.{BTC}.raw"))
     alice.note(f"book.{BTC}.raw")
-    bid, ask = _touch(alice)
+    bid, _ = _touch(alice)
     msg = alice.call(
         "private/buy", {"instrument_name": BTC, "amount": 100, "price": bid + 0.5, "label": "s1-1"}
     )
@@ -66,7 +66,7 @@ def test_a_resting_buy_is_open_booked_and_notified(trader):
 def test_crossing_orders_fill_print_trades_and_notify_both_sides(trader):
     alice = trader(ALICE, (f"user.orders.{BTC}.raw", f"user.trades.{BTC}.raw"))
     bob = trader(BOB, (f"user.trades.{BTC}.raw", f"trades.{BTC}.raw"))
-    bid, ask = _touch(alice)
+    bid, _ = _touch(alice)
     price = bid + 0.5
     sell = alice.result(
         "private/sell", {"instrument_name": BTC, "amount": 50, "price": price, "post_only": True}
@@ -198,3 +198,18 @@ def test_logout_closes_without_cancelling(exch, trader):
     alice.send("private/logout", {})
     wait_until(lambda: len(exch.connections()) == 1, what="the logout")
     assert len(_open_orders(watcher)) == 1
+
+
+def test_aggregated_user_channels_send_lists_per_interval(trader):
+    alice = trader(ALICE, (f"user.orders.{BTC}.100ms", "user.trades.future.BTC.100ms"))
+    bob = trader(BOB)
+    bid, _ = _touch(alice)
+    alice.result("private/sell", {"instrument_name": BTC, "amount": 20, "price": bid + 0.5})
+    bob.result("private/buy", {"instrument_name": BTC, "amount": 20, "price": bid + 0.5})
+    orders = alice.note(f"user.orders.{BTC}.100ms")
+    check_notification(
+        orders, "user.orders.(instrument_name).(interval)", "repeated", optional=("original_order_type",)
+    )
+    trades = alice.note("user.trades.future.BTC.100ms")
+    check_notification(trades, "user.trades.(instrument_name).(interval)", "repeated")
+    assert trades["params"]["data"][0]["liquidity"] == "M"

@@ -10,14 +10,12 @@ Deribit's model:
   unsubscribe is counted with it here, to be safe), get_instruments 1 per 10 s (bursts of 5).
 Running out answers 10028 too_many_requests and ends the session.
 
-The connection client has one credit bucket. `DeribitCosts.rate_limit()` builds one that keeps every
-class within its own limit on its own: a method of a class limited to `rate`/s with bursts of `burst`
-costs max(capacity / burst, refill / rate) credits. That is exact for non-matching requests and
-conservative for the others (they share the bucket, so together they are slower than Deribit allows,
-never faster), with one exception: a cost cannot exceed the bucket, so get_instruments (which would
-need two bucketfuls) costs one and may go once per 5 s instead of once per 10 s. The feeder never calls
-it; callers that do must space it. Pass `shared_dir` so every worker of a feeder draws from one bucket
-(the limits are per account, not per connection).
+`DeribitCosts.rate_limit()` gives the connection client the same buckets Deribit keeps: the
+non-matching bucket in credits (500 per request), and one bucket per separately limited class counted
+in requests (capacity = burst, refill = rate): `matching` for the account's tier, `subscribe`,
+`instruments`. The client's queue is one FIFO across buckets, so orders are never overtaken. Pass
+`shared_dir` so every worker of a feeder draws from the same buckets (the limits are per account, not
+per connection).
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from feeder.client import RateLimit
+from feeder.core.ratelimit import Charge
 from feeder.errors import ConfigError
 
 
@@ -106,26 +105,35 @@ class DeribitCosts:
             return SPECIAL[method]
         return TIERS[self.tier] if method in MATCHING_ENGINE else NON_MATCHING
 
-    def cost(self, method: str) -> float:
-        """Credits a request takes from the client's single bucket (see the module doc)."""
-        limit = self.limit(method)
-        wanted = max(NON_MATCHING_CAPACITY / limit.burst, NON_MATCHING_REFILL / limit.rate)
-        return min(wanted, NON_MATCHING_CAPACITY)
+    def cost(self, method: str) -> Charge:
+        """What a request takes: (bucket, 1 request) for a separately limited class, else 500 credits."""
+        bucket = _BUCKETS.get(method) or ("matching" if method in MATCHING_ENGINE else None)
+        return (bucket, 1.0) if bucket else NON_MATCHING_COST
 
-    def table(self) -> dict[str, float]:
-        """{method: credits} for every method with its own cost, "*" for the rest (non-matching)."""
-        named = {m: self.cost(m) for m in sorted(MATCHING_ENGINE | set(SPECIAL))}
-        return {**named, "*": NON_MATCHING_COST}
+    def buckets(self) -> dict[str, tuple[float, float]]:
+        """{bucket: (capacity, refill per second)} of the separately limited classes, in requests."""
+        tier = TIERS[self.tier]
+        out = {"matching": (tier.burst, tier.rate)}
+        for method, name in _BUCKETS.items():
+            out[name] = (SPECIAL[method].burst, SPECIAL[method].rate)
+        return out
 
     def rate_limit(
         self, *, shared_dir: str | Path | None = None, shared_name: str = "deribit", max_queue: int = 1000
     ) -> RateLimit:
-        """The client's bucket: Deribit's non-matching bucket, charging each method by `cost`."""
+        """The client's limiter: Deribit's non-matching credit bucket plus the per-class buckets."""
         return RateLimit(
             capacity=NON_MATCHING_CAPACITY,
             refill_per_s=NON_MATCHING_REFILL,
-            cost=self.table(),
+            cost=self.cost,
+            buckets=self.buckets(),
             max_queue=max_queue,
             shared_dir=shared_dir,
             shared_name=shared_name,
         )
+
+
+# methods limited on their own, and the bucket that counts them
+_BUCKETS: Mapping[str, str] = MappingProxyType(
+    {**{m: "subscribe" for m in SPECIAL if "subscribe" in m}, "public/get_instruments": "instruments"}
+)

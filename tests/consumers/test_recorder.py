@@ -1,0 +1,70 @@
+"""`python -m consumers.recorder` as a real process: against a running feeder, lapped, and killed."""
+
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+
+from consumers.recording import chunk_name, load, read
+from feeder import RingReader, RingWriter, record_schema
+
+BOOK = record_schema("book").dtype
+
+
+def test_recording_of_a_running_feeder_is_byte_for_byte_the_ring(feeders, run, tmp_path):
+    feeders.embedded("BTC-PERPETUAL,ETH-PERPETUAL")
+    out = tmp_path / "rec"
+    done = run(
+        "recorder", str(out), "book.BTC", "book.ETH", "--start", "oldest", "--duration", "5",
+        "--chunk-records", "64", "--wait", "90",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "book.BTC: chunk chunk-00000001.npy: 64 records, seq 0-63" in done.stdout
+    recorded = {ring: load(out / ring) for ring in ("book.BTC", "book.ETH")}
+    assert all(len(r) > 64 for r in recorded.values())
+    for ring, records in recorded.items():
+        assert records["seq"].tolist() == list(range(len(records)))
+        with RingReader(ring, start="oldest") as reader:
+            assert reader.read()[: len(records)].tobytes() == records.tobytes()
+    assert recorded["book.BTC"]["flags"][0] == 1  # the first record of a ring is its SNAPSHOT
+
+
+def test_a_lapped_recorder_records_its_loss_and_the_recording_verifies(consumer, tmp_path):
+    out = tmp_path / "rec"
+    with RingWriter.create("book.LAP", "book", 64) as writer:
+        writer.publish_batch(np.zeros(10, BOOK))
+        recorder = consumer("recorder", str(out), "book.LAP", "--start", "oldest", "--chunk-records", "10")
+        recorder.wait_for(r"book\.LAP: chunk chunk-00000001\.npy: 10 records, seq 0-9")
+        recorder.proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(4):
+                writer.publish_batch(np.zeros(50, BOOK))  # seqs 10-209 into 64 slots
+        finally:
+            recorder.proc.send_signal(signal.SIGCONT)
+        recorder.wait_for(r"book\.LAP: LOST 136 records \(seq 10-145\): the recorder was lapped")
+        writer.publish_batch(np.zeros(6, BOOK))  # fills the chunk that 206-209 began
+        recorder.wait_for(r"book\.LAP: chunk .* seq 206-215")
+        assert recorder.stop() == 0
+    rec = read(out / "book.LAP")
+    assert rec.unexplained == [] and rec.losses == [(10, 136)]
+    assert rec.records["seq"].tolist() == [*range(10), *range(146, 216)]
+    assert "summary book.LAP: recorded 80 records" in recorder.text and "lost 136" in recorder.text
+
+
+def test_a_killed_recorder_leaves_only_complete_chunks(feeders, consumer, tmp_path):
+    feeders.embedded()
+    out = tmp_path / "rec"
+    recorder = consumer("recorder", str(out), "book.BTC", "--chunk-records", "1")
+    recorder.wait_for(r"book\.BTC: chunk", count=30)
+    recorder.kill()  # SIGKILL, most likely in the middle of writing a chunk
+    first = read(out / "book.BTC")
+    assert first.unexplained == [] and len(first.records) >= 30
+    files = sorted(p.name for p in (out / "book.BTC").glob("chunk-*.npy"))
+    assert files == [chunk_name(n) for n in range(1, len(files) + 1)]
+    again = consumer("recorder", str(out), "book.BTC", "--chunk-records", "1", "--count", "5")
+    assert again.finish() == 0, again.report()
+    second = read(out / "book.BTC")
+    assert second.unexplained == [] and len(second.sessions) == 2
+    assert len(second.records) == len(first.records) + 5
+    assert not list((out / "book.BTC").glob(".*.tmp"))
