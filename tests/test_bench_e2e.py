@@ -175,8 +175,10 @@ def test_a_short_run_reports_both_pipelines_and_the_feeder_cost(tmp_path: Path):
         "worker receive -> ring publish",
         "ring publish -> strategy has it",
     }
-    row = report["summary"]["latency"]["1000"]
-    assert row["p50_ratio"] == round(row["feeder"]["p50_us"] / row["cryptofeed"]["p50_us"], 3)
+    [row] = report["summary"]["by_rate"]
+    assert row["rate"] == 1000
+    assert row["p50_us"]["ratio"] == round(row["p50_us"]["feeder"] / row["p50_us"]["cryptofeed"], 3)
+    assert set(report["summary"]["targets"]["p50_ratio_at_fixed_rates"]) == {"1000"}
     scaling = report["scaling"][0]
     assert scaling["instruments"] == 3
     assert scaling["memory"]["rings"]["count"] == 3

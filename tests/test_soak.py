@@ -192,11 +192,11 @@ def test_a_fault_without_a_gap_disrupts_nothing():
     assert found["disrupted"] == []
 
 
-def samples(role: str, rss_mib: list[float]) -> list[analysis.Sample]:
-    return [analysis.Sample(float(t), role, 7, int(m * 2**20), 1.0) for t, m in enumerate(rss_mib)]
+def samples(role: str, rss_mib: list[float], start: int = 0) -> list[analysis.Sample]:
+    return [analysis.Sample(float(start + t), role, 7, int(m * 2**20), 1.0) for t, m in enumerate(rss_mib)]
 
 
-RULE = analysis.LeakRule(warmup_s=10, mib=64, min_span_s=20)
+RULE = analysis.LeakRule(warmup_s=10, mib=64, process_warmup_s=5, min_span_s=20)
 
 
 def test_rss_growing_after_warmup_is_a_leak():
@@ -206,6 +206,12 @@ def test_rss_growing_after_warmup_is_a_leak():
 
 def test_flat_rss_after_warmup_is_no_leak():
     found = analysis.resources(samples("worker0", [100 + 5 * min(t, 10) for t in range(60)]), RULE)
+    assert found["worker0/7"]["judged"] and not found["worker0/7"]["leak"]
+
+
+def test_a_process_started_later_is_judged_after_its_own_warmup():
+    ramp_then_flat = [10 + 50 * min(t, 4) for t in range(60)]  # a restarted worker importing, then steady
+    found = analysis.resources(samples("worker0", ramp_then_flat, start=100), RULE)
     assert found["worker0/7"]["judged"] and not found["worker0/7"]["leak"]
 
 
@@ -310,7 +316,7 @@ def test_the_short_soak_leaves_no_segment_behind(soak: dict):
 
 def test_the_short_soak_faults_made_the_feeder_flag_gaps_and_recover(soak: dict):
     faults = soak["faults"]
-    assert faults["disrupting"] >= 3 and faults["unrecovered"] == 0, faults["events"]
+    assert faults["disrupting"] >= 2 and faults["unrecovered"] == 0, faults["events"]
 
 
 def test_the_short_soaks_slow_consumer_was_lapped_and_knew_it(soak: dict):

@@ -256,8 +256,15 @@ class Limiter:
         self.buckets[name].force_take(cost, now)
 
     def drain(self, now: float) -> float:
-        """The exchange said we overspent: empty every bucket; seconds until all are full again."""
-        return max(b.drain(now) for b in self.buckets.values())
+        """The exchange said we overspent: empty every bucket; seconds until the default one is full.
+
+        Reconnecting needs only default-bucket requests (login, heartbeat setup, restore), so that is
+        what the reconnect waits for; the other classes stay empty and their queued requests wait in
+        the limiter as usual. Waiting for the slowest class instead (Deribit's get_instruments: one per
+        10 s, five in a burst) would keep every book dark for 50 s after one 10028.
+        """
+        refill = {name: b.drain(now) for name, b in self.buckets.items()}
+        return refill.get(DEFAULT, max(refill.values()))
 
     def withdraw(self, entry: Waiting) -> None:
         """Remove a waiting entry whose caller gave up (timeout, cancel, disconnect)."""

@@ -44,7 +44,7 @@ class FeederConfig:
     cancel_on_disconnect: str = "connection"  # connection | account | off
     credentials_file: str | None = None
     heartbeat_interval: float = 10.0
-    hang_timeout: float = 2.0  # a worker silent this long is hung: killed and replaced
+    hang_timeout: float = 5.0  # a worker silent this long is hung: killed and replaced (stopped ones: 1 s)
     max_restarts: int = 5
     restart_window: float = 60.0
     display: str = "auto"  # auto (live view on a terminal, log lines otherwise) | live | plain | off

@@ -45,7 +45,8 @@ from feeder.runtime.worker import EXIT_FATAL, WorkerSpec, worker_main
 
 log = logging.getLogger("feeder.supervisor")
 
-HB_STALE_S = 0.5  # no heartbeat for this long: do not route requests there (killed at hang_timeout)
+HB_STALE_S = 1.0  # no heartbeat for this long: do not route requests there (killed at hang_timeout)
+STOPPED_AFTER_S = 1.0  # a silent worker the kernel shows as stopped (SIGSTOP) is hung after this
 START_GRACE_S = 30.0  # a starting worker imports and connects before its first heartbeat
 STOP_GRACE_S = 5.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
@@ -118,7 +119,7 @@ class Supervisor:
         self._ids = itertools.count(1)
         self._stop = asyncio.Event()
         self._signals = 0
-        self._ring_seen: dict[str, tuple[float, int]] = {}
+        self._ring_seen: dict[str, tuple[float, int, float]] = {}  # ring -> (when, write_seq, rate)
         self._spare: tuple[Any, Connection] | None = None  # a started worker process waiting for its spec
         self.exit_code = EXIT_OK
 
@@ -297,6 +298,10 @@ class Supervisor:
         os._exit(EXIT_FORCED)  # the simulator exits by itself when its lifeline pipe closes
 
     async def _shutdown(self) -> None:
+        if self.config.display != "off" and self.slots:
+            from feeder.runtime.display import render
+
+            print("\n".join(["final status:", *render(self.status())]), flush=True)
         if self.control is not None:
             await self.control.close()
         if self.metrics_server is not None:
@@ -350,13 +355,14 @@ class Supervisor:
         except (OSError, ValueError):
             return False
 
-    def _on_worker_message(self, slot: Slot) -> None:
+    def _on_worker_message(self, slot: Slot) -> bool:
+        """Handle one message from the worker's pipe; False at end of file."""
         try:
             message = slot.conn.recv()
         except (EOFError, OSError):
             with contextlib.suppress(Exception):
                 asyncio.get_running_loop().remove_reader(slot.conn.fileno())
-            return
+            return False
         kind = message.get("type")
         if kind == "hb":
             self._on_heartbeat(slot, message["health"])
@@ -372,6 +378,7 @@ class Supervisor:
             log.error("worker %d cannot start: %s", slot.index, slot.last_error)
         elif kind == "event":
             self._on_worker_event(slot, message)
+        return True
 
     def _on_heartbeat(self, slot: Slot, health: dict) -> None:
         now = time.monotonic()
@@ -464,21 +471,34 @@ class Supervisor:
         """Kill workers whose heartbeat stopped (hung, or SIGSTOPped); their exit triggers the restart."""
         while True:
             await asyncio.sleep(0.05)
-            now = time.monotonic()
             for slot in self.slots:
-                if slot.state not in ("starting", "running") or slot.process is None:
-                    continue
-                if slot.last_hb < slot.started:
-                    silent, limit = now - slot.started, START_GRACE_S
-                else:
-                    silent, limit = now - slot.last_hb, self.config.hang_timeout
-                if silent > limit and slot.process.is_alive():
-                    log.error(
-                        "worker %d (pid %s) silent for %.1f s: killing it", slot.index, slot.pid, silent
-                    )
-                    slot.last_error = f"hung: no heartbeat for {silent:.1f} s"
-                    with contextlib.suppress(OSError):
-                        os.kill(slot.process.pid, signal.SIGKILL)
+                if slot.state in ("starting", "running") and slot.process is not None:
+                    self._check_alive(slot)
+
+    def _check_alive(self, slot: Slot) -> None:
+        # Heartbeats waiting in the pipe count: a supervisor that ran late must not blame the worker.
+        with contextlib.suppress(OSError, EOFError, ValueError):
+            while slot.conn is not None and slot.conn.poll() and self._on_worker_message(slot):
+                pass
+        now = time.monotonic()
+        if slot.last_hb < slot.started:
+            silent, limit = now - slot.started, START_GRACE_S
+        else:
+            silent, limit = now - slot.last_hb, self.config.hang_timeout
+        if silent > STOPPED_AFTER_S and limit > STOPPED_AFTER_S and self._stopped(slot):
+            limit = STOPPED_AFTER_S  # SIGSTOPped: no need to wait out a timeout meant for slow machines
+        if silent > limit and slot.process.is_alive():
+            log.error("worker %d (pid %s) silent for %.1f s: killing it", slot.index, slot.pid, silent)
+            slot.last_error = f"hung: no heartbeat for {silent:.1f} s"
+            with contextlib.suppress(OSError):
+                os.kill(slot.process.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _stopped(slot: Slot) -> bool:
+        try:
+            return slot.ps is not None and slot.ps.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return False
 
     # --- requests ----------------------------------------------------------------------------------
 
@@ -566,10 +586,16 @@ class Supervisor:
         out = []
         for info in list_rings(self.instance):
             d = info.to_dict()
-            then, seq = self._ring_seen.get(info.name, (now, info.write_seq))
-            d["rate"] = (info.write_seq - seq) / (now - then) if now - then >= 0.5 else None
-            if d["rate"] is not None or info.name not in self._ring_seen:
-                self._ring_seen[info.name] = (now, info.write_seq)
+            seen = self._ring_seen.get(info.name)
+            if seen is None:  # first look: the average since the ring was created
+                rate = info.write_seq / max(1e-3, (time.time_ns() - info.created_ns) / 1e9)
+                self._ring_seen[info.name] = (now, info.write_seq, rate)
+            elif now - seen[0] >= 0.5:
+                rate = (info.write_seq - seen[1]) / (now - seen[0])
+                self._ring_seen[info.name] = (now, info.write_seq, rate)
+            else:
+                rate = seen[2]
+            d["rate"] = rate
             d["gaps"] = gaps.get(info.name, 0)
             out.append(d)
         return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import os
 import signal
 import sys
@@ -99,6 +100,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
 
 def serve_main(argv: list[str]) -> int:
     args = _serve_parser().parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack to stderr
     try:
         config = _config(args)
     except ConfigError as err:

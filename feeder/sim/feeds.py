@@ -37,11 +37,12 @@ class Feed:
         self.published = 0
         self.sent: deque[tuple[int, int, int]] = deque(maxlen=sent_window)  # (change_id, prev, send_ns)
         self.envelope = msg.envelope(spec.name)
+        self._state = hub.market.states[spec.instrument] if spec.instrument is not None else None
 
     @property
     def state(self) -> InstrumentState:
-        assert self.spec.instrument is not None
-        return self.hub.market.states[self.spec.instrument]
+        assert self._state is not None, "a feed without an instrument"
+        return self._state
 
     def add(self, s: Session) -> None:
         self.subs.append(s)
@@ -78,7 +79,7 @@ class RawBook(Feed):
         self.hub.send_book(self, [s], data, st.change_id, 0)
 
     def on_change(self, change: BookChange) -> None:
-        data = msg.book_change(self.state.inst, change)
+        data = msg.book_change(self._state.inst, change)  # type: ignore[union-attr]
         self.hub.send_book(self, self.subs, data, change.change_id, change.prev)
 
 

@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from websockets.exceptions import InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from feeder.errors import SimControlError, UsageError
@@ -114,10 +116,23 @@ class SimServer:
             os.close(ready_r)
         self.port, self.pid = ready["port"], ready["pid"]
         tls = client_context(self.tls_cert) if self.tls_cert else None
-        self._control = self._exits.enter_context(
-            connect(self.control_url, open_timeout=self.startup_timeout, max_size=None, ssl=tls)
-        )
+        try:
+            self._control = self._exits.enter_context(
+                connect(self.control_url, open_timeout=self.startup_timeout, max_size=None, ssl=tls)
+            )
+        except (OSError, TimeoutError, InvalidHandshake) as err:
+            self._dump_stacks()
+            self.stop()
+            raise UsageError(
+                f"the simulator (pid {self.pid}) listens but its control channel failed: {err!r}"
+            ) from err
         return self
+
+    def _dump_stacks(self) -> None:
+        """Ask a stuck simulator for its stacks (faulthandler prints them on its stderr at once)."""
+        if self.pid is not None and self.running:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGUSR1)
 
     def _wait_ready(self, fd: int) -> dict:
         deadline = time.monotonic() + self.startup_timeout

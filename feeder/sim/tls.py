@@ -34,6 +34,10 @@ def make_self_signed(directory: str) -> tuple[str, str]:
 def server_context(cert: str, key: str) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
+    # No TLS 1.3 session tickets: they arrive after the handshake, while a threaded client (such as
+    # websockets.sync) writes its HTTP upgrade request from another thread on the same SSL object,
+    # which OpenSSL does not allow; that race sometimes left the handshake hanging.
+    ctx.num_tickets = 0
     return ctx
 
 

@@ -76,6 +76,15 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class Bench:
+    """What every trial of one run shares."""
+
+    layout: Layout
+    instance: str  # the feeder's instance namespace (trials run one at a time, so they share it)
+    feeder_config: str | None = None  # a TOML file given to the feeder with --config
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     pipeline: str  # feeder | cryptofeed
     instruments: tuple[str, ...] | int  # names, or a count of the simulator's instruments
@@ -90,14 +99,14 @@ class TrialSpec:
         return int(self.rate * (self.warmup + self.seconds + DRAIN_MAX_S)) + 10_000
 
 
-def run_trial(spec: TrialSpec, layout: Layout, instance: str) -> dict:
+def run_trial(spec: TrialSpec, bench: Bench) -> dict:
     """Start everything, measure one window at `spec.rate`, stop everything; the trial's figures."""
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir, contextlib.ExitStack() as stack:
         sim = stack.enter_context(SimServer(_sim_config(spec)))
-        _pin(sim.pid, layout.sim)
+        _pin(sim.pid, bench.layout.sim)
         names = sim.info()["active"]
         pipeline: FeederPipeline | CryptofeedPipeline = (
-            FeederPipeline(instance, layout) if spec.pipeline == "feeder" else CryptofeedPipeline(layout)
+            FeederPipeline(bench) if spec.pipeline == "feeder" else CryptofeedPipeline(bench.layout)
         )
         stack.callback(pipeline.stop)
         pipeline.start(sim, names, workdir, spec)
@@ -202,17 +211,21 @@ def _cpu_seconds(processes: dict[str, psutil.Process]) -> dict[str, float]:
 def _cpu_figures(
     before: dict[str, float], after: dict[str, float], updates: int, seconds: float, roles: dict[str, str]
 ) -> dict:
-    """CPU microseconds per update and share of a core, per process and per role."""
-    used = {role: after[role] - before[role] for role in before if role in after}
-    per = max(updates, 1)
+    """CPU microseconds per update (None when nothing was sent) and share of a core, per process and
+    per role (the pipeline's processes summed)."""
+    used = {process: after[process] - before[process] for process in before if process in after}
     by_role: dict[str, float] = {}
     for process, seconds_used in used.items():
         role = roles.get(process, process)
         by_role[role] = by_role.get(role, 0.0) + seconds_used
+
+    def per_update(values: dict[str, float]) -> dict[str, float | None]:
+        return {k: round(v * 1e6 / updates, 2) if updates else None for k, v in values.items()}
+
     return {
-        "us_per_update": {role: round(s * 1e6 / per, 2) for role, s in by_role.items()},
+        "us_per_update": per_update(by_role),
         "core_share": {role: round(s / seconds, 3) for role, s in by_role.items()},
-        "by_process_us_per_update": {p: round(s * 1e6 / per, 2) for p, s in used.items()},
+        "by_process_us_per_update": per_update(used),
     }
 
 
@@ -251,9 +264,10 @@ class FeederPipeline:
 
     name = "feeder"
 
-    def __init__(self, instance: str, layout: Layout):
-        self.instance = instance
-        self.layout = layout
+    def __init__(self, bench: Bench):
+        self.instance = bench.instance
+        self.layout = bench.layout
+        self.config = bench.feeder_config
         self.shared = consumers.Shared.make(CTX)
         self.proc: subprocess.Popen | None = None
         self.strategy: Any = None
@@ -271,6 +285,8 @@ class FeederPipeline:
         ]  # fmt: skip
         if self.layout.pipeline is not None:
             cmd += ["--cpus", str(self.layout.pipeline)]
+        if self.config is not None:
+            cmd += ["--config", self.config]
         env = {**os.environ, "DERIBIT_CLIENT_ID": DEMO_CLIENT_ID, "DERIBIT_CLIENT_SECRET": DEMO_CLIENT_SECRET}
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -331,14 +347,15 @@ class FeederPipeline:
         return out
 
     def events(self) -> dict:
-        """Worker restarts and gaps the supervisor counted so far."""
+        """Worker restarts and gaps the supervisor counted so far, and the first errors it logged."""
+        out: dict[str, Any] = {"log_errors": _log_lines(self.log_path, (" ERROR ", " CRITICAL "))}
         with contextlib.suppress(FeederError, OSError), FeederHandle(self.instance) as handle:
             status = handle.status()
-            return {
-                "worker_restarts": sum(w.get("restarts", 0) for w in status["workers"]),
-                "gaps": sum(r.get("gaps", 0) for r in status["rings"]),
-            }
-        return {"status": "the supervisor did not answer"}
+            out["worker_restarts"] = sum(w.get("restarts", 0) for w in status["workers"])
+            out["gaps"] = sum(r.get("gaps", 0) for r in status["rings"])
+            return out
+        out["status"] = "the supervisor did not answer"
+        return out
 
     def collect(self, names: list[str]) -> Received:
         self.shared.stop.value = True
@@ -439,11 +456,9 @@ class CryptofeedPipeline:
         return _memory(_alive({"cryptofeed": self.feed.pid}))
 
     def events(self) -> dict:
-        """Warnings and errors cryptofeed logged (sequence breaks, reconnects, exceptions)."""
-        lines = []
-        with contextlib.suppress(OSError), open(os.path.join(self.workdir, "cryptofeed.log")) as f:
-            lines = [line.strip() for line in f if ": WARNING :" in line or ": ERROR :" in line]
-        return {"log_warnings_and_errors": len(lines), "first": lines[0][:200] if lines else None}
+        """The first warnings and errors cryptofeed logged (sequence breaks, reconnects, exceptions)."""
+        path = os.path.join(self.workdir, "cryptofeed.log")
+        return {"log_errors": _log_lines(path, (": WARNING :", ": ERROR :", ": CRITICAL :"))}
 
     def collect(self, names: list[str]) -> Received:
         self.shared.stop.value = True
@@ -467,6 +482,18 @@ def _child_alive_or_done(process: Any, what: str) -> None:
         raise RuntimeError(f"{what} did not stop within {STOP_TIMEOUT_S:g} s")
     if process.exitcode != 0:
         raise RuntimeError(f"{what} failed (exit code {process.exitcode})")
+
+
+def _log_lines(path: str, marks: tuple[str, ...], keep: int = 5) -> list[str]:
+    """The first `keep` lines of a log holding any of `marks` (warnings, errors), shortened."""
+    found: list[str] = []
+    with contextlib.suppress(OSError), open(path, errors="replace") as f:
+        for line in f:
+            if any(mark in line for mark in marks):
+                found.append(line.strip()[:240])
+                if len(found) == keep:
+                    break
+    return found
 
 
 def _alive(pids: dict[str, int]) -> dict[str, psutil.Process]:

@@ -77,8 +77,27 @@ SCALING_COLUMNS: list[Column] = [
 ]
 
 
+COMPARE_COLUMNS: list[Column] = [
+    ("rate/s", 9, _get("rate"), ",.0f"),
+    ("p50 feeder", 10, _get("p50_us", "feeder"), ",.0f"),
+    ("cryptofeed", 10, _get("p50_us", "cryptofeed"), ",.0f"),
+    ("x", 6, _get("p50_us", "ratio"), ".2f"),
+    ("p99 feeder", 10, _get("p99_us", "feeder"), ",.0f"),
+    ("cryptofeed", 10, _get("p99_us", "cryptofeed"), ",.0f"),
+    ("x", 6, _get("p99_us", "ratio"), ".2f"),
+    ("CPU/upd feeder", 14, _get("cpu_us_per_update", "feeder"), ",.1f"),
+    ("cryptofeed", 10, _get("cpu_us_per_update", "cryptofeed"), ",.1f"),
+    ("x", 6, _get("cpu_us_per_update", "ratio"), ".2f"),
+]
+
+
 def _verdict(row: dict) -> str:
     return row["verdict"]
+
+
+def _both_verdicts(row: dict) -> str:
+    v = row["verdicts"]
+    return v["feeder"] if v["feeder"] == v["cryptofeed"] else f"{v['feeder']} | {v['cryptofeed']}"
 
 
 def _best(b: dict) -> str:
@@ -92,8 +111,10 @@ def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target
         f"End-to-end: simulator -> pipeline -> strategy process, books of {', '.join(s['ramp_instruments'])}",
         f"layout: {m['layout']}",
         f"{s['seconds']:g} s measured per trial after {s['warmup']:g} s of warm-up, a fresh simulator each",
-        "",
     ]
+    if s.get("feeder_config"):
+        out.append("feeder --config: " + "; ".join(x for x in s["feeder_config"].splitlines() if x.strip()))
+    out.append("")
     ramp = sorted(
         (t for p in pipelines for t in report["ramp"][p]),
         key=lambda t: (t["rate"], pipelines.index(t["pipeline"])),
@@ -102,20 +123,15 @@ def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target
     out += ["", "feeder latency by stage (us)"]
     out += table(STAGE_COLUMNS, [t for t in report["ramp"]["feeder"] if "stages_us" in t], _verdict)
     summary = report["summary"]
-    out += ["", "feeder vs cryptofeed (ratio = feeder / cryptofeed)"]
-    out.append(f"{'':<30} {'feeder':>10} {'cryptofeed':>10} {'ratio':>7}  target")
-    for rate, row in summary["latency"].items():
-        for q in ("p50", "p99"):
-            target = f"<= {p50_target:.2f}" if q == "p50" else ""
-            title = f"{q} latency @ {int(rate):,}/s (us)"
-            out.append(
-                f"{title:<30} {fmt(row['feeder'][q + '_us']):>10} {fmt(row['cryptofeed'][q + '_us']):>10} "
-                f"{fmt(row[q + '_ratio'], '.3f'):>7}  {target}"
-            )
+    out += ["", "feeder vs cryptofeed at each rate both ran (x = feeder / cryptofeed)"]
+    out += table(COMPARE_COLUMNS, summary["by_rate"], _both_verdicts)
+    fixed = summary["targets"]["p50_ratio_at_fixed_rates"]
+    met = ", ".join(f"{int(r):,}/s: {fmt(x, '.2f')}" for r, x in fixed.items()) or "not measured"
+    out.append(f"target p50 x <= {p50_target:.2f} at the fixed rates -> {met}")
     best = summary["highest_sustained"]
     out.append(
-        f"{'highest sustained rate /s':<30} {_best(best['feeder']):>10} {_best(best['cryptofeed']):>10} "
-        f"{fmt(best['ratio'], '.2f'):>7}  >= {rate_target:g}"
+        f"highest sustained rate: feeder {_best(best['feeder'])}/s, cryptofeed {_best(best['cryptofeed'])}/s, "
+        f"x {fmt(best['ratio'], '.2f')} (target >= {rate_target:g}; the ladder's steps bound the resolution)"
     )
     if best["feeder"]["simulator_capped"] or best["cryptofeed"]["simulator_capped"]:
         out.append(

@@ -308,11 +308,16 @@ class Sample:
 
 @dataclass(frozen=True)
 class LeakRule:
-    """RSS growth after warm-up beyond max(`mib`, `fraction` of the post-warm-up baseline) is a leak."""
+    """RSS growth after warm-up beyond max(`mib`, `fraction` of the post-warm-up baseline) is a leak.
+
+    Warm-up ends `warmup_s` after the start, or `process_warmup_s` after the process was first seen
+    if that is later; growth is the median of the last `edge` samples minus that of the first `edge`
+    after warm-up."""
 
     warmup_s: float
     mib: float = 64.0
     fraction: float = 0.25
+    process_warmup_s: float = 30.0  # a process that starts later (a restarted worker) warms up too
     min_span_s: float = 30.0  # a process observed for less after warm-up is not judged
     edge: int = 5  # samples whose median is the baseline (first) and the end value (last)
 
@@ -341,7 +346,7 @@ def _process(series: list[Sample], rule: LeakRule) -> dict:
         "judged": False,
         "leak": False,
     }
-    post = t >= rule.warmup_s
+    post = t >= max(rule.warmup_s, t[0] + rule.process_warmup_s)
     if post.sum() < 2 * rule.edge or t[post][-1] - t[post][0] < rule.min_span_s:
         return out
     tp, rp = t[post], rss[post]

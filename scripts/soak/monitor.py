@@ -101,8 +101,15 @@ class Monitor:
         return out
 
     def final_samples(self) -> list[Sample]:
-        """The samples, each under its process's most specific role."""
-        return [replace(s, role=self.role_of.get(s.pid, s.role)) for s in self.samples]
+        """The samples, each under its process's most specific role; a worker's samples from before
+        the status named it (a spare process waiting to become a worker) are left out."""
+        out = []
+        for s in self.samples:
+            role = self.role_of.get(s.pid, s.role)
+            if s.role == "supervisor-child" and role != s.role:
+                continue
+            out.append(replace(s, role=role))
+        return out
 
     def _sample_process(self, t: float, pid: int, role: str) -> None:
         proc = self._procs.get(pid)
@@ -116,6 +123,8 @@ class Monitor:
                 if proc.status() == psutil.STATUS_ZOMBIE:  # exited, not yet reaped: nothing to measure
                     return
                 rss, cpu = proc.memory_info().rss, proc.cpu_percent(None)
+            if not rss:  # exiting: its memory is already gone
+                return
         except psutil.Error:
             self._procs.pop(pid, None)
             return

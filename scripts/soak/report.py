@@ -41,7 +41,8 @@ def build(run: RunData) -> dict[str, Any]:
         ring: _ring(routes[ring], truth, books[ring], [c[ring] for c in checks if ring in c], summaries)
         for ring in run.rings
     }
-    samples = run.monitor.final_samples() if run.monitor else []
+    run_s = (run.end_ns - run.t0_ns) / 1e9  # samples during shutdown say nothing about leaks
+    samples = [s for s in run.monitor.final_samples() if s.t_s <= run_s] if run.monitor else []
     processes = analysis.resources(samples, analysis.LeakRule(run.options.warmup_s, run.options.leak_mib))
     leftovers = {"processes": run.leftover_processes, "segments": run.leftover_segments}
     paused = _paused_consumer(run)
@@ -187,10 +188,17 @@ def _faults(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> dic
         "failed_to_inject": sum(1 for e in events if "error" in e),
         "disrupting": sum(1 for e in events if e["disrupted"]),
         "unrecovered": sum(1 for e in events if e["disrupted"] and not e["recovered"]),
+        "restarts_asked": sum(1 for e in events if "error" not in e and _restarts(e)),
         "recovery_p50_s": round(float(np.median(times)), 3) if times else None,
         "recovery_max_s": round(max(times), 3) if times else None,
         "events": events,
     }
+
+
+def _restarts(event: dict) -> bool:
+    """Whether a fault was meant to make the supervisor replace a worker."""
+    params = event.get("params") or {}
+    return event["kind"] == "kill_worker" or bool(params.get("beyond_hang_timeout"))
 
 
 def _latency(run: RunData, views: list[dict], truth: Truth, routes: dict, paused: int | None) -> dict:
@@ -310,7 +318,8 @@ def summary(report: dict) -> str:
     lines += [
         "",
         f"faults: {f['disrupting']} made a ring GAP, {f['unrecovered']} unrecovered; {rec}; "
-        f"reconnects {t.get('reconnects', '?')}, worker restarts {t.get('worker_restarts', '?')}",
+        f"reconnects {t.get('reconnects', '?')}, worker restarts {t.get('worker_restarts', '?')} "
+        f"({f['restarts_asked']} asked by kill/stop faults)",
         _latency_line("latency send->read (us)", lat["overall"]),
     ]
     lines += [_latency_line(f"  {name}", stage) for name, stage in lat["stages"].items()]

@@ -166,7 +166,9 @@ def test_a_bucket_per_request_class_keeps_order_bursts_within_the_matching_engin
         capacity=50_000,
         refill_per_s=10_000,
         cost={"private/cancel": ("matching", 1000), "*": 500},
-        buckets={"matching": (20_000, 5_000)},  # 20 orders burst, 5/s: the simulator's lowest tier
+        # the simulator's lowest tier is 20 orders burst, 5/s; 10 % headroom absorbs the jitter between
+        # the client admitting a request and the server receiving it
+        buckets={"matching": (18_000, 4_500)},
     )
 
     async def body():
@@ -182,5 +184,6 @@ def test_a_bucket_per_request_class_keeps_order_bursts_within_the_matching_engin
             await client.close()
 
     results, limiter, stats = run(body())
-    assert all(isinstance(r, ExchangeError) and r.code != 10028 for r in results), results[:3]
+    odd = [r for r in results if not (isinstance(r, ExchangeError) and r.code != 10028)]
+    assert not odd, odd[:3]
     assert stats["counters"].get("error_10028", 0) == 0 and limiter["waited"] >= 10

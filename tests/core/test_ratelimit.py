@@ -190,8 +190,10 @@ def test_order_is_kept_across_buckets():
     assert [w.method for w in ready] == ["private/buy", "public/get_time"]
 
 
-def test_drain_empties_every_bucket_and_reports_the_slowest_refill():
-    assert _two_classes().drain(0.0) == pytest.approx(2.0)
+def test_drain_empties_every_bucket_and_waits_for_the_default_one_only():
+    lim = _two_classes()
+    assert lim.drain(0.0) == pytest.approx(1.0)  # default: 10 credits at 10/s; matching would take 2 s
+    assert lim.admit("private/buy", 0.5) is not None  # matching is still empty: the order waits
 
 
 def test_a_cost_function_naming_an_unknown_bucket_says_which_exist():

@@ -7,7 +7,7 @@ from deribit.spec import all_methods, method_tags
 
 from feeder.core.ratelimit import cost_function
 from feeder.errors import ConfigError
-from feeder.exchanges.deribit.costs import MATCHING_ENGINE, SPECIAL, TIERS, DeribitCosts, Limit
+from feeder.exchanges.deribit.costs import HEADROOM, MATCHING_ENGINE, SPECIAL, TIERS, DeribitCosts, Limit
 from feeder.sim.ratelimit import LIMITS
 
 
@@ -16,10 +16,10 @@ def test_matching_engine_methods_are_exactly_those_the_official_spec_tags_so():
     assert tagged == MATCHING_ENGINE
 
 
-def test_non_matching_requests_cost_500_credits_of_a_50000_bucket_refilled_at_10000_per_s():
+def test_non_matching_requests_cost_500_credits_of_a_50000_bucket_refilled_at_10000_per_s_with_headroom():
     limit = DeribitCosts().rate_limit()
     cost = cost_function(limit.cost)
-    assert (limit.capacity, limit.refill_per_s) == (50_000, 10_000)
+    assert (limit.capacity, limit.refill_per_s) == (HEADROOM * 50_000, HEADROOM * 10_000)
     assert cost("public/get_time") == cost("private/get_positions") == 500
 
 
@@ -27,18 +27,21 @@ def test_non_matching_requests_cost_500_credits_of_a_50000_bucket_refilled_at_10
 def test_orders_draw_from_a_matching_bucket_sized_by_the_account_tier(tier):
     costs = DeribitCosts(tier)
     assert costs.cost("private/buy") == ("matching", 1.0)
-    assert costs.rate_limit().buckets["matching"] == (TIERS[tier].burst, TIERS[tier].rate)
+    assert costs.rate_limit().buckets["matching"] == (
+        HEADROOM * TIERS[tier].burst,
+        HEADROOM * TIERS[tier].rate,
+    )
 
 
 def test_lowest_tier_orders_allow_bursts_of_20_and_at_most_5_per_second():
-    assert DeribitCosts(4).buckets()["matching"] == (20.0, 5.0)
+    assert DeribitCosts(4).buckets()["matching"] == (HEADROOM * 20.0, HEADROOM * 5.0)
 
 
 def test_subscriptions_and_get_instruments_have_their_own_buckets():
     costs = DeribitCosts()
     assert costs.cost("public/subscribe") == costs.cost("private/unsubscribe") == ("subscribe", 1.0)
     assert costs.cost("public/get_instruments") == ("instruments", 1.0)
-    assert costs.buckets()["subscribe"] == (10.0, 3.0)
+    assert costs.buckets()["subscribe"] == (HEADROOM * 10.0, HEADROOM * 3.0)
     assert SPECIAL["public/get_instruments"] == Limit(0.1, 5.0)
 
 

@@ -10,7 +10,9 @@ Deribit's model:
   unsubscribe is counted with it here, to be safe), get_instruments 1 per 10 s (bursts of 5).
 Running out answers 10028 too_many_requests and ends the session.
 
-`DeribitCosts.rate_limit()` gives the connection client the same buckets Deribit keeps: the
+`DeribitCosts.rate_limit()` gives the connection client the same buckets Deribit keeps, at `HEADROOM`
+(90 %) of their size and refill rate: requests reach the exchange with varying delays, so a client that
+spends credits exactly as fast as they refill would now and then arrive early and get 10028: the
 non-matching bucket in credits (500 per request), and one bucket per separately limited class counted
 in requests (capacity = burst, refill = rate): `matching` for the account's tier, `subscribe`,
 `instruments`. The client's queue is one FIFO across buckets, so orders are never overtaken. Pass
@@ -89,6 +91,9 @@ SPECIAL: Mapping[str, Limit] = MappingProxyType(
 )
 
 
+HEADROOM = 0.9
+
+
 @dataclass(frozen=True)
 class DeribitCosts:
     """Deribit's limits for one account tier, and a credit table for the client's bucket."""
@@ -112,19 +117,16 @@ class DeribitCosts:
 
     def buckets(self) -> dict[str, tuple[float, float]]:
         """{bucket: (capacity, refill per second)} of the separately limited classes, in requests."""
-        tier = TIERS[self.tier]
-        out = {"matching": (tier.burst, tier.rate)}
-        for method, name in _BUCKETS.items():
-            out[name] = (SPECIAL[method].burst, SPECIAL[method].rate)
-        return out
+        limits = {"matching": TIERS[self.tier], **{name: SPECIAL[m] for m, name in _BUCKETS.items()}}
+        return {name: (HEADROOM * lim.burst, HEADROOM * lim.rate) for name, lim in limits.items()}
 
     def rate_limit(
         self, *, shared_dir: str | Path | None = None, shared_name: str = "deribit", max_queue: int = 1000
     ) -> RateLimit:
         """The client's limiter: Deribit's non-matching credit bucket plus the per-class buckets."""
         return RateLimit(
-            capacity=NON_MATCHING_CAPACITY,
-            refill_per_s=NON_MATCHING_REFILL,
+            capacity=HEADROOM * NON_MATCHING_CAPACITY,
+            refill_per_s=HEADROOM * NON_MATCHING_REFILL,
             cost=self.cost,
             buckets=self.buckets(),
             max_queue=max_queue,
