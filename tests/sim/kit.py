@@ -2,7 +2,7 @@
 
 `Rpc` is a deliberately plain synchronous client (websockets.sync) so that the tests see exactly
 what the simulator puts on the wire. The spec checks read reference/deribit/openapi.json and
-asyncapi.json (skipping when they are not present, as tests/deribit does).
+asyncapi.json (kept in tests/reference/deribit/).
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import json
 import time
 from collections import deque
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
+from specs import load_spec
 from websockets.sync.client import connect
 
 from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "deribit"
 DEADLINE = 30.0
 
 
@@ -115,14 +113,6 @@ class Rpc:
 # --- the official specs ----------------------------------------------------------------------------
 
 
-@cache
-def _load(name: str) -> dict:
-    path = SPEC_DIR / name
-    if not path.is_file():
-        pytest.skip(f"official Deribit spec {path} not present")
-    return json.loads(path.read_text())
-
-
 def _resolve(doc: dict, ref: str) -> Any:
     node: Any = doc
     for part in ref.lstrip("#/").split("/"):
@@ -144,7 +134,7 @@ def openapi() -> dict:
       placeholder "for broken references": they are left open here and checked against the
       method's response example instead (check_response does both).
     """
-    doc = copy.deepcopy(_load("openapi.json"))
+    doc = copy.deepcopy(load_spec("openapi.json"))
     instrument = doc["components"]["schemas"]["instrument"]["properties"]
     instrument["tick_size_steps"] = {"type": "array", "items": instrument["tick_size_steps"]}
     instrument["quote_currency"] = {"type": "string"}
@@ -229,7 +219,7 @@ def check_error(msg: dict) -> None:
 
 
 def channel_examples(channel: str) -> dict[str, Any]:
-    message = _load("asyncapi.json")["channels"][channel]["messages"]["subscription_message"]
+    message = load_spec("asyncapi.json")["channels"][channel]["messages"]["subscription_message"]
     return {example["name"]: example["payload"] for example in message["examples"]}
 
 
@@ -273,7 +263,7 @@ def same_shape(ours: Any, example: Any, where: str = "data", optional: frozenset
 
 def check_notification(msg: dict, spec_channel: str, example: str, optional: tuple[str, ...] = ()) -> None:
     """A subscription notification: the envelope (DeribitMessage) and its data shaped like the example."""
-    envelope = _load("asyncapi.json")["components"]["schemas"]["DeribitMessage"]
+    envelope = load_spec("asyncapi.json")["components"]["schemas"]["DeribitMessage"]
     jsonschema.validate(msg, envelope)
     assert msg["method"] == "subscription"
     same_shape(msg["params"]["data"], channel_examples(spec_channel)[example], optional=frozenset(optional))
