@@ -1,6 +1,6 @@
 """docker-compose.yml, without a Docker engine: its structure, and each service's command run for real
-against this checkout in its check mode (`--check` for the feeder and the consumers; the simulator has
-none, so its command is started on a free local port until it serves, then stopped).
+against this checkout in its check mode (`--check`), and the simulator's command also started on a free
+local port until it serves, then stopped.
 
 The file is the JSON subset of YAML, so the standard library parses it (PyYAML is not a dependency).
 """
@@ -99,7 +99,7 @@ def test_strategy_reaches_the_feeders_control_socket_through_a_shared_run_dir():
     assert mounts[run_dir] in COMPOSE["volumes"]
 
 
-@pytest.mark.parametrize("service", ["feeder", *CONSUMERS])
+@pytest.mark.parametrize("service", ["sim", "feeder", *CONSUMERS])
 def test_service_command_is_valid(service):
     done = run_check(service)
     assert done.returncode == 0, f"{shlex.join(SERVICES[service]['command'])} --check:\n{done.stderr}"

@@ -70,6 +70,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls", action="store_true", help="serve wss:// and https:// (self-signed certificate)")
     p.add_argument("--summary-interval", type=float, default=10.0, help="seconds between summaries; 0: none")
     p.add_argument("--quiet", action="store_true", help="print nothing")
+    p.add_argument("--check", action="store_true", help="validate the options, print the config as JSON, exit")
     p.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--lifeline-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -106,6 +107,10 @@ def serve_main(argv: list[str]) -> int:
     except ConfigError as err:
         print(f"feeder.sim: {err}", file=sys.stderr)
         return 2
+    if args.check:
+        plan = {k: v for k, v in config.to_json().items() if k != "credentials"}
+        print(orjson.dumps({"ok": True, **plan}, option=orjson.OPT_INDENT_2).decode())
+        return 0
     run = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop
