@@ -125,6 +125,13 @@ def test_a_simulator_that_could_not_produce_the_rate_says_so():
     assert figures["verdict"] == SIM_SHORT
 
 
+def test_a_simulator_that_fell_behind_makes_the_trial_inconclusive_whatever_the_pipeline_did():
+    rows, got = steady(100, 300 * MS)
+    figures = analyse([rows], received(*got), T0, T1, rate=100, simulator_lagged=500)
+    assert figures["verdict"].startswith(SIM_SHORT)
+    assert highest_sustained([{"rate": 100, "verdict": figures["verdict"]}])["simulator_capped"]
+
+
 def test_channels_are_joined_separately():
     rows0, got0 = steady(50, 100_000, channel=0)
     rows1, got1 = steady(50, 300_000, channel=1)  # same change_ids as channel 0, other instrument

@@ -70,7 +70,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls", action="store_true", help="serve wss:// and https:// (self-signed certificate)")
     p.add_argument("--summary-interval", type=float, default=10.0, help="seconds between summaries; 0: none")
     p.add_argument("--quiet", action="store_true", help="print nothing")
-    p.add_argument("--check", action="store_true", help="validate the options, print the config as JSON, exit")
+    p.add_argument(
+        "--check", action="store_true", help="validate the options, print the config as JSON, exit"
+    )
     p.add_argument("--config-stdin", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--lifeline-fd", type=int, default=None, help=argparse.SUPPRESS)

@@ -81,15 +81,8 @@ class Matcher:
     def place(self, order: Order) -> Outcome:
         """Match a new order, then book or cancel its rest according to its time in force."""
         out = Outcome()
-        opposite = self.book.side(not order.is_buy)
-        if order.post_only and order.price is not None and opposite.crosses(order.price):
-            if order.reject_post_only:
-                raise RpcError(11054, {"reason": "post_only order would have crossed the book"})
-            best = opposite.best()
-            assert best is not None
-            order.price = best - self.step_at(best) if order.is_buy else best + self.step_at(best)
-            if order.price <= 0:
-                raise invalid("price", "post_only price would be below the minimum tick")
+        if order.price is not None:
+            order.price = self._post_only_price(order, order.price)
         if order.tif == "fill_or_kill" and self._available(order) < order.lots:
             order.state, order.cancel_reason = "cancelled", "user_request"
             return out
@@ -102,6 +95,20 @@ class Matcher:
         else:
             order.state = "filled"
         return out
+
+    def _post_only_price(self, order: Order, price: int) -> int:
+        """A post_only order that would cross is refused (reject_post_only) or moved just behind the best."""
+        opposite = self.book.side(not order.is_buy)
+        if not order.post_only or not opposite.crosses(price):
+            return price
+        if order.reject_post_only:
+            raise RpcError(11054, {"reason": "post_only order would have crossed the book"})
+        best = opposite.best()
+        assert best is not None
+        price = best - self.step_at(best) if order.is_buy else best + self.step_at(best)
+        if price <= 0:
+            raise invalid("price", "post_only price would be below the minimum tick")
+        return price
 
     def _available(self, order: Order) -> int:
         opposite = self.book.side(not order.is_buy)
@@ -174,6 +181,7 @@ class Matcher:
         if lots <= order.filled:
             raise invalid("amount", "must be more than the filled amount of the order")
         out = Outcome()
+        price = self._post_only_price(order, price)  # before unbooking: a refusal leaves the order as it was
         if price == order.price and lots <= order.lots:
             side = self.book.side(order.is_buy)
             cut = order.lots - lots

@@ -128,6 +128,8 @@ class Trading:
             raise RpcError(11044, {"reason": f"order {order.order_id} is {order.state}"})
         lots = self._lots(st, p) if ("amount" in p or "contracts" in p) else order.lots
         price = self._ticks(st, p["price"]) if "price" in p else order.price
+        order.post_only = bool(p.get("post_only", order.post_only))
+        order.reject_post_only = bool(p.get("reject_post_only", order.reject_post_only))
         change, prints = self.market.edit(order, lots, price, c.ts_ms)
         self._after(c, change, [order], prints)
         return self._with_trades(c, st, order, prints)

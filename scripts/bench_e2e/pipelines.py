@@ -124,7 +124,15 @@ def run_trial(spec: TrialSpec, bench: Bench) -> dict:
         received = pipeline.collect(names)
         sent = [_sent_rows(sim, f"book.{name}.raw", spec) for name in names]
         stats = sim.stats()
-    figures = analyse(sent, received, t0, t1, spec.rate, restarts=events.get("worker_restarts", 0))
+    figures = analyse(
+        sent,
+        received,
+        t0,
+        t1,
+        spec.rate,
+        restarts=events.get("worker_restarts", 0),
+        simulator_lagged=stats["lagged_updates"],
+    )
     figures.update(
         pipeline=spec.pipeline,
         instruments=len(names),

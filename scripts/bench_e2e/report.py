@@ -135,7 +135,7 @@ def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target
     )
     if best["feeder"]["simulator_capped"] or best["cryptofeed"]["simulator_capped"]:
         out.append(
-            "  (>= : the simulator could not produce the next rate here; the pipeline was still keeping up)"
+            "  (>= : at the next rate the simulator itself fell short, so the pipeline could not be judged there)"
         )
     out += ["", f"feeder cost vs instruments: {s['scaling_rate']:,} updates/s in total, one worker"]
     out += table(SCALING_COLUMNS, report["scaling"], _verdict)

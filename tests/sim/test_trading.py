@@ -102,6 +102,19 @@ def test_edit_and_cancel_answer_with_the_order(trader):
     assert alice.error("private/cancel", {"order_id": order["order_id"]})["code"] == 11044
 
 
+def test_a_post_only_edit_never_takes_liquidity(trader):
+    alice = trader()
+    bid, ask = _touch(alice)
+    order = alice.result("private/buy", {"instrument_name": BTC, "amount": 10, "price": bid - 50})["order"]
+    crossing = {"order_id": order["order_id"], "amount": 10, "price": ask + 5}
+    refused = alice.error("private/edit", {**crossing, "post_only": True, "reject_post_only": True})
+    assert refused["code"] == 11054
+    assert alice.result("private/get_order_state", {"order_id": order["order_id"]})["price"] == bid - 50
+    moved = alice.result("private/edit", {**crossing, "post_only": True, "reject_post_only": False})
+    assert moved["trades"] == [] and moved["order"]["order_state"] == "open"
+    assert moved["order"]["price"] < ask  # moved just behind the best ask instead of crossing
+
+
 def test_labels_find_and_cancel_orders(trader):
     alice = trader()
     bid, _ = _touch(alice)
