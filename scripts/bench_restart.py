@@ -123,7 +123,7 @@ def main() -> int:
             print(
                 f"{kind:<8} {g['n']:>3} {g['p50_s']:>8.3f}s {g['max_s']:>8.3f}s {d['p50_s']:>8.3f}s {d['max_s']:>8.3f}s"
             )
-    print("SIGSTOP includes the hang timeout (default 2 s) before the worker is declared hung.")
+    print("SIGSTOP includes the 1 s after which a silent, stopped worker is declared hung.")
     return 0
 
 

@@ -304,8 +304,19 @@ def test_the_short_soak_finds_no_wrong_book(soak: dict):
     assert soak["totals"]["wrong_books"] == 0, soak["rings"]
 
 
+def still_running(pid: int, created: float) -> bool:
+    """The same process (not a reused pid) exists and has not exited."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_the_short_soak_leaves_no_process_behind(soak: dict):
-    alive = [name for name in soak["processes"] if psutil.pid_exists(int(name.split("/")[1]))]
+    starts = soak["process_starts"]
+    assert any(name.startswith("worker") for name in starts), starts
+    alive = [name for name, created in starts.items() if still_running(int(name.split("/")[1]), created)]
     assert (soak["leftovers"]["processes"], alive) == ([], [])
 
 

@@ -78,6 +78,7 @@ class Slot:
     last_error: str | None = None
     rate: float = 0.0
     ps: psutil.Process | None = None
+    killed: Any = None  # the process the watchdog already SIGKILLed
     _frames: tuple[float, int] | None = None
 
     @property
@@ -487,9 +488,12 @@ class Supervisor:
             silent, limit = now - slot.last_hb, self.config.hang_timeout
         if silent > STOPPED_AFTER_S and limit > STOPPED_AFTER_S and self._stopped(slot):
             limit = STOPPED_AFTER_S  # SIGSTOPped: no need to wait out a timeout meant for slow machines
-        if silent > limit and slot.process.is_alive():
+        if silent > limit and slot.process.is_alive() and slot.killed is not slot.process:
             log.error("worker %d (pid %s) silent for %.1f s: killing it", slot.index, slot.pid, silent)
             slot.last_error = f"hung: no heartbeat for {silent:.1f} s"
+            slot.killed = (
+                slot.process
+            )  # the kernel may take a while to tear down a big process: once is enough
             with contextlib.suppress(OSError):
                 os.kill(slot.process.pid, signal.SIGKILL)
 

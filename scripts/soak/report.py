@@ -28,6 +28,17 @@ from soak.truth import BookTruth, Truth, book_truth, load_truth
 EMPTY_TRUTH = book_truth([], [], [])
 
 
+def _process_starts(run: RunData) -> dict[str, float]:
+    """Every process the monitor saw, by role/pid, with its start time: a later check of "is it still
+    running" must compare start times, because a busy machine reuses pids within seconds."""
+    if run.monitor is None:
+        return {}
+    return {
+        f"{run.monitor.role_of.get(pid, role)}/{pid}": created
+        for pid, (role, created) in run.monitor.seen.items()
+    }
+
+
 def build(run: RunData) -> dict[str, Any]:
     """The whole report of a run."""
     truth = load_truth(run.truth_path) if run.truth_path.is_file() else Truth({}, {})
@@ -55,6 +66,7 @@ def build(run: RunData) -> dict[str, Any]:
         "latency": _latency(run, views, truth, routes, paused),
         "processes": processes,
         "leftovers": leftovers,
+        "process_starts": _process_starts(run),
         "sim": _sim(run),
         "series": _series(run, views),
         "failures": analysis.failures(rings, processes, leftovers, run.errors + _run_errors(run, rings)),
