@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     a("--interval", choices=("raw", "100ms"), help="Deribit channel interval (default raw with credentials)")
     a("--cpus", help="comma-separated CPUs to pin workers to, round robin (default: all allowed)")
     a(
+        "--busy-poll",
+        action="store_const",
+        const=True,
+        help="workers poll their socket without sleeping: lower latency, one busy core per worker",
+    )
+    a(
         "--instance",
         help="instance namespace for rings and the control socket (default $FEEDER_INSTANCE or default)",
     )

@@ -36,6 +36,7 @@ class FeederConfig:
     sim_rate: float = 500.0  # book updates per second across instruments, with `sim`
     interval: str | None = None  # Deribit channel interval; None: raw with credentials, else 100ms
     cpus: tuple[int, ...] | None = None  # None: every CPU this process may use
+    busy_poll: bool = False  # workers never sleep in epoll: lower wake-up latency for a core each
     instance: str | None = None
     duration: float | None = None  # seconds; None runs until a signal
     metrics_port: int | None = None
@@ -108,6 +109,7 @@ def _validate(c: FeederConfig) -> None:
         c.cpus,
         "a non-empty list of CPU numbers",
     )
+    _need(isinstance(c.busy_poll, bool), "busy_poll", c.busy_poll, "true or false")
     if c.instance is not None:
         try:
             instance_name(c.instance)

@@ -199,6 +199,10 @@ class Supervisor:
         cpus = list(c.cpus) if c.cpus else sorted(os.sched_getaffinity(0))
         if len(per_worker) > len(cpus):
             log.warning("%d workers share %d CPUs: expect contention", len(per_worker), len(cpus))
+        if c.busy_poll and len(per_worker) >= len(cpus):
+            log.warning(
+                "busy_poll with %d workers on %d CPUs: they take every core", len(per_worker), len(cpus)
+            )
         for index, rings in enumerate(per_worker):
             policy = RestartPolicy(max_restarts=c.max_restarts, window_s=c.restart_window)
             self.slots.append(Slot(index, tuple(rings), cpus[index % len(cpus)], policy))
@@ -217,6 +221,7 @@ class Supervisor:
             limits_dir=str(self.rundir.path / "limits"),
             record_dir=c.record,
             log_level=c.log_level,
+            busy_poll=c.busy_poll,
         )
 
     def _new_process(self) -> tuple[Any, Connection]:

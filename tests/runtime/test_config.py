@@ -27,6 +27,7 @@ def test_defaults_connect_to_production_public_data():
         ("heartbeat_interval", 0.5, "at least 1"),
         ("instance", "a b", "instance name"),
         ("duration", -1, "positive"),
+        ("busy_poll", "yes", "true or false"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(field, value, hint):

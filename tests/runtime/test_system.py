@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 
 import numpy as np
@@ -87,6 +88,31 @@ def test_feeder_on_the_embedded_simulator_fills_every_ring_and_stops_cleanly(fee
     wait_until(
         lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in children)
     )
+
+
+def test_a_busy_polling_worker_keeps_its_core_busy_while_it_delivers(feeder):
+    """At one update per second an ordinary worker sleeps almost all the time; with --busy-poll it
+    never sleeps, so over some window it uses at least half a core."""
+    args = ("--sim", "--instruments", "BTC-PERPETUAL", "--workers", "1", "--sim-rate", "1", "--busy-poll")
+    feeder(*args, workers=1)
+    with FeederHandle() as h, RingReader("book.BTC", start="oldest") as reader:
+        _records(reader, 1, "book.BTC flowing")
+        worker = psutil.Process(_worker(h, 0)["pid"])
+
+    def cpu() -> tuple[float, float]:
+        times = worker.cpu_times()
+        return times.user + times.system, time.monotonic()
+
+    last = [cpu()]
+
+    def half_a_core_over_a_window() -> bool:
+        (used0, t0), (used1, t1) = last[0], cpu()
+        if t1 - t0 < 0.5:
+            return False
+        last[0] = (used1, t1)
+        return (used1 - used0) / (t1 - t0) >= 0.5
+
+    wait_until(half_a_core_over_a_window, what="the busy-polling worker using at least half a core")
 
 
 def test_a_killed_worker_is_replaced_and_readers_see_gap_then_a_new_epoch_snapshot(feeder):
