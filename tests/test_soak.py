@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 from feeder import GAP, SNAPSHOT, record_schema
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from soak import analysis  # noqa: E402
 from soak.faults import KINDS, plan  # noqa: E402
+from soak.monitor import still_running  # noqa: E402
 from soak.observations import OBS, ObservationLog, load_observations, record_hash  # noqa: E402
 from soak.truth import book_truth, load_truth, sends  # noqa: E402
 
@@ -302,15 +302,6 @@ def test_the_short_soak_finds_no_undetected_loss(soak: dict):
 
 def test_the_short_soak_finds_no_wrong_book(soak: dict):
     assert soak["totals"]["wrong_books"] == 0, soak["rings"]
-
-
-def still_running(pid: int, created: float) -> bool:
-    """The same process (not a reused pid) exists and has not exited."""
-    try:
-        proc = psutil.Process(pid)
-        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def test_the_short_soak_leaves_no_process_behind(soak: dict):

@@ -496,9 +496,8 @@ class Supervisor:
         if silent > limit and slot.process.is_alive() and slot.killed is not slot.process:
             log.error("worker %d (pid %s) silent for %.1f s: killing it", slot.index, slot.pid, silent)
             slot.last_error = f"hung: no heartbeat for {silent:.1f} s"
-            slot.killed = (
-                slot.process
-            )  # the kernel may take a while to tear down a big process: once is enough
+            # the kernel may take a while to tear down a big process: once is enough
+            slot.killed = slot.process
             with contextlib.suppress(OSError):
                 os.kill(slot.process.pid, signal.SIGKILL)
 

@@ -24,6 +24,15 @@ from feeder import FeederError, FeederHandle
 from soak.analysis import Sample
 
 
+def still_running(pid: int, created: float) -> bool:
+    """The process that started at `created` (not a later one reusing its pid) exists and has not exited."""
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 class Monitor:
     def __init__(self, instance: str, interval: float, t0: float):
         self.instance, self.interval, self.t0 = instance, interval, t0
@@ -143,15 +152,11 @@ class Monitor:
 
     def leftovers(self) -> list[str]:
         """Processes seen during the run that still exist (the same process, not a reused pid)."""
-        out = []
-        for pid, (role, created) in sorted(self.seen.items()):
-            try:
-                proc = psutil.Process(pid)
-                if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
-                    out.append(f"{self.role_of.get(pid, role)} pid {pid}")
-            except psutil.Error:
-                continue
-        return out
+        return [
+            f"{self.role_of.get(pid, role)} pid {pid}"
+            for pid, (role, created) in sorted(self.seen.items())
+            if still_running(pid, created)
+        ]
 
     def kill_leftovers(self) -> None:
         for pid, (_, created) in self.seen.items():
