@@ -33,6 +33,7 @@ from feeder.errors import (
 from feeder.ring import (
     CROSSED,
     GAP,
+    MARKER,
     SNAPSHOT,
     RingInfo,
     RingOwner,
@@ -49,6 +50,7 @@ from feeder.runtime.handle import AsyncFeederHandle, FeederHandle
 __all__ = [
     "CROSSED",
     "GAP",
+    "MARKER",
     "SNAPSHOT",
     "AsyncFeederHandle",
     "ConfigError",

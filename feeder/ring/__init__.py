@@ -5,7 +5,7 @@
 protocols: schemas/README.md.
 """
 
-from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.ring.flags import CROSSED, GAP, MARKER, SNAPSHOT
 from feeder.ring.inventory import RingInfo, clean_stale, list_rings
 from feeder.ring.reader import RingReader
 from feeder.ring.writer import RingOwner, RingWriter, create_ring
@@ -13,6 +13,7 @@ from feeder.ring.writer import RingOwner, RingWriter, create_ring
 __all__ = [
     "CROSSED",
     "GAP",
+    "MARKER",
     "SNAPSHOT",
     "RingInfo",
     "RingOwner",

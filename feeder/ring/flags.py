@@ -6,3 +6,4 @@ _FLAGS = header_layout().flags
 SNAPSHOT: int = _FLAGS["SNAPSHOT"]
 GAP: int = _FLAGS["GAP"]
 CROSSED: int = _FLAGS["CROSSED"]
+MARKER: int = _FLAGS["MARKER"]
