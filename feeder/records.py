@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,7 +37,8 @@ class _Scalar(Generic[T]):
     """A field of one record, as a Python value."""
 
     def __init__(self, convert: Callable[[Any], T], doc: str = ""):
-        self.convert, self.__doc__ = convert, doc
+        self.convert: Callable[[Any], T] = convert
+        self.__doc__ = doc
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.field = name
@@ -138,14 +139,14 @@ class Record(_View):
         self.record: np.void = record
 
     @classmethod
-    def latest(cls, reader: RingReader, instrument: str | None = None) -> Any:
+    def latest(cls, reader: RingReader, instrument: str | None = None) -> Self | None:
         """The ring's newest record as a view, None if it has none (does not move the reader)."""
         cls._check_reader(reader)
         rec = reader.latest()
         return None if rec is None else cls(rec, reader.name, instrument)
 
     @classmethod
-    def iterate(cls, reader: RingReader, instrument: str | None = None) -> Iterator[Any]:
+    def iterate(cls, reader: RingReader, instrument: str | None = None) -> Iterator[Self]:
         """Every record the reader returns, as views (waits for new ones, like iterating the reader)."""
         cls._check_reader(reader)
         for rec in reader:
@@ -213,7 +214,7 @@ class Records(_View):
         self.records: np.ndarray = records
 
     @classmethod
-    def read(cls, reader: RingReader, max_records: int | None = None, instrument: str | None = None) -> Any:
+    def read(cls, reader: RingReader, max_records: int | None = None, instrument: str | None = None) -> Self:
         """`reader.read(max_records)` as a view (empty if nothing is new)."""
         cls._check_reader(reader)
         return cls(reader.read(max_records), reader.name, instrument)
@@ -222,9 +223,9 @@ class Records(_View):
         return len(self.records)
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: int) -> Any: ...  # the matching one-record view (Book for Books...)
     @overload
-    def __getitem__(self, index: slice | NDArray[Any]) -> Any: ...
+    def __getitem__(self, index: slice | NDArray[Any]) -> Self: ...
     def __getitem__(self, index: Any) -> Any:
         """An int gives one record's view; a slice, a bool mask or an index array gives an array view."""
         if isinstance(index, (int, np.integer)):

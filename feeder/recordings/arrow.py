@@ -19,29 +19,28 @@ import numpy as np
 
 from feeder.errors import UsageError
 
-try:
-    import pyarrow as pa
-except ImportError:  # the `parquet` extra is not installed
-    pa = None
-
 TIMESTAMP_PREFIX = "ts_"
 
 
 def require_pyarrow() -> Any:
-    """The pyarrow module, or a UsageError saying how to install it."""
-    if pa is None:
+    """The pyarrow module (imported on first use: npy recordings never pay for it), or a UsageError
+    saying how to install it."""
+    try:
+        import pyarrow
+    except ImportError:  # the `parquet` extra is not installed
         raise UsageError(
             "Parquet recordings need pyarrow: pip install 'feeder[parquet]' (or use --format npy)"
-        )
-    return pa
+        ) from None
+    return pyarrow
 
 
 def columns(dtype: np.dtype) -> list[str]:
     """The fields of a record layout that become columns (every field but the reserved `_*` ones)."""
-    return [name for name in dtype.names if not name.startswith("_")]
+    return [name for name in dtype.names or () if not name.startswith("_")]
 
 
 def _arrow_type(name: str, field: np.dtype) -> Any:
+    pa = require_pyarrow()
     base, shape = field.subdtype or (field, ())
     if base.kind == "S":
         item = pa.binary(base.itemsize)
@@ -54,10 +53,8 @@ def _arrow_type(name: str, field: np.dtype) -> Any:
 
 def arrow_schema(dtype: np.dtype, metadata: dict[str, str] | None = None) -> Any:
     """The Arrow schema of records of `dtype`, with `metadata` (strings) attached."""
-    require_pyarrow()
-    fields = [
-        pa.field(name, _arrow_type(name, dtype.fields[name][0]), nullable=False) for name in columns(dtype)
-    ]
+    pa = require_pyarrow()
+    fields = [pa.field(name, _arrow_type(name, dtype[name]), nullable=False) for name in columns(dtype)]
     return pa.schema(fields, metadata=metadata)
 
 
@@ -68,6 +65,7 @@ def meta_strings(meta: dict[str, Any]) -> dict[str, str]:
 
 def to_table(records: np.ndarray, schema: Any) -> Any:
     """An Arrow table of `records` (copied column by column), with `schema`."""
+    pa = require_pyarrow()
     arrays = []
     for field in schema:
         values = np.ascontiguousarray(records[field.name])
@@ -85,6 +83,7 @@ def to_table(records: np.ndarray, schema: Any) -> Any:
 
 def to_records(table: Any, dtype: np.dtype) -> np.ndarray:
     """The records of an Arrow table made by `to_table` (reserved fields zero); UsageError if a column is missing."""
+    pa = require_pyarrow()
     out = np.zeros(table.num_rows, dtype)
     for name in columns(dtype):
         if name not in table.column_names:
@@ -101,6 +100,7 @@ def to_records(table: Any, dtype: np.dtype) -> np.ndarray:
 
 def to_frame(table: Any) -> Any:
     """A pandas DataFrame of a table: level arrays stay Arrow lists (`df.bid_px.list[0]`: best bids)."""
+    pa = require_pyarrow()
     try:
         import pandas as pd
     except ImportError:

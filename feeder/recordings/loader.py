@@ -44,11 +44,12 @@ class Recording:
         self.path, self.meta, self.files = path, meta, files
         self.dtype: np.dtype = np.lib.format.descr_to_dtype(_descr(meta["descr"]))
         self.storage: str = meta.get("storage", npy.NAME)
-        self._records = data if isinstance(data, np.ndarray) else None
-        self._table = None if isinstance(data, np.ndarray) else data
-        self.seqs: np.ndarray = (
-            data["seq"] if self._records is not None else data.column("seq").to_numpy().astype(np.uint64)
-        )
+        self._records: np.ndarray | None = None
+        self._table: Any = None
+        if isinstance(data, np.ndarray):
+            self._records, self.seqs = data, data["seq"]
+        else:
+            self._table, self.seqs = data, data.column("seq").to_numpy().astype(np.uint64)
         self.sessions: list[Session] = []
         self.unexplained: list[str] = []  # continuity failures: the recording is damaged
         self.notes: list[str] = []  # harmless leftovers (a crash's temporary file...)
@@ -68,6 +69,7 @@ class Recording:
     def table(self) -> Any:
         """The records as a pyarrow Table (needs pyarrow), columns as in arrow.py."""
         if self._table is None:
+            assert self._records is not None
             self._table = to_table(self._records, arrow_schema(self.dtype, meta_strings(self.meta)))
         return self._table
 

@@ -146,7 +146,7 @@ def load(path: Path, schema: Any) -> tuple[Any, int]:
     pa, pq = require_pyarrow(), _pq()
     hours, loose, _ = scan(path)
     units = sorted([(first, last, p) for first, last, p in hours] + [(n, n, p) for n, p in loose.items()])
-    expected, missing = 1, []
+    expected, missing = 1, list[int]()
     for first, last, _ in units:
         missing += range(expected, first)
         expected = max(expected, last + 1)

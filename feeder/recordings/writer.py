@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,7 +29,22 @@ from feeder.recordings import npy, parquet
 from feeder.recordings.files import EVENTS, META, temporaries, write_atomically
 
 FORMAT = 1
-STORAGES = {npy.NAME: npy.NpyStore, parquet.NAME: parquet.ParquetStore}
+
+
+class Store(Protocol):
+    """How a storage keeps the slices of one recording directory (npy.py, parquet.py)."""
+
+    hourly: bool  # True: a slice must not hold records of two hours
+    recorded: int  # records already in the directory when it was opened
+
+    def write(self, records: np.ndarray) -> Path: ...
+    def close(self) -> None: ...
+
+
+STORAGES: dict[str, Callable[[Path, np.dtype, dict[str, Any]], Store]] = {
+    npy.NAME: npy.NpyStore,
+    parquet.NAME: parquet.ParquetStore,
+}
 _SAME = ("ring", "instance", "record_type", "fingerprint", "descr", "storage")
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -78,3 +80,16 @@ def test_recorder_refuses_an_output_that_is_a_file(run, tmp_path):
 def test_recording_loader_has_help(run):
     done = run("recording", "--help")
     assert done.returncode == 0 and "usage: feeder recording" in done.stdout
+
+
+NO_PYARROW = "import sys; sys.modules['pyarrow'] = None; from feeder.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.parametrize(("storage", "code"), [("npy", 0), ("parquet", 2)])
+def test_only_parquet_needs_pyarrow_and_says_how_to_install_it(tmp_path, storage, code):
+    args = ["record", str(tmp_path / "OUT"), "book.BTC", "--format", storage, "--check"]
+    done = subprocess.run(
+        [sys.executable, "-c", NO_PYARROW, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == code, done.stderr
+    assert (code == 2) == ("pip install 'feeder[parquet]'" in done.stderr)
