@@ -190,7 +190,8 @@ class Record(_View):
         return not self.flags & self.invalid
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.ring or '?'} seq={self.seq} flags={'|'.join(self.flag_names) or '-'}>"
+        flags = "|".join(self.flag_names) or "-"
+        return f"<{type(self).__name__} {self.ring or '?'} seq={self.seq} flags={flags}>"
 
 
 class Records(_View):
@@ -371,12 +372,12 @@ class Books(Records):
 
     @property
     def bids(self) -> NDArray[np.float64]:
-        """(price, size) of every bid level: shape (records, depth, 2), a view; levels from `bid_count` on are padding."""
+        """(price, size) of every bid level: shape (records, depth, 2), a view; from `bid_count` on: padding."""
         return _pairs(self.records, "bid_px", "bid_sz")
 
     @property
     def asks(self) -> NDArray[np.float64]:
-        """(price, size) of every ask level: shape (records, depth, 2), a view; levels from `ask_count` on are padding."""
+        """(price, size) of every ask level: shape (records, depth, 2), a view; from `ask_count` on: padding."""
         return _pairs(self.records, "ask_px", "ask_sz")
 
     def _best(self, field: str, count: str) -> NDArray[np.float64]:

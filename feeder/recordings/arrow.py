@@ -82,7 +82,7 @@ def to_table(records: np.ndarray, schema: Any) -> Any:
 
 
 def to_records(table: Any, dtype: np.dtype) -> np.ndarray:
-    """The records of an Arrow table made by `to_table` (reserved fields zero); UsageError if a column is missing."""
+    """The records of a table made by `to_table` (reserved fields zero); UsageError if a column is missing."""
     pa = require_pyarrow()
     out = np.zeros(table.num_rows, dtype)
     for name in columns(dtype):

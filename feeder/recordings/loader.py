@@ -152,7 +152,8 @@ def _strict(path: str | Path) -> Recording:
 
 
 def load(path: str | Path) -> np.ndarray:
-    """The records of a recording, in order; RecordingError if seqs are missing that no recorded loss explains."""
+    """The records of a recording, in order; RecordingError if seqs are missing that no recorded loss explains
+    (a damaged recording)."""
     return _strict(path).records
 
 

@@ -94,7 +94,9 @@ FAMILIES = (
     Family("feeder_ring_size_bytes", GAUGE, RING, "shared memory the ring takes", lambda r: r.get("size_bytes")),
 )  # fmt: skip
 STAGE_FAMILY = "feeder_record_latency_seconds"
-STAGE_HELP = "per-stage latency of ring records, from their own timestamps (stage: exchange_to_receive, receive_to_publish)"
+STAGE_HELP = (
+    "latency of ring records per stage (exchange_to_receive, receive_to_publish), from their timestamps"
+)
 
 
 # --- histograms (pure) ---------------------------------------------------------------------------

@@ -163,7 +163,7 @@ class Replayer:
 
 
 class RecordingReplayer:
-    """Creates a ring per ring recording in a directory, publishes the records into them, removes them on `close()`."""
+    """Creates a ring per ring recording in a directory, publishes the records, removes the rings on `close()`."""
 
     def __init__(self, directory: str | Path, instance: str | None = None, capacity: int = 1 << 16):
         self.recordings = [_checked(read(path)) for path in recordings_in(directory)]
