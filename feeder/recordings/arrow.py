@@ -70,15 +70,16 @@ def to_table(records: np.ndarray, schema: Any) -> Any:
     for field in schema:
         values = np.ascontiguousarray(records[field.name])
         if pa.types.is_fixed_size_list(field.type):
-            flat = pa.array(values.reshape(-1), type=field.type.value_type)
+            flat = _array(pa, field.type.value_type, values.reshape(-1))
             arrays.append(pa.FixedSizeListArray.from_arrays(flat, field.type.list_size))
-        elif pa.types.is_timestamp(field.type):
-            arrays.append(pa.array(values, type=pa.int64()).cast(field.type))
-        elif pa.types.is_fixed_size_binary(field.type):
-            arrays.append(pa.array(values.tolist(), type=field.type))
         else:
-            arrays.append(pa.array(values, type=field.type))
+            arrays.append(_array(pa, field.type, values))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(pa: Any, kind: Any, values: np.ndarray) -> Any:
+    """An Arrow array over a contiguous numpy array's bytes (not `pa.array`, which imports pandas)."""
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 def to_records(table: Any, dtype: np.dtype) -> np.ndarray:
