@@ -1,4 +1,4 @@
-"""Typed record views (feeder/records.py): one record or an array of them, zero-copy, depth from the dtype."""
+"""Typed record views (feeder/records/): one record or an array of them, zero-copy, depth from the dtype."""
 
 from __future__ import annotations
 
