@@ -7,6 +7,9 @@ The public API, for strategies and consumers on the same host:
 - `FeederHandle()` / `AsyncFeederHandle.connect()`: send exchange requests (orders) through the running
   feeder, and read its status.
 - `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
+- `Book`, `Trade`, `Ticker` (one record) and `Books`, `Trades`, `Tickers` (an array of records): typed,
+  zero-copy views (`book.bids`, `best_bid`, `mid`, `spread`, `valid`, times as `datetime`).
+- `feeder.recordings`: recordings of rings (.npy or Parquet), loaded as numpy, Arrow or pandas.
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
 - `instance_name()`, `check_ring_name()`: the instance namespace in use and ring-name validation.
 - The exception families of `feeder.errors`.
@@ -30,6 +33,7 @@ from feeder.errors import (
     RingNotFound,
     UsageError,
 )
+from feeder.records import Book, Books, Ticker, Tickers, Trade, Trades
 from feeder.ring import (
     CROSSED,
     GAP,
@@ -53,6 +57,8 @@ __all__ = [
     "MARKER",
     "SNAPSHOT",
     "AsyncFeederHandle",
+    "Book",
+    "Books",
     "ConfigError",
     "ConnectionLost",
     "ExchangeError",
@@ -73,6 +79,10 @@ __all__ = [
     "RingOwner",
     "RingReader",
     "RingWriter",
+    "Ticker",
+    "Tickers",
+    "Trade",
+    "Trades",
     "UsageError",
     "check_ring_name",
     "clean_stale",

@@ -10,6 +10,11 @@ SUBCOMMANDS = {
     "rings": "feeder.cli.rings",
     "status": "feeder.cli.status",
     "replay": "feeder.cli.replay",
+    "monitor": "feeder.consumers.monitor",
+    "record": "feeder.consumers.recorder",
+    "recording": "feeder.consumers.recording",
+    "latency": "feeder.consumers.latency",
+    "example-strategy": "feeder.consumers.strategy",
 }
 
 

@@ -1,4 +1,4 @@
-"""`python -m feeder replay DIR [--speed X|max]`: recorded sessions back into rings."""
+"""`feeder replay DIR [--speed X|max]`: recordings back into rings (worker sessions or ring recordings)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,13 @@ def _speed(text: str) -> float | None:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="feeder replay",
-        description="Replay `feeder --record DIR` recordings through the adapter into rings of an instance.",
+        description="Replay recordings into rings of an instance: worker sessions (`feeder --record DIR`, "
+        "replayed through the adapter) or ring recordings (`feeder record OUT RING...`, .npy or Parquet).",
     )
-    p.add_argument("directory", help="directory of *.jsonl recordings")
+    p.add_argument(
+        "directory",
+        help="a directory of *.jsonl worker sessions, a recorder's OUT, or one ring's recording directory",
+    )
     p.add_argument(
         "--speed", type=_speed, default=1.0, help="1.0 = recorded timing, 10 = ten times faster, max"
     )
@@ -36,17 +40,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--capacity", type=int, default=1 << 16, help="records per ring (a power of two)")
     p.add_argument("--hold", action="store_true", help="keep the rings after the replay until Ctrl-C/SIGTERM")
     ns = p.parse_args(argv)
-    from feeder.runtime.replay import Replayer
+    from feeder.runtime.replay import open_replay
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with Replayer(ns.directory, ns.instance, ns.capacity) as replayer:
+        with open_replay(ns.directory, ns.instance, ns.capacity) as replayer:
             stats = replayer.run(ns.speed)
-            print(
-                f"replayed {stats.notifications} notifications ({stats.frames} frames) into {stats.rings} "
-                f"rings: {stats.records} records in {stats.seconds:.1f} s",
-                flush=True,
-            )
+            print(stats.summary(), flush=True)
             if ns.hold:
                 signal.pause()
     except FeederError as exc:

@@ -22,6 +22,11 @@ subcommands:
   feeder status [--instance I] [--json]    show a running instance (workers, scores, rings)
   feeder rings [--instance I] [--clean]    list shared-memory rings; remove stale ones
   feeder replay DIR [--speed X|max]        replay recordings into rings
+  feeder monitor RING...                   live top of book
+  feeder record OUT RING...                record rings to .npy or Parquet files
+  feeder recording DIR...                  verify recordings, print a summary
+  feeder latency RING...                   per-stage latency percentiles
+  feeder example-strategy                  example quoting strategy (orders via the feeder)
 
 credentials: DERIBIT_CLIENT_ID and DERIBIT_CLIENT_SECRET, or DERIBIT_CREDENTIALS_FILE / --credentials-file
 (a 0600 TOML file). Without them: public data only (100ms channels) and order requests are refused.

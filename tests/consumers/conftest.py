@@ -3,8 +3,9 @@ whose output is collected line by line, and book records built from data.
 
 Everything started here is stopped and reaped afterwards, whatever the test did; a feeder that had to
 be killed leaves stale segments, which are removed (its clean shutdown removes them itself).
+The programs run as a user runs them: `python -m feeder <subcommand>` (`feeder monitor`, `feeder record`...).
 (Helpers live here as fixtures: a module under tests/consumers/ could not be imported by name, since
-`consumers` is the package under test.)
+`consumers` is also a package of the checkout.)
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ STARTUP = 90.0  # the machine is shared and loaded: a feeder may take a while to
 
 
 class Consumer:
-    """A consumer program (`python -m consumers.<name> ...`) whose stdout is collected as lines."""
+    """A consumer program (`python -m feeder <subcommand> ...`) whose stdout is collected as lines."""
 
-    def __init__(self, module: str, *args: str, env: dict | None = None):
-        self.argv = [sys.executable, "-m", f"consumers.{module}", *args]
+    def __init__(self, program: str, *args: str, env: dict | None = None):
+        self.argv = [sys.executable, "-m", "feeder", program, *args]
         self.proc = subprocess.Popen(
             self.argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -77,11 +78,11 @@ class Consumer:
             if self.proc.poll() is not None:
                 self.finish()
                 raise AssertionError(
-                    f"{self.argv[2]} exited ({self.proc.returncode}) before {pattern!r}:\n{self.report()}"
+                    f"{self.argv[3]} exited ({self.proc.returncode}) before {pattern!r}:\n{self.report()}"
                 )
             return None
 
-        return wait_until(found, timeout, f"{count} lines matching {pattern!r} from {self.argv[2]}")
+        return wait_until(found, timeout, f"{count} lines matching {pattern!r} from {self.argv[3]}")
 
     def finish(self, timeout: float = STARTUP) -> int:
         """Wait for the program to exit and for its output to be collected; returns the exit code."""
@@ -110,8 +111,8 @@ def consumer():
     """Start consumer programs: `consumer("monitor", "book.BTC", ...)`; all killed at teardown."""
     started: list[Consumer] = []
 
-    def start(module: str, *args: str, env: dict | None = None) -> Consumer:
-        c = Consumer(module, *args, env=env)
+    def start(program: str, *args: str, env: dict | None = None) -> Consumer:
+        c = Consumer(program, *args, env=env)
         started.append(c)
         return c
 
@@ -121,11 +122,11 @@ def consumer():
 
 
 def run_consumer(
-    module: str, *args: str, timeout: float = STARTUP, env: dict | None = None
+    program: str, *args: str, timeout: float = STARTUP, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run a consumer program to completion."""
+    """Run a consumer program (`feeder <program>`) to completion."""
     return subprocess.run(
-        [sys.executable, "-m", f"consumers.{module}", *args], cwd=ROOT, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "feeder", program, *args], cwd=ROOT, env={**os.environ, **(env or {})},
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
 

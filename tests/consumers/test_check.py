@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 VALID = {
     "monitor": ["book.BTC", "book.ETH", "--display", "plain"],
-    "recorder": ["OUT", "book.BTC", "trades.BTC", "--chunk-records", "1000"],
+    "record": ["OUT", "book.BTC", "trades.BTC", "--chunk-records", "1000"],
     "latency": ["book.BTC", "--window", "5", "--json"],
-    "strategy": ["--instrument", "ETH-PERPETUAL", "--ring", "book.ETH", "--label", "s1"],
+    "example-strategy": ["--instrument", "ETH-PERPETUAL", "--ring", "book.ETH", "--label", "s1"],
 }
 
 
@@ -18,7 +20,7 @@ VALID = {
 def test_help_describes_the_program_and_its_exit_codes(run, program):
     done = run(program, "--help")
     assert done.returncode == 0
-    assert f"usage: python -m consumers.{program}" in done.stdout
+    assert f"usage: feeder {program}" in done.stdout
     assert "exit codes:" in done.stdout and "--check" in done.stdout and "--instance" in done.stdout
 
 
@@ -35,7 +37,7 @@ def test_check_validates_without_a_running_feeder(run, program, instance, tmp_pa
 def test_check_reports_the_resolved_settings(run):
     plan = json.loads(run("monitor", "book.BTC", "--display", "plain", "--check").stdout)
     assert plan["rings"] == ["book.BTC"] and plan["display"] == "plain" and plan["interval_s"] == 1.0
-    plan = json.loads(run("strategy", "--check").stdout)
+    plan = json.loads(run("example-strategy", "--check").stdout)
     assert (plan["instrument"], plan["ring"], plan["label_prefix"]) == ("BTC-PERPETUAL", "book.BTC", "quoter")
 
 
@@ -52,10 +54,14 @@ def test_check_reports_the_resolved_settings(run):
         ("monitor", ["book.BTC", "--display", "fancy"], "argument --display: invalid choice: 'fancy'"),
         ("monitor", ["book.BTC", "--instance", "a/b"], "instance name 'a/b' is not allowed"),
         ("latency", ["book.BTC", "--count", "many"], "argument --count: 'many' is not an integer"),
-        ("recorder", ["OUT"], "the following arguments are required: RING"),
-        ("strategy", ["--ring", "trades.BTC"], "--ring 'trades.BTC' is not a book ring"),
-        ("strategy", ["--label", "has space"], "label prefix 'has space' is not allowed"),
-        ("strategy", ["--instrument", "BTC PERP"], "--instrument 'BTC PERP' is not an instrument name"),
+        ("record", ["OUT"], "the following arguments are required: RING"),
+        ("example-strategy", ["--ring", "trades.BTC"], "--ring 'trades.BTC' is not a book ring"),
+        ("example-strategy", ["--label", "has space"], "label prefix 'has space' is not allowed"),
+        (
+            "example-strategy",
+            ["--instrument", "BTC PERP"],
+            "--instrument 'BTC PERP' is not an instrument name",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(run, program, args, message):
@@ -67,10 +73,23 @@ def test_bad_arguments_exit_2_naming_the_argument(run, program, args, message):
 def test_recorder_refuses_an_output_that_is_a_file(run, tmp_path):
     out = tmp_path / "file"
     out.write_text("")
-    done = run("recorder", str(out), "book.BTC", "--check")
+    done = run("record", str(out), "book.BTC", "--check")
     assert done.returncode == 2 and "exists and is not a directory" in done.stderr
 
 
 def test_recording_loader_has_help(run):
     done = run("recording", "--help")
-    assert done.returncode == 0 and "usage: python -m consumers.recording" in done.stdout
+    assert done.returncode == 0 and "usage: feeder recording" in done.stdout
+
+
+NO_PYARROW = "import sys; sys.modules['pyarrow'] = None; from feeder.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.parametrize(("storage", "code"), [("npy", 0), ("parquet", 2)])
+def test_only_parquet_needs_pyarrow_and_says_how_to_install_it(tmp_path, storage, code):
+    args = ["record", str(tmp_path / "OUT"), "book.BTC", "--format", storage, "--check"]
+    done = subprocess.run(
+        [sys.executable, "-c", NO_PYARROW, *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == code, done.stderr
+    assert (code == 2) == ("pip install 'feeder[parquet]'" in done.stderr)

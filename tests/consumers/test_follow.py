@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from helpers import wait_until
 
-from consumers.follow import Attached, Closed, Lost, NewWriter, RingFollower, missing
 from feeder import RingReader, RingWriter, create_ring, record_schema
+from feeder.consumers.follow import Attached, Closed, Lost, NewWriter, RingFollower, missing
 
 BOOK = record_schema("book").dtype
 

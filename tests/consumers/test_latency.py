@@ -1,10 +1,10 @@
-"""`python -m consumers.latency` as a real process against a running feeder with the simulator."""
+"""`feeder latency` as a real process against a running feeder with the simulator."""
 
 from __future__ import annotations
 
 import json
 
-from consumers.stages import STAGES
+from feeder.consumers.stages import STAGES
 
 
 def test_json_reports_every_record_read_in_windows_and_in_the_run(feeders, run):

@@ -1,4 +1,4 @@
-"""`python -m consumers.monitor` as a real process, against a real feeder and the simulator."""
+"""`feeder monitor` as a real process, against a real feeder and the simulator."""
 
 from __future__ import annotations
 

@@ -8,7 +8,20 @@ from __future__ import annotations
 import pytest
 from deribit.spec import method_response
 
-from consumers.quoting import (
+from feeder import (
+    CROSSED,
+    GAP,
+    SNAPSHOT,
+    ConnectionLost,
+    ExchangeError,
+    FeederNotRunning,
+    NoHealthyWorker,
+    OutcomeUnknown,
+    RateLimited,
+    RequestTimeout,
+    UsageError,
+)
+from feeder.consumers.quoting import (
     BUY,
     SELL,
     Cancel,
@@ -28,19 +41,6 @@ from consumers.quoting import (
     plan,
     reconcile,
     targets_for,
-)
-from feeder import (
-    CROSSED,
-    GAP,
-    SNAPSHOT,
-    ConnectionLost,
-    ExchangeError,
-    FeederNotRunning,
-    NoHealthyWorker,
-    OutcomeUnknown,
-    RateLimited,
-    RequestTimeout,
-    UsageError,
 )
 
 PARAMS = QuoteParams(tick=0.5, amount=10, offset_ticks=4, requote_ticks=2, min_interval=0.0)

@@ -1,4 +1,4 @@
-"""`python -m consumers.recorder` as a real process: against a running feeder, lapped, and killed."""
+"""`feeder record` as a real process: against a running feeder, lapped, and killed."""
 
 from __future__ import annotations
 
@@ -6,35 +6,67 @@ import signal
 
 import numpy as np
 
-from consumers.recording import chunk_name, load, read
 from feeder import RingReader, RingWriter, record_schema
+from feeder.recordings import chunk_name, load, read
+from feeder.runtime.replay import RecordingReplayer
 
 BOOK = record_schema("book").dtype
 
 
-def test_recording_of_a_running_feeder_is_byte_for_byte_the_ring(feeders, run, tmp_path):
+def _without_publish_time(records: np.ndarray) -> bytes:
+    out = records.copy()
+    out["ts_publish"] = 0  # the replay's own
+    return out.tobytes()
+
+
+def test_recordings_of_a_running_feeder_are_the_ring_and_replay_into_the_same_records(
+    feeders, consumer, tmp_path, instance
+):
     feeders.embedded("BTC-PERPETUAL,ETH-PERPETUAL")
-    out = tmp_path / "rec"
-    done = run(
-        "recorder", str(out), "book.BTC", "book.ETH", "--start", "oldest", "--duration", "5",
-        "--chunk-records", "64", "--wait", "90",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "book.BTC: chunk chunk-00000001.npy: 64 records, seq 0-63" in done.stdout
-    recorded = {ring: load(out / ring) for ring in ("book.BTC", "book.ETH")}
-    assert all(len(r) > 64 for r in recorded.values())
-    for ring, records in recorded.items():
-        assert records["seq"].tolist() == list(range(len(records)))
-        with RingReader(ring, start="oldest") as reader:
-            assert reader.read()[: len(records)].tobytes() == records.tobytes()
-    assert recorded["book.BTC"]["flags"][0] == 1  # the first record of a ring is its SNAPSHOT
+    args = [
+        "book.BTC",
+        "book.ETH",
+        "--start",
+        "oldest",
+        "--duration",
+        "5",
+        "--chunk-records",
+        "64",
+        "--wait",
+        "90",
+    ]
+    recorders = {
+        fmt: consumer("record", str(tmp_path / fmt), *args, "--format", fmt) for fmt in ("npy", "parquet")
+    }
+    for storage, recorder in recorders.items():
+        assert recorder.finish() == 0, recorder.report()
+        first = "chunk-00000001.npy" if storage == "npy" else "part-00000001.parquet"
+        assert f"book.BTC: chunk {first}: 64 records, seq 0-63" in recorder.text
+    with RingReader("book.BTC", start="oldest") as btc, RingReader("book.ETH", start="oldest") as eth:
+        ring = {"book.BTC": btc.read(), "book.ETH": eth.read()}
+    for storage in recorders:
+        for name, held in ring.items():
+            records = load(tmp_path / storage / name)
+            assert len(records) > 64 and records["seq"].tolist() == list(range(len(records)))
+            assert held[: len(records)].tobytes() == records.tobytes(), (storage, name)
+            assert records["flags"][0] == 1  # the first record of a ring is its SNAPSHOT
+    assert list((tmp_path / "parquet" / "book.BTC").glob("part-*")) == []  # a clean stop finished the hour
+    for storage in recorders:  # and `feeder replay` puts the same records back into rings
+        with RecordingReplayer(tmp_path / storage, instance=f"{instance}r") as replayer:
+            replayer.run(speed=None)
+            for name in ring:
+                recorded = load(tmp_path / storage / name)
+                with RingReader(name, instance=f"{instance}r", start="oldest") as reader:
+                    replayed = reader.read()
+                assert len(replayed) == len(recorded) and reader.lost == 0
+                assert _without_publish_time(replayed) == _without_publish_time(recorded), (storage, name)
 
 
 def test_a_lapped_recorder_records_its_loss_and_the_recording_verifies(consumer, tmp_path):
     out = tmp_path / "rec"
     with RingWriter.create("book.LAP", "book", 64) as writer:
         writer.publish_batch(np.zeros(10, BOOK))
-        recorder = consumer("recorder", str(out), "book.LAP", "--start", "oldest", "--chunk-records", "10")
+        recorder = consumer("record", str(out), "book.LAP", "--start", "oldest", "--chunk-records", "10")
         recorder.wait_for(r"book\.LAP: chunk chunk-00000001\.npy: 10 records, seq 0-9")
         recorder.proc.send_signal(signal.SIGSTOP)
         try:
@@ -55,14 +87,14 @@ def test_a_lapped_recorder_records_its_loss_and_the_recording_verifies(consumer,
 def test_a_killed_recorder_leaves_only_complete_chunks(feeders, consumer, tmp_path):
     feeders.embedded()
     out = tmp_path / "rec"
-    recorder = consumer("recorder", str(out), "book.BTC", "--chunk-records", "1")
+    recorder = consumer("record", str(out), "book.BTC", "--chunk-records", "1")
     recorder.wait_for(r"book\.BTC: chunk", count=30)
     recorder.kill()  # SIGKILL, most likely in the middle of writing a chunk
     first = read(out / "book.BTC")
     assert first.unexplained == [] and len(first.records) >= 30
     files = sorted(p.name for p in (out / "book.BTC").glob("chunk-*.npy"))
     assert files == [chunk_name(n) for n in range(1, len(files) + 1)]
-    again = consumer("recorder", str(out), "book.BTC", "--chunk-records", "1", "--count", "5")
+    again = consumer("record", str(out), "book.BTC", "--chunk-records", "1", "--count", "5")
     assert again.finish() == 0, again.report()
     second = read(out / "book.BTC")
     assert second.unexplained == [] and len(second.sessions) == 2

@@ -1,4 +1,4 @@
-"""The recording format (consumers/recording.py): writer, atomic chunks, and a loader that verifies continuity.
+"""The recording format (feeder/recordings/, npy storage): writer, atomic chunks, a loader that verifies continuity.
 
 Files on a real disk (tmp_path); records built from data.
 """
@@ -10,16 +10,10 @@ import json
 import numpy as np
 import pytest
 
-from consumers.recording import (
-    EVENTS,
-    RecordingError,
-    RecordingWriter,
-    chunk_name,
-    load,
-    main,
-    read,
-)
 from feeder import UsageError, record_schema
+from feeder.consumers.recording import main
+from feeder.recordings import RecordingError, RecordingWriter, chunk_name, load, read
+from feeder.recordings.files import EVENTS
 
 BOOK = record_schema("book").dtype
 META = {"ring": "book.BTC", "instance": "t", "record_type": "book", "fingerprint": "0x1", "capacity": 64}
@@ -139,7 +133,7 @@ def test_an_unfinished_chunk_left_by_a_crash_is_ignored_and_then_removed(tmp_pat
     tmp.write_bytes((tmp_path / chunk_name(1)).read_bytes()[:100])  # what a crash mid-write leaves
     rec = read(tmp_path)
     assert len(rec.records) == 4 and rec.unexplained == []
-    assert rec.notes == [f"ignored {tmp.name}: an unfinished chunk (the recorder stopped while writing it)"]
+    assert rec.notes == [f"ignored {tmp.name}: an unfinished file (the recorder stopped while writing it)"]
     again = writer(tmp_path)
     assert again.removed_temporaries == [tmp.name] and not tmp.exists()
     again.close()
@@ -167,7 +161,7 @@ def test_a_restarted_recorder_continues_as_a_new_session(tmp_path):
     w.add(records(50, 3))
     w.close()
     rec = read(tmp_path)
-    assert rec.chunks == 3 and rec.unexplained == []
+    assert rec.files == 3 and rec.unexplained == []
     assert [(s.start_seq, s.records, s.first_seq, s.last_seq) for s in rec.sessions] == [
         (0, 6, 0, 5),
         (50, 3, 50, 52),

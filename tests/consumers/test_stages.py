@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from consumers.latency import table
-from consumers.stages import Histogram, Samples, StageLatency
 from feeder import record_schema
+from feeder.consumers.latency import table
+from feeder.consumers.stages import Histogram, Samples, StageLatency
 
 BOOK = record_schema("book").dtype
 

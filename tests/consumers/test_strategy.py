@@ -1,4 +1,4 @@
-"""`python -m consumers.strategy` as a real process: simulator, feeder (two workers), orders on the exchange.
+"""`feeder example-strategy` as a real process: simulator, feeder (two workers), orders on the exchange.
 
 What the strategy did is checked on the exchange side: the open orders the simulator reports through the
 feeder (`private/get_open_orders_by_instrument`) and the requests the simulator received.
@@ -37,7 +37,7 @@ def order_ids(lines: list[str]) -> set[str]:
 def strategy(sim_feeder, consumer):
     def start(prefix: str, *args: str):
         return consumer(
-            "strategy",
+            "example-strategy",
             "--instrument",
             INSTRUMENT,
             "--ring",
@@ -143,13 +143,17 @@ def test_an_order_with_an_unknown_outcome_is_reconciled_by_label(sim_feeder, str
 
 
 def test_a_ring_that_is_not_the_instruments_book_is_refused(sim_feeder, run):
-    done = run("strategy", "--instrument", INSTRUMENT, "--ring", "book.ETH", "--label", "t6", "--wait", "90")
+    done = run(
+        "example-strategy", "--instrument", INSTRUMENT, "--ring", "book.ETH", "--label", "t6", "--wait", "90"
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert re.search(r"ring 'book\.ETH' has mid [\d.]+ but BTC-PERPETUAL is marked at [\d.]+", done.stderr)
     assert ours("t6") == []
 
 
 def test_an_instrument_the_exchange_does_not_know_is_refused(sim_feeder, run):
-    done = run("strategy", "--instrument", "BTC-NOPE", "--ring", "book.BTC", "--label", "t7", "--wait", "90")
+    done = run(
+        "example-strategy", "--instrument", "BTC-NOPE", "--ring", "book.BTC", "--label", "t7", "--wait", "90"
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "--instrument 'BTC-NOPE': public/get_instrument: exchange error" in done.stderr

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from consumers.follow import Attached, Closed, Lost, NewWriter
-from consumers.monitor import plain_line, table
-from consumers.topbook import CLOSED, GAP_STATE, LIVE, WAITING, TopOfBook
 from feeder import CROSSED, GAP, SNAPSHOT
+from feeder.consumers.follow import Attached, Closed, Lost, NewWriter
+from feeder.consumers.monitor import plain_line, table
+from feeder.consumers.topbook import CLOSED, GAP_STATE, LIVE, WAITING, TopOfBook
 
 
 def test_first_plain_record_means_live_when_attached_mid_stream(book_records):

@@ -274,7 +274,8 @@ def test_metrics_endpoint_and_concurrent_handles(feeder):
     with FeederHandle() as h:
         url = h.status()["metrics_url"]
         text = urllib.request.urlopen(url, timeout=30).read().decode()
-        assert 'feeder_worker_up{instance="' in text and 'feeder_ring_write_seq{instance="' in text
+        assert 'feeder_worker_up{feeder_instance="' in text  # every family: tests/runtime/test_metrics.py
+        assert 'feeder_ring_records_published_total{feeder_instance="' in text
         results: list = []
 
         def ask() -> None:

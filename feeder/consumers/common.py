@@ -22,9 +22,6 @@ from datetime import datetime
 from typing import Any
 
 from feeder import (
-    CROSSED,
-    GAP,
-    SNAPSHOT,
     FeederError,
     RingNotFound,
     RingReader,
@@ -32,10 +29,10 @@ from feeder import (
     check_ring_name,
     instance_name,
 )
+from feeder.records import flag_names
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
 DEFAULT_WAIT_S = 30.0
-_FLAG_NAMES = ((SNAPSHOT, "SNAPSHOT"), (GAP, "GAP"), (CROSSED, "CROSSED"))
 
 
 # --- arguments -----------------------------------------------------------------------------------
@@ -197,11 +194,7 @@ def attach(
 
 def flag_text(flags: int) -> str:
     """`SNAPSHOT|GAP`, `-` for none; unknown bits shown as hex."""
-    names = [name for bit, name in _FLAG_NAMES if flags & bit]
-    rest = flags & ~(SNAPSHOT | GAP | CROSSED)
-    if rest:
-        names.append(hex(rest))
-    return "|".join(names) or "-"
+    return "|".join(flag_names(flags)) or "-"
 
 
 def clock(ns: int | None = None) -> str:

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from consumers.follow import Attached, Closed, Event, Lost, NewWriter
 from feeder import CROSSED, GAP, SNAPSHOT
+from feeder.consumers.follow import Attached, Closed, Event, Lost, NewWriter
 
 LIVE, GAP_STATE, WAITING, CLOSED = "live", "GAP", "waiting", "closed"
 

@@ -1,0 +1,77 @@
+"""Ticker records: one per ticker update."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from feeder.records.base import Column, Record, Records, Scalar
+from feeder.ring import GAP, MARKER
+
+_TICKER = ("best_bid_px", "best_bid_sz", "best_ask_px", "best_ask_sz", "mark_price", "index_price", "state")
+
+
+class Ticker(Record):
+    """One ticker record."""
+
+    record_type, needs, invalid = "ticker", _TICKER, GAP | MARKER
+    __slots__ = ()
+    best_bid_px = Scalar(float)
+    best_bid_sz = Scalar(float)
+    best_ask_px = Scalar(float)
+    best_ask_sz = Scalar(float)
+    mark_price = Scalar(float)
+    index_price = Scalar(float)
+    last_price = Scalar(float, "NaN if absent")
+    open_interest = Scalar(float)
+    funding_8h = Scalar(float, "perpetuals; NaN otherwise")
+    current_funding = Scalar(float, "perpetuals; NaN otherwise")
+    settlement_price = Scalar(float, "NaN if absent")
+    min_price = Scalar(float)
+    max_price = Scalar(float)
+    mark_iv = Scalar(float, "options; NaN otherwise")
+    high_24h = Scalar(float)
+    low_24h = Scalar(float)
+    volume_24h = Scalar(float)
+    state = Scalar(int, "1 open, 0 closed/other")
+
+    @property
+    def mid(self) -> float:
+        return (self.best_bid_px + self.best_ask_px) / 2
+
+    @property
+    def spread(self) -> float:
+        return self.best_ask_px - self.best_bid_px
+
+
+class Tickers(Records):
+    """An array of ticker records."""
+
+    record_type, needs, invalid, one = "ticker", _TICKER, GAP | MARKER, Ticker
+    __slots__ = ()
+    best_bid_px = Column()
+    best_bid_sz = Column()
+    best_ask_px = Column()
+    best_ask_sz = Column()
+    mark_price = Column()
+    index_price = Column()
+    last_price = Column()
+    open_interest = Column()
+    funding_8h = Column()
+    current_funding = Column()
+    settlement_price = Column()
+    min_price = Column()
+    max_price = Column()
+    mark_iv = Column()
+    high_24h = Column()
+    low_24h = Column()
+    volume_24h = Column()
+    state = Column()
+
+    @property
+    def mid(self) -> NDArray[np.float64]:
+        return (self.records["best_bid_px"] + self.records["best_ask_px"]) / 2
+
+    @property
+    def spread(self) -> NDArray[np.float64]:
+        return self.records["best_ask_px"] - self.records["best_bid_px"]
