@@ -31,8 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from feeder.client import Client, ClientConfig, Event, Hooks
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
@@ -43,7 +41,8 @@ from feeder.exchanges.deribit.session import (
     subscribe_method,
     unsubscribe_method,
 )
-from feeder.ring import GAP, RingReader, RingWriter
+from feeder.ring import RingWriter
+from feeder.ring.marking import last_content, mark_gap
 
 log = logging.getLogger(__name__)
 
@@ -144,19 +143,13 @@ class Feed:
 
     def _take_over(self, route: Route, writer: RingWriter) -> None:
         """Pick up where the ring's previous writer stopped (it may have died without a last word):
-        a book it left looking live is flagged GAP at once; trade_seq continuity carries over."""
-        with RingReader(route.ring, instance=self.config.instance) as reader:
-            last = reader.latest()
-        if last is None:
-            return
+        a ring it left looking live is marked GAP at once (`feeder.ring.marking`, as the supervisor
+        does); trade_seq continuity carries over from the last real trade (not a marker)."""
+        mark_gap(writer)
         if route.record_type == "trade":
-            self.adapter.continue_trades(route.channel, int(last["trade_seq"]))
-        elif route.record_type == "book" and not last["flags"] & GAP:
-            record = np.zeros(1, writer.dtype)
-            record[0] = last
-            record["flags"] = GAP
-            record["ts_recv"] = time.time_ns()
-            writer.publish(record)
+            last = last_content(route.ring, self.config.instance)
+            if last is not None:
+                self.adapter.continue_trades(route.channel, int(last["trade_seq"]))
 
     async def _shutdown(self, timeout: float = 5.0) -> None:
         task, self._resync_task = self._resync_task, None

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
 import psutil
 
 from feeder import errors
@@ -36,7 +35,8 @@ from feeder.core.restart import RestartPolicy
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
 from feeder.exchanges.deribit.credentials import Credentials, load_credentials
 from feeder.exchanges.methods import is_private, is_read_only
-from feeder.ring import GAP, SNAPSHOT, RingOwner, RingReader, RingWriter, clean_stale, create_ring, list_rings
+from feeder.ring import RingOwner, RingWriter, clean_stale, create_ring, list_rings
+from feeder.ring.marking import mark_gap, needs_mark
 from feeder.runtime.config import FeederConfig
 from feeder.runtime.control import ControlServer
 from feeder.runtime.handle import STATUS_METHOD
@@ -454,18 +454,14 @@ class Supervisor:
         asyncio.get_running_loop().call_later(decision.delay_s, self._respawn, slot)
 
     def _mark_gap(self, slot: Slot) -> None:
-        """Tell readers at once that the dead worker's rings are stale: each gets a GAP-flagged copy of
-        its last record (books stay untrustworthy until the replacement's SNAPSHOT)."""
+        """Tell readers at once that the dead worker's rings are stale (`feeder.ring.marking`): book
+        rings get a GAP copy of their last record, event rings a MARKER|GAP record that carries no event."""
         for ring in slot.rings:
-            owner = self.owners[ring]
+            record_type = self.owners[ring].record_type
             try:
-                with RingReader(ring, instance=self.instance, start="newest") as reader:
-                    last = reader.latest()
-                with RingWriter.attach(ring, owner.record_type, instance=self.instance) as writer:
-                    record = np.zeros(1, writer.dtype) if last is None else np.array([last], writer.dtype)
-                    record["flags"] = (record["flags"] & (0xFFFFFFFF ^ SNAPSHOT)) | GAP
-                    record["ts_recv"] = time.time_ns()
-                    writer.publish(record)
+                if needs_mark(ring, record_type, self.instance):
+                    with RingWriter.attach(ring, record_type, instance=self.instance) as writer:
+                        mark_gap(writer)
             except Exception as exc:  # best effort: it must never stand in the way of the restart
                 log.error("could not flag ring %s as GAP after worker %d died: %r", ring, slot.index, exc)
 
