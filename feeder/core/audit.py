@@ -12,18 +12,21 @@ can. Two pure objects, time passed in (ns for books, s for the schedule), no I/O
   passed, failed or unverifiable, each counted (unverifiable by reason).
 - `AuditSchedule` spreads audits evenly over time and books: with n books and an interval T per book,
   one audit every T/n seconds, round robin, the first T/(2n) after the start; a late loop never bursts
-  to catch up.
+  to catch up. `spare_budget` says from the rate limiter's stats whether an audit may go now.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from feeder.core.ratelimit import DEFAULT
 from feeder.errors import ConfigError
 
+SPARE_FRACTION = 0.5  # an audit goes only while the default rate-limit bucket is at least this full
 WINDOW = 64  # published change_ids remembered per book (320 bytes of levels each: 20 KB)
 
 
@@ -157,3 +160,15 @@ class AuditSchedule:
     def postpone(self, until_s: float) -> None:
         """The head cannot be audited now (no budget, not live): try the same book again at `until_s`."""
         self.next_at = max(self.next_at, until_s)
+
+
+def spare_budget(limiter: Mapping[str, Any] | None, fraction: float = SPARE_FRACTION) -> bool:
+    """Whether a request of the lowest priority may go now, from the rate limiter's stats (`Limiter.stats`:
+    queued, credits and capacity per bucket): nothing waits, and the default bucket holds at least
+    `fraction` of its capacity (so the request is admitted at once and leaves plenty for everything else)."""
+    if limiter is None:
+        return True
+    if limiter.get("queued"):
+        return False
+    credits, capacity = limiter["credits"].get(DEFAULT), limiter["capacity"].get(DEFAULT)
+    return credits is None or credits >= fraction * capacity
