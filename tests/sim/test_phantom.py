@@ -66,3 +66,15 @@ def test_get_order_book_answers_the_truth_at_a_change_id_the_stream_carried(sim,
     truth, n = sim.truth(BTC, book["change_id"]), min(depth, 10)  # the truth keeps the top 10
     assert len(book["bids"]) == len(book["asks"]) == depth
     assert book["bids"][:n] == truth["bids"][:n] and book["asks"][:n] == truth["asks"][:n]
+
+
+def test_the_account_summary_matches_the_spec_and_reports_the_limits_the_simulator_enforces(connect):
+    from sim.kit import check_response
+
+    client = connect()
+    client.auth()
+    msg = client.call("private/get_account_summary", {"currency": "BTC"})
+    check_response("private/get_account_summary", msg)
+    limits = msg["result"]["limits"]
+    assert limits["matching_engine"]["trading"]["total"] == {"rate": 5.0, "burst": 20.0}
+    assert limits["non_matching_engine"] == {"rate": 20.0, "burst": 100.0}
