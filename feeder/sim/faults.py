@@ -150,9 +150,11 @@ def phantom(channel: str, data: dict, st: InstrumentState, crossing: bool) -> by
     """The notification for `data` with one level the truth does not have (see the table above).
 
     The message was already applied to the simulator's book, so the level is chosen against the
-    book after it: a free price on the walk's grid between the best and the 10th level (bids first,
-    then asks), else inside the spread, else a wrong size for a top-10 level this message does not
-    touch. `crossing`: a new bid one step above the best ask.
+    book after it: a free price on the walk's grid between the best and the 10th level, the deepest
+    one first (bids first, then asks), else inside the spread, else a wrong size for a top-10 level
+    this message does not touch. A new level stays wrong until an audit finds it, or until the walk
+    adds a level at its price (then the feeder sees `new` on a level it has: inconsistent, a resync).
+    `crossing`: a new bid one step above the best ask.
     """
     data = {**data, "bids": [list(e) for e in data["bids"]], "asks": [list(e) for e in data["asks"]]}
     inst, book, grid = st.inst, st.book, st.inst.grid
@@ -167,7 +169,9 @@ def phantom(channel: str, data: dict, st: InstrumentState, crossing: bool) -> by
         if not top:
             continue
         best, worst = top[0][0], top[-1][0]
-        for price in range(best + sign * grid, worst, sign * grid):
+        for price in range(
+            worst - sign * grid, best, -sign * grid
+        ):  # deepest first: the walk rarely goes there
             if price not in side.lots and inst.px(price) not in touched[name]:
                 data[name].append(["new", inst.px(price), inst.amt(top[0][1])])
                 return _notification(channel, data)
