@@ -10,7 +10,8 @@ It moves bytes and events; the decisions are elsewhere and pure (`core.health` s
 - Requests go to the healthiest worker that can serve them. Read-only requests fail over when a worker
   dies under them; orders are sent at most once and a lost answer is OutcomeUnknown with the label.
 - Shutdown (SIGINT/SIGTERM, or `duration`): answer in-flight requests, stop the workers, remove the
-  rings and run files. A second signal forces it: SIGKILL the workers, remove the rings, exit 130.
+  rings and run files (all but the instance lock file, see rundir.py, and the directory holding it).
+  A second signal forces it: SIGKILL the workers, remove the rings, exit 130.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -142,6 +144,7 @@ class Supervisor:
         self.config = config
         self.rundir = RunDir(config.instance)
         self.instance = self.rundir.instance
+        self.limits_dir = self.rundir.path / "limits"  # the shared rate-limit buckets of this run
         self.ctx = multiprocessing.get_context("spawn")
         self.router = Router()
         self.slots: list[Slot] = []
@@ -185,7 +188,9 @@ class Supervisor:
             self.credentials = load_credentials(self.config.credentials_file)
         self.costs, self.costs_note = await account_costs(self.url, self.credentials, self.config.tier)
         self._create_rings()
-        (self.rundir.path / "limits").mkdir(mode=0o700, exist_ok=True)
+        # buckets of an earlier run may hold other limits (another tier, or the account's): start afresh
+        shutil.rmtree(self.limits_dir, ignore_errors=True)
+        self.limits_dir.mkdir(mode=0o700)
         for slot in self.slots:
             self._spawn(slot)
         self.control = ControlServer(
@@ -261,7 +266,7 @@ class Supervisor:
             heartbeat_interval=c.heartbeat_interval,
             cancel_on_disconnect=c.cancel_on_disconnect,
             credentials=self.credentials,
-            limits_dir=str(self.rundir.path / "limits"),
+            limits_dir=str(self.limits_dir),
             record_dir=c.record,
             log_level=c.log_level,
             busy_poll=c.busy_poll,
@@ -367,6 +372,7 @@ class Supervisor:
             await self._reap(slot, deadline)
         for owner in self.owners.values():
             owner.close()
+        shutil.rmtree(self.limits_dir, ignore_errors=True)
         if self.sim is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.sim.stop)
         self.rundir.release()

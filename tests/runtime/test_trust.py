@@ -15,6 +15,7 @@ from helpers import wait_until
 from runtime.feederkit import FeederProcess, cleanup_run_dir
 
 from feeder import GAP, MARKER, FeederHandle, OutcomeUnknown, RingReader
+from feeder.runtime.rundir import run_dir
 from feeder.sim import SimServer
 from feeder.sim.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
@@ -80,6 +81,7 @@ def test_trades_summed_over_non_marker_records_equal_the_exchanges_volume_across
                     sim.disconnect(how="reset")
             records = np.concatenate(tape)
         assert proc.stop() == 0
+        assert sorted(p.name for p in run_dir().iterdir()) == ["supervisor.lock"], "what a clean stop leaves"
         markers = records[(records["flags"] & MARKER) != 0]
         trades = records[(records["flags"] & MARKER) == 0]
         assert len(markers) >= 3 and set(markers["flags"].tolist()) == {MARKER | GAP}
