@@ -69,11 +69,15 @@ class BookAudit:
         self.last_failure: Failure | None = None
 
     def published(self, change_id: int, levels: bytes, now_ns: int) -> Verdict | None:
-        """A valid record was published; returns the verdict of a pending audit it settles, if any."""
+        """A valid record was published; returns the verdict of a pending audit it settles, if any.
+        (A hot path may append to `window` itself and call `settle` only while `pending` is set.)"""
         self.window.append((change_id, levels))
+        return None if self.pending is None else self.settle(change_id, levels, now_ns)
+
+    def settle(self, change_id: int, levels: bytes, now_ns: int) -> Verdict | None:
+        """The stream moved on to `change_id` while an audit is pending: judge it if it can be."""
         pending = self.pending
-        if pending is None:
-            return None
+        assert pending is not None
         if change_id == pending[0]:
             self.pending = None
             return self._judge(change_id, levels, pending[1], now_ns)

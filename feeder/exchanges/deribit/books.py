@@ -54,6 +54,7 @@ class BookFeed(ChannelFeed):
         self.record = scratch("book")
         self.buf = memoryview(self.record.view(np.uint8))
         self.levels = self.buf[BID_OFFSET:_LEVELS_END]
+        self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
         self.resync_crossed = adapter.crossed == "resync"
@@ -61,6 +62,7 @@ class BookFeed(ChannelFeed):
         self.counts = (0, 0)
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
+        self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
 
     def __call__(self, data: Any, recv_ns: int) -> None:
         try:
@@ -120,17 +122,25 @@ class BookFeed(ChannelFeed):
     def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
         """The record after an applied message: valid, or found crossed or wrong by a pending audit."""
         self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
-        bid_count, ask_count = self.counts = self.book.write_top(self.buf)
-        if bid_count and ask_count and self.book.crossed():
+        book = self.book
+        if book.bids.dirty or book.asks.dirty:  # the top-N changes: so do the bytes the audit keeps
+            bid_count, ask_count = self.counts = book.write_top(self.buf)
+            self.top = bytes(self.levels)
+        else:
+            bid_count, ask_count = self.counts
+        if bid_count and ask_count and book.crossed():
             flags |= CROSSED
             self.stats.crossed += 1
             self.crossed += 1
             if self.resync_crossed:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.distrust("crossed book")
-        if not flags & GAP and self.audit.published(change_id, bytes(self.levels), recv_ns) is Verdict.FAILED:
-            flags = (flags & _NO_SNAPSHOT) | GAP
-            self.audit_failed()
+        if not flags & GAP:
+            self.window_append((change_id, self.top))
+            audit = self.audit
+            if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
+                flags = (flags & _NO_SNAPSHOT) | GAP
+                self.audit_failed()
         _pack_book(self.buf, _BOOK_OFF, flags, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count)
         self.stats.records += 1
         self.out.append(self.emit)
