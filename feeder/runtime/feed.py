@@ -41,6 +41,7 @@ from typing import Any
 
 from feeder.client import Client, ClientConfig, Event, Hooks
 from feeder.core.audit import AuditSchedule, spare_budget
+from feeder.core.state import ConnState
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
 from feeder.exchanges.deribit.books import CROSSED_MODES
@@ -264,11 +265,14 @@ class Feed:
             if not self.adapter.auditable(channel):
                 self.audits_deferred["book not live"] += 1
                 continue
-            await self._audit(channel)
+            try:
+                await self._audit(channel)
+            except Exception:  # a bug must not end the audits silently, nor the worker
+                log.exception("audit of %s failed", channel)
 
     def _audit_blocked(self) -> str | None:
         """Why no audit may go now (None: it may): the lowest priority on this connection."""
-        if self.client.state.value != "connected":
+        if self.client.state is not ConnState.CONNECTED:
             return "not connected"
         if self._resyncing or self.adapter.has_requests:
             return "resync in progress"
