@@ -66,11 +66,17 @@ def test_trades_summed_over_non_marker_records_equal_the_exchanges_volume_across
                 trades = trades[(trades["flags"] & MARKER) == 0]
                 return bool(len(trades)) and int(trades["trade_seq"][-1]) == sim.stats()["trade_seq"][BTC]
 
-            def subscribed() -> bool:
-                return any("trades.BTC-PERPETUAL.raw" in c["subscriptions"] for c in sim.connections())
+            def carrier() -> int | None:
+                """The connection that carries the trades channel now (a closed one may still be listed)."""
+                ids = [c["id"] for c in sim.connections() if "trades.BTC-PERPETUAL.raw" in c["subscriptions"]]
+                return max(ids) if ids else None
 
+            last = -1
             for fault in ("kill", "disconnect", "kill", None):
-                wait_until(subscribed, what="the trades channel subscribed")
+                wait_until(
+                    lambda seen=last: (carrier() or -1) > seen, what="the trades channel subscribed again"
+                )
+                last = carrier()
                 sim.publish(400, BTC)
                 wait_until(caught_up, what="every trade of the burst in the ring")
                 if fault == "kill":
