@@ -42,6 +42,12 @@ def parser() -> argparse.ArgumentParser:
     a("--out", type=Path, default=Path("soak-out"), help="directory for the report, PNG and logs")
     a("--book-capacity", type=int, default=None, help="book ring capacity (default: the feeder's)")
     a("--hang-timeout", type=float, default=2.0, help="the supervisor's hang timeout, s")
+    a(
+        "--audit-interval",
+        type=float,
+        default=5.0,
+        help="the feeder's audit_interval, s per book (short enough to find every phantom between faults)",
+    )
     a("--lead", type=float, default=None, help="seconds before the first fault (default 10%% of duration)")
     a(
         "--settle",
@@ -72,6 +78,8 @@ def options(ns: argparse.Namespace) -> Options:
             raise ValueError(f"--{name} must be at least 1")
     if ns.faults < 0:
         raise ValueError("--faults must be >= 0")
+    if ns.audit_interval < 0:
+        raise ValueError("--audit-interval must be >= 0 (0: no audits, then phantoms go undetected)")
     if ns.book_capacity is not None and (ns.book_capacity < 16 or ns.book_capacity & (ns.book_capacity - 1)):
         raise ValueError("--book-capacity must be a power of two, at least 16")
     d = ns.duration
@@ -95,6 +103,7 @@ def options(ns: argparse.Namespace) -> Options:
         sample_s=ns.sample,
         leak_mib=ns.leak_mib,
         keep_data=ns.keep_data,
+        audit_interval=ns.audit_interval,
     )
 
 
@@ -126,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _remove_data(run: RunData) -> None:
     """The truth log and observation logs are big (about 1 GB for 10 minutes at 10k/s): gone unless kept."""
-    for path in [run.truth_path, *run.consumer_logs]:
+    for path in [run.truth_path, *run.consumer_logs, *([run.trade_log] if run.trade_log else [])]:
         path.unlink(missing_ok=True)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from feeder import GAP, SNAPSHOT, record_schema
+from feeder import GAP, MARKER, SNAPSHOT, record_schema
 from feeder.ring.names import SHM_DIR
 from feeder.sim import book_hash
 from feeder.sim.truth import TruthLog
@@ -26,11 +26,11 @@ from feeder.sim.truth import TruthLog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from soak import analysis  # noqa: E402
+from soak import analysis, trades  # noqa: E402
 from soak.faults import KINDS, plan  # noqa: E402
 from soak.monitor import still_running  # noqa: E402
-from soak.observations import OBS, ObservationLog, load_observations, record_hash  # noqa: E402
-from soak.truth import book_truth, load_truth, sends  # noqa: E402
+from soak.observations import OBS, TRADE_OBS, ObservationLog, load_observations, record_hash  # noqa: E402
+from soak.truth import book_truth, load_truth, sends, trade_truth  # noqa: E402
 
 # --- constructed inputs ---------------------------------------------------------------------------
 
@@ -155,6 +155,68 @@ def test_failures_name_each_reason():
     assert len(found) == 6
 
 
+def test_wrong_records_between_a_phantom_and_the_gap_that_found_it_are_exposed_not_wrong():
+    rows = chain(100, 101, 103, 104)
+    rows[2], rows[3] = (*rows[2], 1), (*rows[3], 2)  # the phantom makes these two wrong
+    obs = observed(*rows, (4, 104, 103, GAP, 2), (5, 106, 0, SNAPSHOT))
+    window = analysis.phantom_windows(int(obs["ts_publish"][2]), 10**12, analysis.timeline(obs, TRUTH))
+    assert window == (int(obs["ts_publish"][2]), int(obs["ts_publish"][4]))
+    check = analysis.check_ring(obs, TRUTH, phantoms=[window])
+    assert (len(check.wrong_seqs), check.phantom_exposed) == (0, 2)
+    assert analysis.check_ring(obs, TRUTH).wrong_seqs.tolist() == [2, 3], "without the fault they are wrong"
+
+
+def test_a_phantom_no_gap_followed_is_undetected_and_fails_the_soak():
+    obs = observed(*chain(100, 101, 103))
+    assert analysis.phantom_windows(0, 10**12, analysis.timeline(obs, TRUTH)) is None
+    missed = {"kind": "phantom", "ring": "book.BTC", "t_s": 1.0, "detected": False}
+    found = analysis.failures({}, {}, {}, [], phantoms=[missed])
+    assert found == ["book.BTC: the phantom fault at 1.0 s was never detected (no GAP before the next fault)"]
+
+
+TRADES = trade_truth([1, 2, 3, 4, 5, 6], [10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+
+
+def trade_obs(*rows: tuple) -> np.ndarray:
+    """Trade observations from (seq, trade_seq, amount, flags)."""
+    out = np.zeros(len(rows), TRADE_OBS)
+    for i, (seq, trade_seq, amount, flags) in enumerate(rows):
+        out[i]["seq"], out[i]["trade_seq"], out[i]["amount"], out[i]["flags"] = seq, trade_seq, amount, flags
+    return out
+
+
+def test_trades_summed_over_non_marker_records_equal_the_exchanges_volume():
+    obs = trade_obs(
+        (0, 1, 10.0, 0), (1, 2, 20.0, 0), (2, 0, 0.0, MARKER | GAP), (3, 4, 40.0, GAP), (4, 5, 50.0, 0)
+    )
+    check = trades.check_trades(obs, TRADES)
+    assert (check.markers, check.duplicates, check.wrong, check.undetected, check.gap_covered) == (
+        1,
+        0,
+        0,
+        0,
+        1,
+    )
+    assert check.volume_read == check.volume_of_read == 120.0
+    assert check.volume_in_window - check.volume_missed_flagged == 120.0
+
+
+def test_a_trade_repeated_as_a_gap_copy_is_a_duplicate():
+    obs = trade_obs((0, 1, 10.0, 0), (1, 2, 20.0, 0), (2, 2, 20.0, GAP), (3, 3, 30.0, 0))
+    check = trades.check_trades(obs, TRADES)
+    assert check.duplicates == 1 and check.volume_read == 80.0 != check.volume_in_window
+
+
+def test_a_trade_missed_without_a_flag_is_undetected_and_a_lapped_reader_is_not():
+    assert trades.check_trades(trade_obs((0, 1, 10.0, 0), (1, 3, 30.0, 0)), TRADES).undetected == 1
+    lapped = trades.check_trades(trade_obs((0, 1, 10.0, 0), (5, 3, 30.0, 0)), TRADES)
+    assert (lapped.undetected, lapped.reader_lost) == (0, 1)
+
+
+def test_a_trade_with_another_amount_than_the_exchanges_is_wrong():
+    assert trades.check_trades(trade_obs((0, 1, 10.0, 0), (1, 2, 21.0, 0)), TRADES).wrong == 1
+
+
 # --- latency, recovery, resources -----------------------------------------------------------------
 
 
@@ -252,8 +314,16 @@ def test_a_truth_log_written_by_the_simulator_parses(tmp_path: Path):
     log.change("BTC-PERPETUAL", 11, 10, 1, 2**64 - 1)
     log.change("BTC-PERPETUAL", 13, 11, 1, 5)
     log.sent("book.BTC-PERPETUAL.raw", 13, 11, 999)
+    log.trade("BTC-PERPETUAL", 7, 0.1)
     log.close()
     truth = load_truth(tmp_path / "truth.log")
+    assert (
+        truth.trades["BTC-PERPETUAL"].trade_seq.tolist(),
+        truth.trades["BTC-PERPETUAL"].amount.tolist(),
+    ) == (
+        [7],
+        [0.1],
+    )
     book, sent = truth.books["BTC-PERPETUAL"], truth.sends["book.BTC-PERPETUAL.raw"]
     assert (book.change_id.tolist(), book.hash.tolist(), book.initial, sent.send_ns.tolist()) == (
         [11, 13],
@@ -278,14 +348,14 @@ def test_the_fault_plan_is_evenly_spaced_between_first_and_last():
 
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One short soak run: 2 workers, 2 consumers (one lapped on purpose), 5 faults, about 30 s."""
+    """One short soak run: 2 workers, 2 consumers (one lapped on purpose), 6 faults, about 30 s."""
     out = tmp_path_factory.mktemp("soak")
     instance = f"tsoak{uuid.uuid4().hex[:8]}"
     cmd = [
         sys.executable, str(ROOT / "scripts" / "soak.py"), "--duration", "30", "--rate", "1000",
-        "--workers", "2", "--consumers", "2", "--instruments", "2", "--streams", "book", "--faults", "5",
-        "--fault-kinds", "gap,drop,kill_worker,malformed,slow_consumer", "--book-capacity", "256",
-        "--lead", "3", "--settle", "8", "--instance", instance, "--out", str(out),
+        "--workers", "2", "--consumers", "2", "--instruments", "2", "--streams", "book,trades", "--faults", "6",
+        "--fault-kinds", "gap,drop,kill_worker,phantom,phantom_cross,slow_consumer", "--book-capacity", "256",
+        "--lead", "3", "--settle", "8", "--audit-interval", "2", "--instance", instance, "--out", str(out),
     ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=170)
     report_path = out / "soak-report.json"
@@ -323,6 +393,17 @@ def test_the_short_soak_faults_made_the_feeder_flag_gaps_and_recover(soak: dict)
 
 def test_the_short_soaks_slow_consumer_was_lapped_and_knew_it(soak: dict):
     assert soak["totals"]["reader_lost"][1] > 0
+
+
+def test_the_short_soak_detects_every_phantom_and_audits_its_books(soak: dict):
+    assert len(soak["phantoms"]) == 2 and all(p["detected"] for p in soak["phantoms"]), soak["phantoms"]
+    assert soak["audits"]["totals"]["passed"] > 0 and soak["audits"]["totals"]["failed"] <= 2
+
+
+def test_the_short_soak_counts_every_trade_once(soak: dict):
+    checks = list(soak["trades"].values())
+    assert checks and all(c["duplicates"] == c["wrong"] == c["undetected"] == 0 for c in checks), checks
+    assert all(c["volume_read"] == c["volume_of_read"] for c in checks)
 
 
 def test_the_short_soak_passes(soak: dict):

@@ -66,6 +66,23 @@ def parser() -> argparse.ArgumentParser:
     a("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on 127.0.0.1:P/metrics")
     a("--record", metavar="DIR", help="record every worker's session as JSONL in DIR")
     a("--cancel-on-disconnect", choices=("connection", "account", "off"), help="scope (default connection)")
+    a(
+        "--audit-interval",
+        type=float,
+        metavar="S",
+        help="seconds between audits of each book against the exchange's get_order_book (default 60, 0: off)",
+    )
+    a(
+        "--crossed",
+        choices=("resync", "flag"),
+        help="a crossed or locked book: resync it like a gap (default) or only flag it CROSSED",
+    )
+    a(
+        "--tier",
+        type=int,
+        choices=(1, 2, 3, 4),
+        help="account tier for rate limits the account does not report",
+    )
     a("--credentials-file", metavar="FILE", help="0600 TOML file with client_id and client_secret")
     a(
         "--display",

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from feeder.errors import ConfigError
+from feeder.exchanges.deribit.books import CROSSED_MODES
+from feeder.exchanges.deribit.costs import TIERS
 from feeder.ring.names import instance_name
 
 PRODUCTION_URL = "wss://www.deribit.com/ws/api/v2"
@@ -46,6 +48,9 @@ class FeederConfig:
     credentials_file: str | None = None
     heartbeat_interval: float = 10.0
     hang_timeout: float = 5.0  # a worker silent this long is hung: killed and replaced (stopped ones: 1 s)
+    audit_interval: float = 60.0  # seconds between audits of each book against get_order_book; 0: off
+    crossed: str = "resync"  # a crossed or locked book: resync (GAP + fresh snapshot) or flag (CROSSED only)
+    tier: int = 4  # Deribit account tier: the rate limits used when the account's own cannot be read
     max_restarts: int = 5
     restart_window: float = 60.0
     display: str = "auto"  # auto (live view on a terminal, log lines otherwise) | live | plain | off
@@ -149,6 +154,19 @@ def _validate(c: FeederConfig) -> None:
         "seconds, at least 1 (Deribit's minimum is 10)",
     )
     _need(_positive_number(c.hang_timeout), "hang_timeout", c.hang_timeout, "a positive number of seconds")
+    _need(
+        c.audit_interval == 0 or _positive_number(c.audit_interval),
+        "audit_interval",
+        c.audit_interval,
+        "seconds between audits of each book, > 0, or 0 for no audits",
+    )
+    _need(c.crossed in CROSSED_MODES, "crossed", c.crossed, " or ".join(CROSSED_MODES))
+    _need(
+        c.tier in TIERS and not isinstance(c.tier, bool),
+        "tier",
+        c.tier,
+        "a Deribit account tier: 1, 2, 3 or 4",
+    )
     _need(
         isinstance(c.max_restarts, int) and c.max_restarts >= 1,
         "max_restarts",

@@ -24,8 +24,9 @@ HANDSHAKE_TIMEOUT = 5.0
 
 
 class ControlServer:
-    def __init__(self, socket_path: Path, key: str, dispatch: Dispatch):
+    def __init__(self, socket_path: Path, key: str, dispatch: Dispatch, hello: dict | None = None):
         self._path, self._key, self._dispatch = socket_path, key, dispatch
+        self._hello = dict(hello or {})  # told to every client that passes the handshake
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -53,7 +54,7 @@ class ControlServer:
         writer.write(wire.encode({"nonce": nonce}))
         reply = await asyncio.wait_for(wire.read_frame(reader), HANDSHAKE_TIMEOUT)
         if wire.verify(self._key, nonce, reply.get("proof")):
-            writer.write(wire.encode({"ok": True}))
+            writer.write(wire.encode({"ok": True, **self._hello}))
             return True
         self.refused += 1
         log.warning("control socket: refused a client with a wrong key")

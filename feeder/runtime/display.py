@@ -35,16 +35,33 @@ def render(status: dict) -> list[str]:
         )
     lines += [
         "",
-        f"{'ring':<28} {'type':<6} {'write seq':>10} {'rec/s':>8} {'epoch':>5} {'writer':>8} {'age s':>7} {'gaps':>5}",
+        f"{'ring':<28} {'type':<6} {'write seq':>10} {'rec/s':>8} {'epoch':>5} {'writer':>8} {'age s':>7} {'gaps':>5}"
+        f"  {'audits ok/fail/unverif':>22} {'last ok s':>9}",
     ]
     for r in status["rings"]:
         age = r.get("last_publish_age_s")
         writer = f"{r['writer_pid']}" if r.get("writer_alive") else "-"
         lines.append(
             f"{r['name']:<28} {r['record_type']:<6} {r['write_seq']:>10} {_num(r.get('rate'), '{:.0f}'):>8} "
-            f"{r['epoch']:>5} {writer:>8} {_num(age, '{:.1f}'):>7} {r.get('gaps', 0):>5}"
+            f"{r['epoch']:>5} {writer:>8} {_num(age, '{:.1f}'):>7} {r.get('gaps', 0):>5}{_audits(r.get('audits'))}"
         )
+    limits = status.get("rate_limits")
+    if limits:
+        m, n = limits["matching"], limits["non_matching"]
+        lines += [
+            "",
+            f"rate limits: {limits['why']}; matching engine {m['rate']:g}/s (burst {m['burst']:g}), "
+            f"other requests {n['rate']:g}/s (burst {n['burst']:g})",
+        ]
     return lines
+
+
+def _audits(a: dict | None) -> str:
+    """A book ring's audit columns (empty for other rings)."""
+    if not a:
+        return ""
+    counts = f"{a['passed']}/{a['failed']}/{a['unverifiable']}"
+    return f"  {counts:>22} {_num(a.get('last_passed_age_s'), '{:.0f}'):>9}"
 
 
 def summary_line(status: dict) -> str:

@@ -15,11 +15,18 @@ Rules it keeps:
   disconnect is finished after the reconnect, since the client no longer restores that channel).
 - On every disconnect the adapter's GAP records are published at once (readers learn immediately
   that the books are stale); the client's restore brings fresh snapshots after the reconnect.
+- The live audit (`audit_interval` seconds per book, 0 = off): one `public/get_order_book` at a time,
+  on this connection, spread evenly over time and books (`feeder.core.audit`), with depth at least
+  the ring's levels. It is paid from the rate-limit budget at the lowest priority: it goes only when
+  nothing waits in the limiter, no resync is running and at least half of the default bucket's
+  credits are there, so it is admitted at once and never queues in front of an order, a subscription
+  or a resync (orders and subscriptions have buckets of their own). The adapter judges the answer;
+  a mismatch is published as GAP at once and the book resyncs like after a gap.
 - Rings are created (this process owns them) or, with `attach_rings`, attached as their writer (a
   supervisor owns them and they outlive this feed). Attaching takes over from the previous writer,
-  which may have died mid-stream: a book ring whose last record is not GAP gets a GAP record at once,
-  and a trades ring's last trade_seq seeds the gap check. `stop()` closes the client first, so the
-  final GAP records are published, then the writers.
+  which may have died mid-stream: a ring it left looking live is marked GAP at once (a GAP copy of a
+  book, a MARKER|GAP record on an event ring), and a trades ring's last trade_seq seeds the gap check.
+  `stop()` closes the client first, so the final GAP records are published, then the writers.
 """
 
 from __future__ import annotations
@@ -27,15 +34,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from feeder.client import Client, ClientConfig, Event, Hooks
+from feeder.core.audit import AuditSchedule, spare_budget
+from feeder.core.state import ConnState
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
+from feeder.exchanges.deribit.books import CROSSED_MODES
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap, Route
 from feeder.exchanges.deribit.session import (
     DeribitSession,
@@ -43,9 +52,12 @@ from feeder.exchanges.deribit.session import (
     subscribe_method,
     unsubscribe_method,
 )
-from feeder.ring import GAP, RingReader, RingWriter
+from feeder.ring import RingWriter
+from feeder.ring.marking import last_content, mark_gap
 
 log = logging.getLogger(__name__)
+
+AUDIT_RETRY_S = 1.0  # an audit that may not go now tries again this much later
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class FeedConfig:
     attach_rings: bool = False  # True: the rings exist (a supervisor owns them); become their writer
     instance: str | None = None  # ring namespace; None: $FEEDER_INSTANCE or "default"
     resync_retry_s: float = 1.0  # wait between attempts when a resubscription fails
+    audit_interval: float = 60.0  # seconds between audits of each book against the exchange; 0: off
+    crossed: str = "resync"  # a crossed or locked book: "resync" (GAP, fresh snapshot) or "flag" (CROSSED)
 
     def __post_init__(self) -> None:
         if not isinstance(self.client, ClientConfig):
@@ -68,6 +82,10 @@ class FeedConfig:
             raise ConfigError("rings", self.rings, "a non-empty tuple of ring names such as ('book.BTC',)")
         if self.resync_retry_s <= 0:
             raise ConfigError("resync_retry_s", self.resync_retry_s, "a number of seconds > 0")
+        if not isinstance(self.audit_interval, int | float) or not self.audit_interval >= 0:
+            raise ConfigError("audit_interval", self.audit_interval, "seconds per book >= 0 (0: no audits)")
+        if self.crossed not in CROSSED_MODES:
+            raise ConfigError("crossed", self.crossed, f"one of {', '.join(CROSSED_MODES)}")
 
 
 class Feed:
@@ -78,7 +96,7 @@ class Feed:
         self.session = DeribitSession(config.session)
         self.channels = ChannelMap(config.channels, authenticated=self.session.has_credentials)
         self.routes = self.channels.routes(config.rings)
-        self.adapter = DeribitAdapter(self.routes.values())
+        self.adapter = DeribitAdapter(self.routes.values(), crossed=config.crossed)
         hooks = Hooks(
             on_connected=self.session.on_connected,
             on_disconnected=self._on_disconnected,
@@ -92,6 +110,9 @@ class Feed:
         self._writers: dict[str, RingWriter] = {}
         self._resync_wake = asyncio.Event()
         self._resync_task: asyncio.Task | None = None
+        self._audit_task: asyncio.Task | None = None
+        self.audits_sent = 0
+        self.audits_deferred: Counter[str] = Counter()  # why an audit waited for its next chance
         self._resyncing: dict[str, str] = {}  # channel -> reason, until subscribed again
         self.resubscribed = 0
         self.publish_errors = 0
@@ -114,6 +135,8 @@ class Feed:
         if result.refused:
             log.error("the exchange refused channels: %s", result.refused)
         self._resync_task = asyncio.create_task(self._resync_loop(), name="feed-resync")
+        if self.config.audit_interval > 0 and self.adapter.audit_channels:
+            self._audit_task = asyncio.create_task(self._audit_loop(), name="feed-audit")
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Close the connection (final GAP records go out), then the ring writers."""
@@ -144,25 +167,20 @@ class Feed:
 
     def _take_over(self, route: Route, writer: RingWriter) -> None:
         """Pick up where the ring's previous writer stopped (it may have died without a last word):
-        a book it left looking live is flagged GAP at once; trade_seq continuity carries over."""
-        with RingReader(route.ring, instance=self.config.instance) as reader:
-            last = reader.latest()
-        if last is None:
-            return
+        a ring it left looking live is marked GAP at once (`feeder.ring.marking`, as the supervisor
+        does); trade_seq continuity carries over from the last real trade (not a marker)."""
+        mark_gap(writer)
         if route.record_type == "trade":
-            self.adapter.continue_trades(route.channel, int(last["trade_seq"]))
-        elif route.record_type == "book" and not last["flags"] & GAP:
-            record = np.zeros(1, writer.dtype)
-            record[0] = last
-            record["flags"] = GAP
-            record["ts_recv"] = time.time_ns()
-            writer.publish(record)
+            last = last_content(route.ring, self.config.instance)
+            if last is not None:
+                self.adapter.continue_trades(route.channel, int(last["trade_seq"]))
 
     async def _shutdown(self, timeout: float = 5.0) -> None:
-        task, self._resync_task = self._resync_task, None
-        if task is not None:
+        tasks = [t for t in (self._resync_task, self._audit_task) if t is not None]
+        self._resync_task = self._audit_task = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await self.client.close(timeout)
             await self.session.close()
@@ -230,6 +248,50 @@ class Feed:
         self.resubscribed += len(result.confirmed)
         return result.confirmed
 
+    # --- the live audit --------------------------------------------------------------------------
+
+    async def _audit_loop(self) -> None:
+        schedule = AuditSchedule(self.adapter.audit_channels, self.config.audit_interval, time.monotonic())
+        while True:
+            channel, at = schedule.head()
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            now = time.monotonic()
+            blocked = self._audit_blocked()
+            if blocked:
+                self.audits_deferred[blocked] += 1
+                schedule.postpone(now + min(AUDIT_RETRY_S, schedule.step))
+                continue
+            schedule.advance(now)
+            if not self.adapter.auditable(channel):
+                self.audits_deferred["book not live"] += 1
+                continue
+            try:
+                await self._audit(channel)
+            except Exception:  # a bug must not end the audits silently, nor the worker
+                log.exception("audit of %s failed", channel)
+
+    def _audit_blocked(self) -> str | None:
+        """Why no audit may go now (None: it may): the lowest priority on this connection."""
+        if self.client.state is not ConnState.CONNECTED:
+            return "not connected"
+        if self._resyncing or self.adapter.has_requests:
+            return "resync in progress"
+        if not spare_budget(self.client.metrics().get("limiter")):
+            return "rate-limit budget"
+        return None
+
+    async def _audit(self, channel: str) -> None:
+        route = self.adapter.routes[channel]
+        self.audits_sent += 1
+        try:
+            result = await self.client.request("public/get_order_book", DeribitAdapter.audit_params(route))
+        except FeederError as exc:
+            self.adapter.audit_unverifiable(channel, f"request failed: {type(exc).__name__}")
+            return
+        self._publish(self.adapter.audit(channel, result, time.time_ns()))
+        if self.adapter.has_requests:
+            self._resync_wake.set()
+
     # --- what is going on ------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
@@ -243,6 +305,7 @@ class Feed:
                 for ring, writer in self._writers.items()
             },
             "resyncing": dict(self._resyncing),
+            "audits": {"sent": self.audits_sent, "deferred": dict(self.audits_deferred)},
             "resubscribed": self.resubscribed,
             "publish_errors": self.publish_errors,
             "refused_channels": dict(self.refused),

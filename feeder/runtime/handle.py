@@ -2,8 +2,16 @@
 
 It connects to the instance's Unix socket and proves it can read the instance's 0600 key file (see
 wire.py). Requests are multiplexed by id, so many threads can share one handle; a handle belongs to the
-process that made it (after fork, make a new one). If the supervisor goes away while an order request is
-in flight, the caller gets OutcomeUnknown with the order's label, never a silent loss.
+process that made it (after fork, make a new one). Rules it keeps:
+- A new order (`private/buy`, `private/sell`) sent without a label gets a generated one (`fh-` + 16 hex
+  digits, `feeder.exchanges.deribit.labels`) before it leaves: the exchange echoes it in
+  `result["order"]["label"]`, and every OutcomeUnknown carries it.
+- An order whose outcome is not known raises OutcomeUnknown with its label, whatever the timeouts:
+  the supervisor always answers within the request's timeout plus a margin derived from its real
+  hang_timeout, which it tells the handle in the handshake; the handle waits that long plus transit,
+  and if even that passes (a supervisor stopped or overloaded), an order is OutcomeUnknown too (a
+  read-only request is RequestTimeout). If the supervisor goes away while an order is in flight, the
+  caller gets OutcomeUnknown with the order's label, never a silent loss.
 """
 
 from __future__ import annotations
@@ -18,12 +26,15 @@ from concurrent.futures import Future
 from typing import Any
 
 from feeder import errors
+from feeder.exchanges.deribit.labels import with_label
 from feeder.exchanges.methods import is_read_only
 from feeder.runtime import wire
 from feeder.runtime.rundir import RunDir
 
 DEFAULT_TIMEOUT = 10.0
 STATUS_METHOD = "feeder/status"
+DEFAULT_MARGIN_S = 6.0  # a supervisor that does not say its answer margin: the default hang_timeout + 1 s
+TRANSIT_S = 2.0  # socket and scheduling delays between the supervisor's answer and this handle
 
 
 def _not_running(instance: str, why: str) -> errors.FeederNotRunning:
@@ -50,11 +61,27 @@ def _lost(method: str, params: dict, why: str) -> errors.FeederError:
     return errors.OutcomeUnknown(method, params.get("label"), why)
 
 
-def _handshake_reply(message: dict, instance: str) -> None:
+def _unanswered(method: str, params: dict, timeout: float, waited: float) -> errors.FeederError:
+    if is_read_only(method):
+        return errors.RequestTimeout(method, timeout)
+    return errors.OutcomeUnknown(
+        method, params.get("label"), f"no answer from the supervisor in {waited:g} s"
+    )
+
+
+def _request(method: str, params: dict | None) -> dict:
+    """The params to send: a copy, with a generated label for a new order that has none."""
+    return with_label(method, dict(params or {}))[0]
+
+
+def _handshake_reply(message: dict, instance: str) -> float:
+    """The supervisor's answer margin (seconds beyond a request's timeout) from its handshake reply."""
     if not message.get("ok"):
         raise errors.UsageError(
             f"feeder instance {instance!r} refused this handle: {message.get('error', 'no reason')}"
         )
+    margin = message.get("answer_margin_s", DEFAULT_MARGIN_S)
+    return float(margin) if isinstance(margin, int | float) and margin >= 0 else DEFAULT_MARGIN_S
 
 
 class FeederHandle:
@@ -83,7 +110,7 @@ class FeederHandle:
             decoder = wire.FrameDecoder()
             nonce = self._recv_one(sock, decoder)["nonce"]
             sock.sendall(wire.encode({"proof": wire.prove(key, nonce)}))
-            _handshake_reply(self._recv_one(sock, decoder), self.instance)
+            self._margin = _handshake_reply(self._recv_one(sock, decoder), self.instance)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise _not_running(self.instance, f"{rd.socket_path}: {exc.strerror}") from None
@@ -108,7 +135,7 @@ class FeederHandle:
         """Send an exchange request through the healthiest worker; returns the result or raises."""
         if os.getpid() != self._pid:
             raise errors.UsageError("this FeederHandle was created in another process; create one after fork")
-        params = dict(params or {})
+        params = _request(method, params)
         future: Future = Future()
         with self._lock:
             if self._closed:
@@ -118,11 +145,11 @@ class FeederHandle:
             self._sock.sendall(
                 wire.encode({"id": rid, "method": method, "params": params, "timeout": timeout})
             )
+        wait = timeout + self._margin + TRANSIT_S
         try:
-            # the supervisor answers every request (it enforces the timeout); the margin covers transit
-            return future.result(timeout + 5.0)
+            return future.result(wait)
         except TimeoutError:
-            raise errors.RequestTimeout(method, timeout) from None
+            raise _unanswered(method, params, timeout, wait) from None
         finally:
             with self._lock:
                 self._pending.pop(rid, None)
@@ -181,8 +208,11 @@ class FeederHandle:
 class AsyncFeederHandle:
     """The same handle for asyncio strategies: `h = await AsyncFeederHandle.connect()`."""
 
-    def __init__(self, instance: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self, instance: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, margin: float
+    ):
         self.instance = instance
+        self._margin = margin
         self._reader, self._writer = reader, writer
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future, str, dict]] = {}
@@ -201,14 +231,15 @@ class AsyncFeederHandle:
         try:
             nonce = (await asyncio.wait_for(wire.read_frame(reader), connect_timeout))["nonce"]
             writer.write(wire.encode({"proof": wire.prove(key, nonce)}))
-            _handshake_reply(await asyncio.wait_for(wire.read_frame(reader), connect_timeout), rd.instance)
+            reply = await asyncio.wait_for(wire.read_frame(reader), connect_timeout)
+            margin = _handshake_reply(reply, rd.instance)
         except BaseException:
             writer.close()
             raise
-        return cls(rd.instance, reader, writer)
+        return cls(rd.instance, reader, writer, margin)
 
     async def rpc(self, method: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
-        params = dict(params or {})
+        params = _request(method, params)
         if self._task.done():
             raise _not_running(self.instance, "the control connection is closed")
         rid = next(self._ids)
@@ -218,9 +249,10 @@ class AsyncFeederHandle:
             self._writer.write(
                 wire.encode({"id": rid, "method": method, "params": params, "timeout": timeout})
             )
-            return await asyncio.wait_for(future, timeout + 5.0)
+            wait = timeout + self._margin + TRANSIT_S
+            return await asyncio.wait_for(future, wait)
         except TimeoutError:
-            raise errors.RequestTimeout(method, timeout) from None
+            raise _unanswered(method, params, timeout, wait) from None
         finally:
             self._pending.pop(rid, None)
 

@@ -3,7 +3,9 @@
 `$FEEDER_RUN_DIR/<instance>` if set, else `$XDG_RUNTIME_DIR/feeder/<instance>`, else
 `/tmp/feeder-<uid>/<instance>`; mode 0700. The supervisor holds an flock on `supervisor.lock` for its
 whole life: the kernel releases it however the supervisor dies, so "is an instance running?" never
-depends on a pid file that a SIGKILL left behind.
+depends on a pid file that a SIGKILL left behind. The lock file itself stays after a clean stop:
+removing it would let a supervisor starting at that moment lock the old file while the next one
+creates and locks a new one, two supervisors for one instance.
 """
 
 from __future__ import annotations

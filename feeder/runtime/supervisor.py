@@ -10,7 +10,8 @@ It moves bytes and events; the decisions are elsewhere and pure (`core.health` s
 - Requests go to the healthiest worker that can serve them. Read-only requests fail over when a worker
   dies under them; orders are sent at most once and a lost answer is OutcomeUnknown with the label.
 - Shutdown (SIGINT/SIGTERM, or `duration`): answer in-flight requests, stop the workers, remove the
-  rings and run files. A second signal forces it: SIGKILL the workers, remove the rings, exit 130.
+  rings and run files (all but the instance lock file, see rundir.py, and the directory holding it).
+  A second signal forces it: SIGKILL the workers, remove the rings, exit 130.
 """
 
 from __future__ import annotations
@@ -21,22 +22,25 @@ import itertools
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
 import psutil
 
 from feeder import errors
 from feeder.core.health import Candidate, ErrorWindow, HealthInputs, Router, score
 from feeder.core.restart import RestartPolicy
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+from feeder.exchanges.deribit.costs import DeribitCosts
 from feeder.exchanges.deribit.credentials import Credentials, load_credentials
 from feeder.exchanges.methods import is_private, is_read_only
-from feeder.ring import GAP, SNAPSHOT, RingOwner, RingReader, RingWriter, clean_stale, create_ring, list_rings
+from feeder.ring import RingOwner, RingWriter, clean_stale, create_ring, list_rings
+from feeder.ring.marking import mark_gap, needs_mark
+from feeder.runtime.account import account_costs
 from feeder.runtime.config import FeederConfig
 from feeder.runtime.control import ControlServer
 from feeder.runtime.handle import STATUS_METHOD
@@ -46,10 +50,42 @@ from feeder.runtime.worker import EXIT_FATAL, WorkerSpec, worker_main
 log = logging.getLogger("feeder.supervisor")
 
 HB_STALE_S = 1.0  # no heartbeat for this long: do not route requests there (killed at hang_timeout)
+EXIT_SEEN_S = 1.0  # from killing a hung worker to its requests failing (the exit is noticed, WorkerLost)
 STOPPED_AFTER_S = 1.0  # a silent worker the kernel shows as stopped (SIGSTOP) is hung after this
 START_GRACE_S = 30.0  # a starting worker imports and connects before its first heartbeat
 STOP_GRACE_S = 5.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
+
+
+def answer_margin(hang_timeout: float) -> float:
+    """Seconds beyond a request's own timeout within which the supervisor always answers it: a worker
+    enforces the timeout itself; one that stops answering is killed after `hang_timeout` and its
+    requests fail (OutcomeUnknown for orders) once the exit is seen. FeederHandle learns this margin
+    in the handshake and waits that long plus transit, so it never gives up before the supervisor."""
+    return hang_timeout + EXIT_SEEN_S
+
+
+def _add_audits(before: dict[str, dict], now: dict[str, dict]) -> dict[str, dict]:
+    """Audit figures per ring over a slot's processes (counters add up; the last pass is the latest)."""
+    out = {ring: dict(figures) for ring, figures in before.items()}
+    for ring, figures in now.items():
+        total = out.setdefault(ring, {})
+        for key, value in figures.items():
+            total[key] = (
+                max(total.get(key, 0), value) if key == "last_passed_ns" else total.get(key, 0) + value
+            )
+    return out
+
+
+def _audit_status(figures: dict, now_ns: int) -> dict:
+    last = figures.get("last_passed_ns", 0)
+    return {
+        "passed": figures.get("passed", 0),
+        "failed": figures.get("failed", 0),
+        "unverifiable": figures.get("unverifiable", 0),
+        "last_passed_age_s": round((now_ns - last) / 1e9, 1) if last else None,
+        "crossed": figures.get("crossed", 0),
+    }
 
 
 class WorkerLost(Exception):
@@ -79,6 +115,7 @@ class Slot:
     rate: float = 0.0
     ps: psutil.Process | None = None
     killed: Any = None  # the process the watchdog already SIGKILLed
+    audits_before: dict[str, dict] = field(default_factory=dict)  # ring -> audit figures of earlier processes
     _frames: tuple[float, int] | None = None
 
     @property
@@ -107,6 +144,7 @@ class Supervisor:
         self.config = config
         self.rundir = RunDir(config.instance)
         self.instance = self.rundir.instance
+        self.limits_dir = self.rundir.path / "limits"  # the shared rate-limit buckets of this run
         self.ctx = multiprocessing.get_context("spawn")
         self.router = Router()
         self.slots: list[Slot] = []
@@ -122,6 +160,8 @@ class Supervisor:
         self._signals = 0
         self._ring_seen: dict[str, tuple[float, int, float]] = {}  # ring -> (when, write_seq, rate)
         self._spare: tuple[Any, Connection] | None = None  # a started worker process waiting for its spec
+        self.costs = DeribitCosts(config.tier)
+        self.costs_note = f"configured tier {config.tier}"
         self.exit_code = EXIT_OK
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -146,11 +186,19 @@ class Supervisor:
             await self._start_sim()
         else:
             self.credentials = load_credentials(self.config.credentials_file)
+        self.costs, self.costs_note = await account_costs(self.url, self.credentials, self.config.tier)
         self._create_rings()
-        (self.rundir.path / "limits").mkdir(mode=0o700, exist_ok=True)
+        # buckets of an earlier run may hold other limits (another tier, or the account's): start afresh
+        shutil.rmtree(self.limits_dir, ignore_errors=True)
+        self.limits_dir.mkdir(mode=0o700)
         for slot in self.slots:
             self._spawn(slot)
-        self.control = ControlServer(self.rundir.socket_path, self.rundir.key_path.read_text(), self.dispatch)
+        self.control = ControlServer(
+            self.rundir.socket_path,
+            self.rundir.key_path.read_text(),
+            self.dispatch,
+            hello={"answer_margin_s": answer_margin(self.config.hang_timeout)},
+        )
         await self.control.start()
         if self.config.metrics_port is not None:
             from feeder.runtime.metrics import MetricsServer
@@ -218,10 +266,13 @@ class Supervisor:
             heartbeat_interval=c.heartbeat_interval,
             cancel_on_disconnect=c.cancel_on_disconnect,
             credentials=self.credentials,
-            limits_dir=str(self.rundir.path / "limits"),
+            limits_dir=str(self.limits_dir),
             record_dir=c.record,
             log_level=c.log_level,
             busy_poll=c.busy_poll,
+            audit_interval=c.audit_interval,
+            crossed=c.crossed,
+            costs=self.costs,
         )
 
     def _new_process(self) -> tuple[Any, Connection]:
@@ -321,6 +372,7 @@ class Supervisor:
             await self._reap(slot, deadline)
         for owner in self.owners.values():
             owner.close()
+        shutil.rmtree(self.limits_dir, ignore_errors=True)
         if self.sim is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.sim.stop)
         self.rundir.release()
@@ -432,6 +484,8 @@ class Supervisor:
                 future.set_exception(WorkerLost(reason))
         slot.inflight.clear()
         self._detach(slot)
+        slot.audits_before = _add_audits(slot.audits_before, slot.health.get("audits", {}))
+        slot.health = {}
         self._mark_gap(slot)
         decision = slot.policy.on_failure(time.monotonic(), slot.started)
         if decision.give_up:
@@ -454,18 +508,14 @@ class Supervisor:
         asyncio.get_running_loop().call_later(decision.delay_s, self._respawn, slot)
 
     def _mark_gap(self, slot: Slot) -> None:
-        """Tell readers at once that the dead worker's rings are stale: each gets a GAP-flagged copy of
-        its last record (books stay untrustworthy until the replacement's SNAPSHOT)."""
+        """Tell readers at once that the dead worker's rings are stale (`feeder.ring.marking`): book
+        rings get a GAP copy of their last record, event rings a MARKER|GAP record that carries no event."""
         for ring in slot.rings:
-            owner = self.owners[ring]
+            record_type = self.owners[ring].record_type
             try:
-                with RingReader(ring, instance=self.instance, start="newest") as reader:
-                    last = reader.latest()
-                with RingWriter.attach(ring, owner.record_type, instance=self.instance) as writer:
-                    record = np.zeros(1, writer.dtype) if last is None else np.array([last], writer.dtype)
-                    record["flags"] = (record["flags"] & (0xFFFFFFFF ^ SNAPSHOT)) | GAP
-                    record["ts_recv"] = time.time_ns()
-                    writer.publish(record)
+                if needs_mark(ring, record_type, self.instance):
+                    with RingWriter.attach(ring, record_type, instance=self.instance) as writer:
+                        mark_gap(writer)
             except Exception as exc:  # best effort: it must never stand in the way of the restart
                 log.error("could not flag ring %s as GAP after worker %d died: %r", ring, slot.index, exc)
 
@@ -557,7 +607,7 @@ class Supervisor:
             raise WorkerLost("its pipe is closed")
         try:
             # the worker enforces `timeout` itself; the margin only covers a worker that stopped answering
-            reply = await asyncio.wait_for(future, timeout + self.config.hang_timeout + 1.0)
+            reply = await asyncio.wait_for(future, timeout + answer_margin(self.config.hang_timeout))
         except TimeoutError:
             slot.inflight.pop(rid, None)
             raise WorkerLost("no answer from the worker") from None
@@ -586,11 +636,19 @@ class Supervisor:
             else f"http://127.0.0.1:{self.metrics_server.port}/metrics",
             "workers": [self._worker_status(s) for s in self.slots],
             "rings": self._ring_status(),
+            "rate_limits": {**self.costs.figures(), "why": self.costs_note},
+            "audit_interval_s": self.config.audit_interval,
         }
 
     def _ring_status(self) -> list[dict]:
         now = time.monotonic()
         gaps = {ring: n for s in self.slots for ring, n in s.health.get("ring_gaps", {}).items()}
+        audits = {
+            ring: figures
+            for s in self.slots
+            for ring, figures in _add_audits(s.audits_before, s.health.get("audits", {})).items()
+        }
+        now_ns = time.time_ns()
         out = []
         for info in list_rings(self.instance):
             d = info.to_dict()
@@ -605,6 +663,8 @@ class Supervisor:
                 rate = seen[2]
             d["rate"] = rate
             d["gaps"] = gaps.get(info.name, 0)
+            if info.name in audits:
+                d["audits"] = _audit_status(audits[info.name], now_ns)
             out.append(d)
         return out
 

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,9 @@ class WorkerSpec:
     record_dir: str | None
     log_level: str
     busy_poll: bool = False
+    audit_interval: float = 60.0
+    crossed: str = "resync"
+    costs: DeribitCosts = field(default_factory=DeribitCosts)  # the account's limits, or the tier's
 
     def feed_config(self) -> FeedConfig:
         record_to = None
@@ -66,7 +69,7 @@ class WorkerSpec:
             heartbeat_interval=self.heartbeat_interval,
             record_to=record_to,
             # Deribit's limits are per account: every worker draws from one shared bucket
-            rate_limit=DeribitCosts().rate_limit(shared_dir=self.limits_dir, shared_name="deribit"),
+            rate_limit=self.costs.rate_limit(shared_dir=self.limits_dir, shared_name="deribit"),
         )
         cod = None if self.cancel_on_disconnect == "off" else self.cancel_on_disconnect
         return FeedConfig(
@@ -76,6 +79,8 @@ class WorkerSpec:
             session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
             attach_rings=True,
             instance=self.instance,
+            audit_interval=self.audit_interval,
+            crossed=self.crossed,
         )
 
 
@@ -225,4 +230,16 @@ class Worker:
             },
             "rejected": sum(adapter["rejections"].values()) if adapter.get("rejections") else 0,
             "channels": len(feed.adapter.channels),
+            "audits": {b["ring"]: _audit_figures(b) for b in adapter["books"].values()},
         }
+
+
+def _audit_figures(book: dict) -> dict[str, int]:
+    a = book["audits"]
+    return {
+        "passed": a["passed"],
+        "failed": a["failed"],
+        "unverifiable": a["unverifiable"],
+        "last_passed_ns": a["last_passed_ns"],
+        "crossed": book["crossed"],
+    }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from feeder.sim import messages as msg
+from feeder.sim.account import account_summary
 from feeder.sim.auth import Accounts, Grant
 from feeder.sim.hub import Hub
 from feeder.sim.instruments import OTHER_CURRENCIES, currency_object
@@ -62,10 +63,11 @@ class Ctx:
 class Api:
     def __init__(
         self, market: Market, hub: Hub, accounts: Accounts, limiter: Limiter | None, shell: Shell,
-        min_heartbeat: float,
+        min_heartbeat: float, matching_limit: tuple[float, float] = (5.0, 20.0),
     ):  # fmt: skip
         self.market, self.hub, self.accounts, self.limiter, self.shell = market, hub, accounts, limiter, shell
         self.min_heartbeat = min_heartbeat
+        self.matching_limit = matching_limit
         self.trading = Trading(market, hub)
         self.handlers: dict[str, Callable[[Ctx, dict], Any]] = {
             "public/hello": lambda c, p: {"version": VERSION},
@@ -90,7 +92,12 @@ class Api:
             "private/unsubscribe_all": self.unsubscribe_all,
             "private/logout": self.logout,
         }
-        self.private: dict[str, Callable[[Caller, dict], Any]] = self.trading.handlers()
+        self.private: dict[str, Callable[[Caller, dict], Any]] = {
+            **self.trading.handlers(),
+            "private/get_account_summary": lambda c, p: account_summary(
+                c.account, p["currency"], self.matching_limit
+            ),
+        }
 
     # --- dispatch ----------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class SimConfig:
     seed: int = 1
     credentials: dict[str, str] = field(default_factory=lambda: dict(DEMO_CREDENTIALS), repr=False)
     rate_limits: bool = True
+    matching_limit: tuple[float, float] = (5.0, 20.0)  # the account's matching-engine requests/s, burst
     min_heartbeat_interval: float = 10.0
     token_ttl: float = 900.0  # seconds an access token lives (expires_in)
     idle_timeout: float = 600.0  # close a connection that sent nothing for this long
@@ -44,6 +45,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if isinstance(self.instruments, list):
             object.__setattr__(self, "instruments", tuple(self.instruments))
+        if isinstance(self.matching_limit, list):
+            object.__setattr__(self, "matching_limit", tuple(self.matching_limit))
         _check(isinstance(self.host, str) and bool(self.host), "host", self.host, "a host name or address")
         _check(_int(self.port) and 0 <= self.port <= 65535, "port", self.port, "0..65535 (0: any free port)")
         ok = (_int(self.instruments) and self.instruments > 0) or (
@@ -61,6 +64,14 @@ class SimConfig:
             creds_ok, "credentials", "<hidden>", "a mapping of non-empty client_id to client_secret strings"
         )
         _check(isinstance(self.rate_limits, bool), "rate_limits", self.rate_limits, "true or false")
+        _check(
+            isinstance(self.matching_limit, tuple)
+            and len(self.matching_limit) == 2
+            and all(_num(x) and x > 0 for x in self.matching_limit),
+            "matching_limit",
+            self.matching_limit,
+            "(requests per second, burst), both > 0 (Deribit tier 4: (5, 20))",
+        )
         for name in ("min_heartbeat_interval", "token_ttl", "idle_timeout"):
             value = getattr(self, name)
             _check(_num(value) and value > 0, name, value, "a positive number of seconds")
@@ -97,6 +108,7 @@ class SimConfig:
         out["instruments"] = (
             list(self.instruments) if isinstance(self.instruments, tuple) else self.instruments
         )
+        out["matching_limit"] = list(self.matching_limit)
         return out
 
     @classmethod

@@ -111,6 +111,8 @@ def stats(app: SimApp) -> dict:
         batches=app.batches,
         faults={k: v for k, v in hub.counters.items() if k.startswith("fault_")},
         open_orders=sum(1 for o in app.market.orders.values() if o.state == "open"),
+        traded={st.inst.name: st.inst.amt(st.volume_lots) for st in app.market.states if st.volume_lots},
+        trade_seq={st.inst.name: st.trade_seq for st in app.market.states if st.trade_seq},
     )
     return out
 

@@ -17,6 +17,11 @@ on the next book message (snapshot or change, any `book.{instrument}.{raw|100ms|
 | wrong_types        | instrument, conn                        | next book message: change_id and amounts strings  |
 | nan_price          | instrument, conn                        | next book message: first price is the token NaN   |
 | negative_price     | instrument, conn                        | next book message: first price negated            |
+| phantom            | instrument, conn                        | next book message gains a level the truth does    |
+|                    |                                         | not have, inside the top 10 and not crossing; its |
+|                    |                                         | change_id chain stays valid (only an audit        |
+|                    |                                         | against get_order_book can find it)               |
+| phantom_cross      | instrument, conn                        | the same with a bid above the best ask (crossed)  |
 | huge_frame         | conn, size=2097152                      | one notification frame of `size` bytes            |
 | unknown_method     | conn                                    | a notification with method "sim/unknown_method"   |
 | unknown_channel    | conn                                    | a subscription notification on a channel never    |
@@ -34,11 +39,14 @@ on the next book message (snapshot or change, any `book.{instrument}.{raw|100ms|
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from feeder.errors import SimControlError
+
+if TYPE_CHECKING:
+    from feeder.sim.market import InstrumentState
 
 DEFAULT_HUGE = 2 * 1024 * 1024
 
@@ -57,6 +65,8 @@ CATALOGUE: dict[str, _P] = {
     "wrong_types": _BOOK,
     "nan_price": _BOOK,
     "negative_price": _BOOK,
+    "phantom": _BOOK,
+    "phantom_cross": _BOOK,
     "huge_frame": {**_CONN, "size": (int, False, DEFAULT_HUGE)},
     "unknown_method": _CONN,
     "unknown_channel": _CONN,
@@ -134,6 +144,47 @@ def corrupt(kind: str, channel: str, data: dict) -> bytes:
         return _notification(channel, data)
     first[price_at] = _NAN_MARK
     return _notification(channel, data).replace(orjson.dumps(_NAN_MARK), b"NaN", 1)
+
+
+def phantom(channel: str, data: dict, st: InstrumentState, crossing: bool) -> bytes:
+    """The notification for `data` with one level the truth does not have (see the table above).
+
+    The message was already applied to the simulator's book, so the level is chosen against the
+    book after it: a free price on the walk's grid between the best and the 10th level, the deepest
+    one first (bids first, then asks), else inside the spread, else a wrong size for a top-10 level
+    this message does not touch. A new level stays wrong until an audit finds it, or until the walk
+    adds a level at its price (then the feeder sees `new` on a level it has: inconsistent, a resync).
+    `crossing`: a new bid one step above the best ask.
+    """
+    data = {**data, "bids": [list(e) for e in data["bids"]], "asks": [list(e) for e in data["asks"]]}
+    inst, book, grid = st.inst, st.book, st.inst.grid
+    touched = {side: {e[1] for e in data[side]} for side in ("bids", "asks")}
+    ask = book.asks.best()
+    if crossing and ask is not None:
+        lots = book.asks.lots[ask]
+        data["bids"].append(["new", inst.px(ask + grid), inst.amt(lots)])
+        return _notification(channel, data)
+    for name, side, sign in (("bids", book.bids, -1), ("asks", book.asks, 1)):
+        top = side.top(10)
+        if not top:
+            continue
+        best, worst = top[0][0], top[-1][0]
+        for price in range(
+            worst - sign * grid, best, -sign * grid
+        ):  # deepest first: the walk rarely goes there
+            if price not in side.lots and inst.px(price) not in touched[name]:
+                data[name].append(["new", inst.px(price), inst.amt(top[0][1])])
+                return _notification(channel, data)
+    bid = book.bids.best()
+    if bid is not None and ask is not None and ask - bid > grid:
+        data["bids"].append(["new", inst.px(bid + grid), inst.amt(book.bids.lots[bid])])
+        return _notification(channel, data)
+    for name, side in (("bids", book.bids), ("asks", book.asks)):
+        for price, lots in side.top(10):
+            if inst.px(price) not in touched[name]:
+                data[name].append(["change", inst.px(price), inst.amt(lots + 1)])
+                return _notification(channel, data)
+    return _notification(channel, data)
 
 
 def _notification(channel: str, data: Any) -> bytes:

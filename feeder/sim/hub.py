@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from feeder.sim.channels import ChannelSpec, parse_channel
-from feeder.sim.faults import corrupt
+from feeder.sim.faults import corrupt, phantom
 from feeder.sim.feeds import Feed, Index, UserFeed, make_feed, user_trade_items
 from feeder.sim.market import BookChange, Market, TradePrint
 from feeder.sim.matching import Order
@@ -211,6 +211,9 @@ class Hub:
         if kind == "duplicate":
             self.queue(s, frame)
             return self.queue(s, frame)
+        if kind in ("phantom", "phantom_cross"):
+            st = self.market.states[inst]
+            return self.queue(s, text_frame(phantom(feed.name, data, st, kind == "phantom_cross")))
         return self.queue(s, text_frame(corrupt(kind, feed.name, data)))
 
     def flush(self) -> None:

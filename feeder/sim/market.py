@@ -168,6 +168,8 @@ class Market:
             st.index, trade_id, st.trade_seq, ts_ms, price, lots, is_buy, st.tick_direction, taker, maker
         )
         st.trades.append(tp)
+        if self.truth_log is not None:
+            self.truth_log.trade(st.inst.name, st.trade_seq, st.inst.amt(lots))
         if len(st.trades) > 200:
             del st.trades[:100]
         return tp

@@ -188,6 +188,10 @@ SPECS = _specs(
     ),
     MethodSpec("private/get_position", {"instrument_name": Param(S, True)}),
     MethodSpec(
+        "private/get_account_summary",
+        {"currency": Param(S, True, enum=CURRENCIES), "subaccount_id": Param(I), "extended": Param(B)},
+    ),
+    MethodSpec(
         "private/get_positions",
         {"currency": Param(S, enum=(*CURRENCIES, "any")), "kind": Param(S, enum=KINDS)},
     ),

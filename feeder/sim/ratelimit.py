@@ -10,8 +10,9 @@ bucket per kind of request, as Deribit separates them:
 | subscribe   | subscribe, unsubscribe(_all)              | 1000 | 10 000   | 3 000      |
 | instruments | public/get_instruments                    | 1000 | 5 000    | 100        |
 
-That is ~20 requests/s with a burst of 100, 5/s burst 20 for the matching engine, 3/s burst 10
-for subscriptions and one get_instruments per 10 s with a burst of 5. A request that finds its
+That is ~20 requests/s with a burst of 100, 5/s burst 20 for the matching engine (the account's
+`matching_limit`, which `private/get_account_summary` reports), 3/s burst 10 for subscriptions and
+one get_instruments per 10 s with a burst of 5. A request that finds its
 bucket short is refused (the server then answers 10028 and closes the connection).
 """
 
@@ -47,11 +48,14 @@ class Bucket:
 class Limiter:
     """Buckets per (key, bucket name), created full on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, matching_limit: tuple[float, float] = (5.0, 20.0)) -> None:
+        rate, burst = matching_limit
+        cost = LIMITS["matching"][0]
+        self.limits = {**LIMITS, "matching": (cost, burst * cost, rate * cost)}
         self._buckets: dict[tuple[str, str], Bucket] = {}
 
     def allow(self, key: str, bucket: str, now: float) -> bool:
-        cost, capacity, refill = LIMITS[bucket]
+        cost, capacity, refill = self.limits[bucket]
         b = self._buckets.get((key, bucket))
         if b is None:
             b = self._buckets[(key, bucket)] = Bucket(capacity, refill, capacity, now)

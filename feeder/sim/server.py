@@ -70,10 +70,11 @@ class SimApp:
         self.market = Market(self.catalogue, config.seed, config.truth_window, self.truth_log)
         self.hub = Hub(self.market, config.send_buffer_limit, config.sent_window, self.truth_log)
         self.accounts = Accounts(config.credentials, config.token_ttl)
-        self.limiter = Limiter() if config.rate_limits else None
+        self.limiter = Limiter(config.matching_limit) if config.rate_limits else None
         self.api = Api(
-            self.market, self.hub, self.accounts, self.limiter, self, config.min_heartbeat_interval
-        )
+            self.market, self.hub, self.accounts, self.limiter, self, config.min_heartbeat_interval,
+            config.matching_limit,
+        )  # fmt: skip
         self.rate = float(config.rate)
         self.port = config.port
         self.servers: list[Server] = []

@@ -11,7 +11,8 @@ The contract consumers rely on (soak and adapter tests):
 - The truth log (`truth_log=path`): text lines, space separated, one per event:
   `B <instrument> <change_id> <prev_change_id> <timestamp_ms> <hash>` for every book change, and
   `S <channel> <change_id> <prev_change_id> <send_ns>` for every book notification when its frame
-  was handed to the first subscriber's socket (wall clock, ns). `read_truth_log` parses it.
+  was handed to the first subscriber's socket (wall clock, ns), and `T <instrument> <trade_seq>
+  <amount>` for every public trade (amount as the trades channel sends it). `read_truth_log` parses it.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ class TruthLog:
         self.path = path
         self._file: IO[str] = open(path, "a", buffering=1 << 20)  # noqa: SIM115 (closed in close())
         self._file.write(
-            "# feeder-sim truth log v1: B inst change_id prev ts_ms hash | S channel change_id prev send_ns\n"
+            "# feeder-sim truth log v1: B inst change_id prev ts_ms hash | S channel change_id prev send_ns"
+            " | T inst trade_seq amount\n"
         )
 
     def change(self, instrument: str, change_id: int, prev: int, ts_ms: int, hash_: int) -> None:
@@ -149,6 +151,9 @@ class TruthLog:
 
     def sent(self, channel: str, change_id: int, prev: int, send_ns: int) -> None:
         self._file.write(f"S {channel} {change_id} {prev} {send_ns}\n")
+
+    def trade(self, instrument: str, trade_seq: int, amount: float) -> None:
+        self._file.write(f"T {instrument} {trade_seq} {amount!r}\n")
 
     def flush(self) -> None:
         self._file.flush()
@@ -159,11 +164,13 @@ class TruthLog:
 
 @dataclass(frozen=True)
 class TruthLogEntries:
-    """A parsed truth log: hashes[(instrument, change_id)] and sends[channel] = [(cid, prev, ns)]."""
+    """A parsed truth log: hashes[(instrument, change_id)], sends[channel] = [(cid, prev, ns)] and
+    trades[(instrument, trade_seq)] = amount."""
 
     hashes: dict[tuple[str, int], int]
     prev: dict[tuple[str, int], int]
     sends: dict[str, list[tuple[int, int, int]]]
+    trades: dict[tuple[str, int], float]
 
 
 def read_truth_log(path: str) -> TruthLogEntries:
@@ -171,6 +178,7 @@ def read_truth_log(path: str) -> TruthLogEntries:
     hashes: dict[tuple[str, int], int] = {}
     prev: dict[tuple[str, int], int] = {}
     sends: dict[str, list[tuple[int, int, int]]] = {}
+    trades: dict[tuple[str, int], float] = {}
     with open(path) as f:
         for line in f:
             parts = line.split()
@@ -182,4 +190,6 @@ def read_truth_log(path: str) -> TruthLogEntries:
                 prev[key] = int(parts[3])
             elif parts[0] == "S" and len(parts) == 5:
                 sends.setdefault(parts[1], []).append((int(parts[2]), int(parts[3]), int(parts[4])))
-    return TruthLogEntries(hashes, prev, sends)
+            elif parts[0] == "T" and len(parts) == 4:
+                trades[(parts[1], int(parts[2]))] = float(parts[3])
+    return TruthLogEntries(hashes, prev, sends, trades)

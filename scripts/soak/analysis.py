@@ -19,6 +19,11 @@ the soak can fail. Definitions, per ring and per consumer, walking its records i
   be checked: counted as unverifiable).
 - *Out of order*: a record claiming continuity whose change_id goes back (or repeats, for a change),
   or that chains onto a change_id older than the previous record's.
+- A *phantom* fault puts a level the truth lacks into a correctly chained message: by design only the
+  live audit can find it, so the non-GAP records between the fault and the ring's next GAP are wrong
+  and expected: they are counted as *phantom_exposed* (and the phantom as detected), not as wrong
+  books; a phantom with no GAP after it before the next fault is a failure.
+- Trades are checked in `soak.trades`.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class RingCheck:
     unverifiable: int = 0
     out_of_order_seqs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     records_in_gap: int = 0  # non-SNAPSHOT records published while the book was flagged GAP
+    phantom_exposed: int = 0  # wrong records between a phantom fault and the GAP that found it
 
     def as_dict(self) -> dict:
         return {
@@ -71,6 +77,7 @@ class RingCheck:
             "unverifiable": self.unverifiable,
             "out_of_order": len(self.out_of_order_seqs),
             "records_in_gap": self.records_in_gap,
+            "phantom_exposed": self.phantom_exposed,
         }
 
 
@@ -105,12 +112,22 @@ def in_gap_after(gap: np.ndarray, snapshot: np.ndarray, skipped: np.ndarray) -> 
     return np.where(last >= 0, gap[np.maximum(last, 0)], False)
 
 
-def check_ring(obs: np.ndarray, truth: BookTruth, aggregated: bool = False) -> RingCheck:
+def check_ring(
+    obs: np.ndarray,
+    truth: BookTruth,
+    aggregated: bool = False,
+    phantoms: Sequence[tuple[int, int]] = (),
+) -> RingCheck:
     """Account for every truth change in the window of `obs` (one consumer, one ring, in read order);
-    `aggregated`: the ring is fed by an aggregated (100ms) channel, not a raw one."""
+    `aggregated`: the ring is fed by an aggregated (100ms) channel, not a raw one; `phantoms`: the
+    (fault, detection) publish-time windows of phantom faults on this ring."""
     gap, snap = flag_masks(obs)
     _, wrong, unverifiable = verify_books(obs, truth)
     wrong &= ~gap
+    exposed = np.zeros(len(obs), bool)
+    for lo, hi in phantoms:
+        exposed |= wrong & (obs["ts_publish"] >= lo) & (obs["ts_publish"] < hi)
+    wrong &= ~exposed
     seq = obs["seq"]
     check = RingCheck(
         records=len(obs),
@@ -119,6 +136,7 @@ def check_ring(obs: np.ndarray, truth: BookTruth, aggregated: bool = False) -> R
         wrong_seqs=seq[wrong],
         wrong_at=_wrong_at(obs[wrong], truth),
         unverifiable=int((unverifiable & ~gap).sum()),
+        phantom_exposed=int(exposed.sum()),
     )
     if len(obs) < 2:
         return check
@@ -198,7 +216,18 @@ def merge_checks(checks: Sequence[RingCheck]) -> dict:
         "out_of_order": len(disorder),
         "records_in_gap": max((c.records_in_gap for c in checks), default=0),
         "unverifiable": max((c.unverifiable for c in checks), default=0),
+        "phantom_exposed": max((c.phantom_exposed for c in checks), default=0),
     }
+
+
+def phantom_windows(t_ns: int, until_ns: int, timeline: RingTimeline | None) -> tuple[int, int] | None:
+    """(t_ns, publish time of the ring's first GAP at or after t_ns): the records a phantom fault at
+    t_ns may have made wrong; None when no GAP came before `until_ns` (the phantom went undetected)."""
+    if timeline is None:
+        return None
+    t = timeline.ts_publish
+    hits = np.flatnonzero(timeline.gap & (t >= t_ns) & (t < until_ns))
+    return (t_ns, int(t[hits[0]])) if len(hits) else None
 
 
 # --- latency --------------------------------------------------------------------------------------
@@ -369,10 +398,28 @@ def _process(series: list[Sample], rule: LeakRule) -> dict:
 
 
 def failures(
-    rings: dict[str, dict], processes: dict[str, dict], leftovers: dict, run_errors: list[str]
+    rings: dict[str, dict],
+    processes: dict[str, dict],
+    leftovers: dict,
+    run_errors: list[str],
+    trades: dict[str, dict] | None = None,
+    phantoms: Sequence[dict] = (),
 ) -> list[str]:
     """Why the soak failed (empty: it passed)."""
     out = list(run_errors)
+    for name, ring in sorted((trades or {}).items()):
+        for key, what in (
+            ("duplicates", "trades read twice"),
+            ("wrong", "trades the exchange did not print so"),
+            ("undetected", "trades missed without a GAP"),
+        ):
+            if ring[key]:
+                out.append(f"{name}: {ring[key]} {what}")
+    out += [
+        f"{p['ring']}: the {p['kind']} fault at {p['t_s']} s was never detected (no GAP before the next fault)"
+        for p in phantoms
+        if not p["detected"]
+    ]
     for name, ring in sorted(rings.items()):
         for key, what in (
             ("undetected", "undetected losses"),

@@ -1,6 +1,7 @@
 """A soak consumer: reads every book ring it is given and logs an observation per record read.
 
-    python -m soak.consumer --instance I --rings book.BTC,book.ETH --log obs.bin --summary c0.json
+    python -m soak.consumer --instance I --rings book.BTC,book.ETH --log obs.bin --summary c0.json \
+        [--trade-rings trades.BTC,trades.ETH --trade-log trades.bin]
 
 Rules it keeps:
 - Only the public API (`feeder.RingReader`); every ring is read from its oldest retained record, so
@@ -20,7 +21,7 @@ import sys
 import time
 
 from feeder import RingNotFound, RingReader
-from soak.observations import ObservationLog, write_summary
+from soak.observations import ObservationLog, TradeLog, write_summary
 
 FIRST_PAUSE_S = 20e-6
 LONGEST_PAUSE_S = 250e-6
@@ -34,6 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rings", required=True, help="comma-separated book ring names")
     p.add_argument("--log", required=True, help="observation log to append to")
     p.add_argument("--summary", required=True, help="JSON summary written at exit")
+    p.add_argument("--trade-rings", default="", help="comma-separated trade ring names, logged apart")
+    p.add_argument("--trade-log", default=None, help="trade observation log (with --trade-rings)")
     return p.parse_args(argv)
 
 
@@ -54,8 +57,15 @@ def attach(names: list[str], instance: str) -> list[RingReader]:
 
 
 class Consumer:
-    def __init__(self, readers: list[RingReader], log: ObservationLog):
+    def __init__(
+        self,
+        readers: list[RingReader],
+        log: ObservationLog,
+        trade_readers: list[RingReader] | None = None,
+        trade_log: TradeLog | None = None,
+    ):
         self.readers, self.log = readers, log
+        self.trade_readers, self.trade_log = trade_readers or [], trade_log
         self.stopping = False
         self.parent = os.getppid()
         self.exit_reason = ""
@@ -68,13 +78,18 @@ class Consumer:
             if len(records):
                 add(i, records, time.time_ns())
                 got += len(records)
+        for i, reader in enumerate(self.trade_readers):
+            records = reader.read()
+            if len(records) and self.trade_log is not None:
+                self.trade_log.add(i, records, time.time_ns())
+                got += len(records)
         return got
 
     def run(self) -> None:
         pause = FIRST_PAUSE_S
         next_flush = time.monotonic() + FLUSH_EVERY_S
         while True:
-            closed = all(r.ring_closed for r in self.readers)
+            closed = all(r.ring_closed for r in self.readers + self.trade_readers)
             if self.read_all():
                 pause = FIRST_PAUSE_S
             elif self.done(closed):
@@ -83,8 +98,13 @@ class Consumer:
                 time.sleep(pause)
                 pause = min(pause * 2, LONGEST_PAUSE_S)
             if time.monotonic() >= next_flush:
-                self.log.flush()
+                self.flush()
                 next_flush = time.monotonic() + FLUSH_EVERY_S
+
+    def flush(self) -> None:
+        self.log.flush()
+        if self.trade_log is not None:
+            self.trade_log.flush()
 
     def done(self, closed: bool) -> bool:
         """Nothing was left to read: is it time to stop?"""
@@ -109,7 +129,7 @@ class Consumer:
                     "next_seq": r.next_seq,
                     "write_seq": r.write_seq,
                 }
-                for r in self.readers
+                for r in self.readers + self.trade_readers
             },
         }
 
@@ -117,8 +137,9 @@ class Consumer:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     readers = attach([r for r in args.rings.split(",") if r], args.instance)
-    with open(args.log, "ab") as f:
-        consumer = Consumer(readers, ObservationLog(f))
+    trade_readers = attach([r for r in args.trade_rings.split(",") if r], args.instance)
+    with open(args.log, "ab") as f, open(args.trade_log or os.devnull, "ab") as tf:
+        consumer = Consumer(readers, ObservationLog(f), trade_readers, TradeLog(tf))
 
         def on_term(signum: int, frame: object) -> None:
             consumer.stopping = True
@@ -127,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             consumer.run()
         finally:
-            consumer.log.flush()
+            consumer.flush()
             write_summary(args.summary, consumer.summary())
-            for reader in readers:
+            for reader in readers + trade_readers:
                 reader.close()
     return 0
 

@@ -26,7 +26,18 @@ import psutil
 
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
 
-INSTRUMENT_FAULTS = ("gap", "duplicate", "reorder", "wrong_types", "nan_price", "negative_price", "malformed")
+INSTRUMENT_FAULTS = (
+    "gap",
+    "duplicate",
+    "reorder",
+    "wrong_types",
+    "nan_price",
+    "negative_price",
+    "malformed",
+    "phantom",  # a chained, uncrossed level the truth lacks: only the live audit can find it
+    "phantom_cross",  # a chained bid above the best ask: the crossed-book check finds it
+)
+PHANTOMS = ("phantom", "phantom_cross")
 CONNECTION_FAULTS = (
     "drop",
     "stall",

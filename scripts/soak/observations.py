@@ -1,8 +1,9 @@
-"""What a soak consumer logs for every book record it reads, and the book hash it logs.
+"""What a soak consumer logs for every book record (and trade record) it reads, and the book hash it logs.
 
 Rules kept here:
-- One observation per record read, in read order, as a fixed-size numpy record (`OBS`); a consumer's
-  log is these records back to back, so a log cut short by a crash loses at most its last record.
+- One observation per record read, in read order, as a fixed-size numpy record (`OBS` for books,
+  `TRADE_OBS` for trades, in a log of their own); a consumer's log is these records back to back, so
+  a log cut short by a crash loses at most its last record.
 - The hash is the simulator's `book_hash` (feeder.sim.truth) over the record's four level arrays.
   Those arrays lie back to back in a book record (bid_px, bid_sz, ask_px, ask_sz, little-endian f8),
   so the hash is blake2b over one byte range of the record; `LEVELS_START`/`LEVELS_END` are taken
@@ -106,6 +107,48 @@ def observe(raw: bytes | bytearray, batches: list[tuple[int, int, int]]) -> np.n
     view, size = memoryview(raw), BOOK.itemsize
     out["hash"] = [level_hash(view[i + LEVELS_START : i + LEVELS_END]) for i in range(0, len(raw), size)]
     return out
+
+
+TRADE = record_schema("trade").dtype
+TRADE_OBS = np.dtype(
+    [
+        ("seq", "<u8"),
+        ("trade_seq", "<i8"),
+        ("amount", "<f8"),
+        ("ts_recv", "<i8"),
+        ("read_ns", "<i8"),
+        ("flags", "<u4"),
+        ("ring", "<u2"),
+    ],
+    align=True,
+)
+
+
+class TradeLog:
+    """Trade observations (no hashing: a few fields copied per record), flushed like ObservationLog."""
+
+    def __init__(self, file: IO[bytes]):
+        self.file = file
+        self.pending: list[np.ndarray] = []
+
+    def add(self, ring: int, records: np.ndarray, read_ns: int) -> None:
+        out = np.zeros(len(records), TRADE_OBS)
+        for name in ("seq", "trade_seq", "amount", "ts_recv", "flags"):
+            out[name] = records[name]
+        out["ring"], out["read_ns"] = ring, read_ns
+        self.pending.append(out)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.file.write(np.concatenate(self.pending).tobytes())
+            self.file.flush()
+            self.pending = []
+
+
+def load_trades(path: str | Path) -> np.ndarray:
+    """A consumer's trade observation log."""
+    data = Path(path).read_bytes()
+    return np.frombuffer(data, TRADE_OBS, len(data) // TRADE_OBS.itemsize).copy()
 
 
 def load_observations(path: str | Path) -> np.ndarray:

@@ -5,7 +5,11 @@ the results in one JSON-serialisable dict. Rules kept here:
 - Latency headline figures come from consumers that were never paused (the slow consumer's
   deliberate pauses would only measure the pause); the slow consumer's figures are reported apart.
 - Recovery is measured on consumer 0's view (never paused), from the fault to the ring's next valid
-  SNAPSHOT (publish time), for faults that made a ring GAP before the next fault.
+  SNAPSHOT (publish time), for faults that made a ring GAP before the next fault. A phantom fault is
+  detected when its ring got a GAP before the next fault; the records it made wrong until then are
+  reported as phantom-exposed, not as wrong books (only the live audit can see a phantom).
+- Trades are checked on consumer 0's view of the trades rings (soak.trades); audit totals come from
+  the feeder's last status (the supervisor adds them up across worker restarts).
 - The PNG needs matplotlib (the `plot` extra); without it the report says why there is no PNG.
 """
 
@@ -20,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
-from soak import analysis
-from soak.observations import load_observations, read_summary
+from soak import analysis, trades
+from soak.faults import PHANTOMS
+from soak.observations import load_observations, load_trades, read_summary
 from soak.run import RunData
-from soak.truth import BookTruth, Truth, book_truth, load_truth
+from soak.truth import NO_TRADES, BookTruth, Truth, book_truth, load_truth
 
 EMPTY_TRUTH = book_truth([], [], [])
 
@@ -47,7 +52,11 @@ def build(run: RunData) -> dict[str, Any]:
     books = {ring: truth.books.get(route.instrument, EMPTY_TRUTH) for ring, route in routes.items()}
     views = [_split(load_observations(p), run.rings) if p.is_file() else {} for p in run.consumer_logs]
     summaries = [read_summary(p) or {} for p in run.consumer_summaries]
-    checks = [_check(view, books, routes) for view in views]
+    phantoms = _phantoms(run, views, books)
+    windows: dict[str, list[tuple[int, int]]] = {}
+    for p in phantoms:
+        windows.setdefault(p["ring"], []).append(p["window"])
+    checks = [_check(view, books, routes, windows) for view in views]
     rings = {
         ring: _ring(routes[ring], truth, books[ring], [c[ring] for c in checks if ring in c], summaries)
         for ring in run.rings
@@ -57,9 +66,13 @@ def build(run: RunData) -> dict[str, Any]:
     processes = analysis.resources(samples, analysis.LeakRule(run.options.warmup_s, run.options.leak_mib))
     leftovers = {"processes": run.leftover_processes, "segments": run.leftover_segments}
     paused = _paused_consumer(run)
+    trade_checks = _trades(run, truth)
     report = {
         "config": _config(run),
         "totals": _totals(rings, run),
+        "trades": trade_checks,
+        "phantoms": [{k: v for k, v in p.items() if k != "window"} for p in phantoms],
+        "audits": _audits(run),
         "rings": rings,
         "consumers": _consumers(run, checks, summaries, paused),
         "faults": _faults(run, views, books),
@@ -69,18 +82,71 @@ def build(run: RunData) -> dict[str, Any]:
         "process_starts": _process_starts(run),
         "sim": _sim(run),
         "series": _series(run, views),
-        "failures": analysis.failures(rings, processes, leftovers, run.errors + _run_errors(run, rings)),
+        "failures": analysis.failures(
+            rings, processes, leftovers, run.errors + _run_errors(run, rings), trade_checks, phantoms
+        ),
     }
     report["ok"] = not report["failures"]
     return report
 
 
-def _check(view: dict[str, np.ndarray], books: dict[str, BookTruth], routes: dict) -> dict:
+def _check(
+    view: dict[str, np.ndarray], books: dict[str, BookTruth], routes: dict, windows: dict[str, list]
+) -> dict:
     """One consumer's rings checked against the truth (raw channels: one record per change)."""
     return {
-        ring: analysis.check_ring(obs, books[ring], aggregated=not routes[ring].channel.endswith(".raw"))
+        ring: analysis.check_ring(
+            obs, books[ring], not routes[ring].channel.endswith(".raw"), windows.get(ring, [])
+        )
         for ring, obs in view.items()
     }
+
+
+def _phantoms(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> list[dict]:
+    """Each phantom fault injected: its ring, whether a GAP found it before the next fault, how soon."""
+    timelines = {
+        ring: analysis.timeline(obs, books[ring]) for ring, obs in (views[0] if views else {}).items()
+    }
+    out = []
+    for i, fault in enumerate(run.faults):
+        if fault["kind"] not in PHANTOMS or "error" in fault or not fault["rings"]:
+            continue
+        ring = fault["rings"][0]
+        until = run.faults[i + 1]["t_ns"] if i + 1 < len(run.faults) else run.end_ns
+        found = analysis.phantom_windows(fault["t_ns"], until, timelines.get(ring))
+        out.append(
+            {
+                "kind": fault["kind"],
+                "ring": ring,
+                "t_s": fault["t_s"],
+                "detected": found is not None,
+                "detect_s": round((found[1] - found[0]) / 1e9, 3) if found else None,
+                "window": found or (fault["t_ns"], until),
+            }
+        )
+    return out
+
+
+def _trades(run: RunData, truth: Truth) -> dict[str, dict]:
+    """Consumer 0's trades rings checked against the exchange's trades."""
+    if run.trade_log is None or not run.trade_log.is_file():
+        return {}
+    obs = load_trades(run.trade_log)
+    channels = ChannelMap(ChannelConfig(), authenticated=True)
+    out = {}
+    for i, ring in enumerate(run.trade_rings):
+        instrument = channels.route(ring).instrument
+        out[ring] = trades.check_trades(
+            obs[obs["ring"] == i], truth.trades.get(instrument, NO_TRADES)
+        ).as_dict()
+    return out
+
+
+def _audits(run: RunData) -> dict:
+    """The live audits, per book ring and in total, from the feeder's last status."""
+    rings = {r["name"]: r["audits"] for r in run.final_status.get("rings", []) if r.get("audits")}
+    keys = ("passed", "failed", "unverifiable", "crossed")
+    return {"totals": {k: sum(a.get(k, 0) for a in rings.values()) for k in keys}, "rings": rings}
 
 
 def _split(obs: np.ndarray, rings: list[str]) -> dict[str, np.ndarray]:
@@ -112,6 +178,7 @@ def _totals(rings: dict[str, dict], run: RunData) -> dict:
         "undetected",
         "wrong_books",
         "out_of_order",
+        "phantom_exposed",
     )
     out = {k: sum(r[k] for r in rings.values()) for k in keys}
     out["read"] = [
@@ -334,6 +401,7 @@ def summary(report: dict) -> str:
         f"({f['restarts_asked']} asked by kill/stop faults)",
         _latency_line("latency send->read (us)", lat["overall"]),
     ]
+    lines[-1:-1] = _trust_lines(report)
     lines += [_latency_line(f"  {name}", stage) for name, stage in lat["stages"].items()]
     lines.append(_latency_line("  slow consumer", lat["slow_consumer"]))
     lines += _process_lines(report["processes"])
@@ -341,13 +409,41 @@ def summary(report: dict) -> str:
     lines.append(f"leftovers: {len(left['processes'])} processes, {len(left['segments'])} segments")
     lines.append("")
     if report["ok"]:
-        lines.append("PASS: no undetected loss, no wrong book, no leak, nothing left behind")
+        lines.append(
+            "PASS: no undetected loss, no wrong book, no duplicate trade, every phantom detected, no leak, "
+            "nothing left behind"
+        )
     else:
         lines.append("FAIL:")
         lines += [f"  - {why}" for why in report["failures"][:15]]
         if len(report["failures"]) > 15:
             lines.append(f"  ... and {len(report['failures']) - 15} more (see soak-report.json)")
     return "\n".join(lines)
+
+
+def _trust_lines(report: dict) -> list[str]:
+    """Audits, phantoms and trades, one line each."""
+    a = report["audits"]["totals"]
+    phantoms = report["phantoms"]
+    found = [p for p in phantoms if p["detected"]]
+    exposed = sum(r.get("phantom_exposed", 0) for r in report["rings"].values())
+    slowest = max((p["detect_s"] for p in found), default=None)
+    lines = [
+        f"audits: {a['passed']} passed, {a['failed']} failed, {a['unverifiable']} unverifiable; crossed books "
+        f"{a['crossed']}; phantoms: "
+        f"{len(found)}/{len(phantoms)} detected (slowest {'n/a' if slowest is None else f'{slowest:.2f}'} s, "
+        f"{exposed} records exposed before)",
+    ]
+    t = report["trades"]
+    if t:
+        total = {k: sum(r[k] for r in t.values()) for k in next(iter(t.values()))}
+        lines.append(
+            f"trades: {total['trades']:,} read, {total['markers']} markers, {total['duplicates']} duplicates, "
+            f"{total['wrong']} wrong, {total['undetected']} missed unflagged; volume read {total['volume_read']:,.1f}"
+            f" = exchange's {total['volume_of_read']:,.1f} (window {total['volume_in_window']:,.1f}, flagged "
+            f"missing {total['volume_missed_flagged']:,.1f})"
+        )
+    return lines
 
 
 def _ring_line(name: str, r: dict) -> str:

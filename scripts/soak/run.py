@@ -60,6 +60,7 @@ class Options:
     sample_s: float
     leak_mib: float
     keep_data: bool
+    audit_interval: float = 5.0
 
 
 @dataclass
@@ -70,6 +71,8 @@ class RunData:
     instance: str
     instruments: list[str] = field(default_factory=list)
     rings: list[str] = field(default_factory=list)  # book rings, in the consumers' order
+    trade_rings: list[str] = field(default_factory=list)  # trades rings, read by consumer 0
+    trade_log: Path | None = None
     t0_ns: int = 0  # wall clock when the clock started (everything connected)
     end_ns: int = 0  # wall clock when the feeder was asked to stop
     truth_path: Path = Path()
@@ -137,9 +140,11 @@ class Soak:
         self.data.instruments = self.sim.info()["active"]
         channels = ChannelMap(ChannelConfig(), authenticated=True)
         self.data.rings = [channels.ring_name("book", i) for i in self.data.instruments]
+        if "trades" in self.o.streams.split(","):
+            self.data.trade_rings = [channels.ring_name("trades", i) for i in self.data.instruments]
 
     def _feeder_config(self) -> Path:
-        lines = [f"hang_timeout = {self.o.hang_timeout}"]
+        lines = [f"hang_timeout = {self.o.hang_timeout}", f"audit_interval = {self.o.audit_interval}"]
         if self.o.book_capacity:
             lines.append(f"capacity = {{ book = {self.o.book_capacity} }}")
         path = self.o.out / "feeder.toml"
@@ -185,6 +190,10 @@ class Soak:
                 sys.executable, "-m", "soak.consumer", "--instance", d.instance, "--rings", ",".join(d.rings),
                 "--log", str(log), "--summary", str(summary),
             ]  # fmt: skip
+            if i == 0 and d.trade_rings:  # the consumer that is never paused checks the trades
+                d.trade_log = o.out / "consumer0.trades"
+                d.trade_log.unlink(missing_ok=True)
+                cmd += ["--trade-rings", ",".join(d.trade_rings), "--trade-log", str(d.trade_log)]
             self.consumers.append(self._spawn(cmd, env, f"consumer{i}.log"))
         if o.consumers >= 2 and "slow_consumer" in o.kinds:
             d.slow_consumer = o.consumers - 1

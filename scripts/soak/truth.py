@@ -2,7 +2,7 @@
 
 The log's format is the simulator's (feeder/sim/truth.py): `B <instrument> <change_id> <prev> <ts_ms>
 <hash>` for every book change, `S <channel> <change_id> <prev> <send_ns>` for every book frame handed
-to a subscriber's socket. A 10-minute soak writes millions of lines, so the file is parsed in chunks
+to a subscriber's socket, `T <instrument> <trade_seq> <amount>` for every public trade. A 10-minute soak writes millions of lines, so the file is parsed in chunks
 into arrays (`feeder.sim.read_truth_log` builds dicts, fine for tests, too big here).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +48,33 @@ class Sends:
 
 
 @dataclass(frozen=True)
+class TradeTruth:
+    """One instrument's public trades, by trade_seq."""
+
+    trade_seq: np.ndarray  # int64, strictly increasing
+    amount: np.ndarray  # float64
+
+    def amounts(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(known mask, amount where known) for each trade_seq."""
+        idx = np.minimum(np.searchsorted(self.trade_seq, seqs), max(len(self.trade_seq) - 1, 0))
+        known = (self.trade_seq[idx] == seqs) if len(self.trade_seq) else np.zeros(len(seqs), bool)
+        return known, np.where(known, self.amount[idx] if len(self.amount) else 0.0, 0.0)
+
+
+NO_TRADES = TradeTruth(np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+
+@dataclass(frozen=True)
 class Truth:
     books: dict[str, BookTruth]  # by instrument name
     sends: dict[str, Sends]  # by channel name
+    trades: dict[str, TradeTruth] = field(default_factory=dict)  # by instrument name
+
+
+def trade_truth(trade_seq: Iterable[int], amount: Iterable[float]) -> TradeTruth:
+    seqs, amounts = _array(trade_seq, np.int64), _array(amount, np.float64)
+    order = np.argsort(seqs, kind="stable")
+    return TradeTruth(seqs[order], amounts[order])
 
 
 def book_truth(change_id: Iterable[int], prev: Iterable[int], hashes: Iterable[int]) -> BookTruth:
@@ -101,6 +125,7 @@ def load_truth(path: str | Path) -> Truth:
     """Parse a simulator truth log file."""
     changes = _Columns(3, (np.int64, np.int64, np.uint64))
     sent = _Columns(2, (np.int64, np.int64))
+    trades = _Columns(2, (np.int64, np.float64))
     with open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
@@ -108,8 +133,15 @@ def load_truth(path: str | Path) -> Truth:
                 changes.add(parts[1], [parts[2], parts[3], parts[5]])
             elif len(parts) == 5 and parts[0] == "S":
                 sent.add(parts[1], [parts[2], parts[4]])
+            elif len(parts) == 4 and parts[0] == "T":
+                trades.add(parts[1], [parts[2], parts[3]])
             if n % CHUNK_LINES == 0:
                 changes.convert()
                 sent.convert()
+                trades.convert()
     books = {inst: book_truth(*cols) for inst, cols in changes.arrays().items()}
-    return Truth(books, {channel: sends(*cols) for channel, cols in sent.arrays().items()})
+    return Truth(
+        books,
+        {channel: sends(*cols) for channel, cols in sent.arrays().items()},
+        {inst: trade_truth(*cols) for inst, cols in trades.arrays().items()},
+    )

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from feeder.errors import UsageError
+from feeder.errors import ConfigError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Resubscribe
 from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
@@ -206,14 +206,48 @@ def test_bad_first_snapshot_publishes_an_empty_gap_record_and_resubscribes():
     assert [r.channel for r in adapter.take_requests()] == [BTC]
 
 
-def test_crossed_book_is_published_flagged_and_counted():
+def test_a_crossed_book_is_published_crossed_and_gap_and_only_that_book_resyncs():
     adapter = _adapter()
+    adapter.feed(snapshot(BTC, 5), 1)
+    adapter.feed(snapshot(ETH, 50), 1)
+    [(_, rec)] = records(adapter.feed(change(BTC, 5, 6, bids=[["new", 101.0, 1.0]]), 2))
+    assert rec["flags"] == CROSSED | GAP and rec["bid_px"][0] == 101.0
+    assert adapter.take_requests() == [Resubscribe(BTC, "crossed book")]
+    assert adapter.book_state(BTC) is BookSync.GAP and adapter.book_state(ETH) is BookSync.LIVE
+    assert adapter.stats.crossed == 1
+
+
+def test_a_phantom_crossing_level_never_reaches_an_unflagged_record_even_once_uncrossed():
+    adapter = _adapter()
+    adapter.feed(snapshot(BTC, 5, asks=[(101.0, 1.0), (102.0, 1.0)]), 1)
+    out = records(adapter.feed(change(BTC, 5, 6, bids=[["new", 101.5, 1.0]]), 2))
+    out += records(adapter.feed(change(BTC, 6, 7, asks=[["delete", 101.0, 0]]), 3))  # 101.5 < 102: uncrossed
+    out += records(adapter.feed(change(BTC, 7, 8, asks=[["new", 103.0, 2.0]]), 4))
+    assert [rec["flags"] for _, rec in out] == [CROSSED | GAP]
+    [(_, rec)] = records(adapter.feed(snapshot(BTC, 9, asks=[(102.0, 1.0), (103.0, 2.0)]), 5))
+    assert rec["flags"] == SNAPSHOT and rec["bid_px"][0] == 100.0
+
+
+def test_a_locked_snapshot_is_not_published_as_a_snapshot():
+    adapter = _adapter()
+    [(_, rec)] = records(adapter.feed(snapshot(BTC, 5, bids=[(101.0, 1.0)]), 1))
+    assert rec["flags"] == CROSSED | GAP
+    assert [r.channel for r in adapter.take_requests()] == [BTC]
+
+
+def test_with_crossed_flag_a_crossed_book_is_flagged_and_stays_live():
+    adapter = DeribitAdapter(ChannelMap(authenticated=True).routes(["book.BTC"]).values(), crossed="flag")
     adapter.feed(snapshot(BTC, 5), 1)
     [(_, rec)] = records(adapter.feed(change(BTC, 5, 6, bids=[["new", 101.0, 1.0]]), 2))
     assert rec["flags"] == CROSSED
-    assert adapter.stats.crossed == 1
+    assert adapter.stats.crossed == 1 and not adapter.take_requests()
     [(_, rec)] = records(adapter.feed(change(BTC, 6, 7, bids=[["delete", 101.0, 0]]), 3))
     assert rec["flags"] == 0
+
+
+def test_an_unknown_crossed_mode_is_refused():
+    with pytest.raises(ConfigError, match="crossed"):
+        DeribitAdapter([], crossed="ignore")
 
 
 def test_disconnect_gaps_live_books_only_and_forgets_pending_resyncs():

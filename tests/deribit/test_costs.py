@@ -6,7 +6,7 @@ import pytest
 from deribit.spec import all_methods, method_tags
 
 from feeder.core.ratelimit import cost_function
-from feeder.errors import ConfigError
+from feeder.errors import BadMessage, ConfigError
 from feeder.exchanges.deribit.costs import HEADROOM, MATCHING_ENGINE, SPECIAL, TIERS, DeribitCosts, Limit
 from feeder.sim.ratelimit import LIMITS
 
@@ -60,3 +60,56 @@ def test_unknown_tier_is_a_config_error():
 def test_a_shared_bucket_names_its_directory(tmp_path):
     limit = DeribitCosts().rate_limit(shared_dir=tmp_path)
     assert limit.shared_dir == tmp_path and limit.shared_name == "deribit"
+
+
+# --- limits from the account ---------------------------------------------------------------------------
+
+ACCOUNT_LIMITS = {  # the shape of private/get_account_summary's `limits` (openapi.json's example)
+    "limits_per_currency": False,
+    "non_matching_engine": {"burst": 1500, "rate": 1000},
+    "matching_engine": {
+        "trading": {"total": {"burst": 250, "rate": 200}},
+        "cancel_all": {"burst": 250, "rate": 200},
+    },
+}
+
+
+def test_the_account_limits_replace_the_tier_and_say_so():
+    costs = DeribitCosts.from_account(ACCOUNT_LIMITS, fallback_tier=4)
+    assert costs.source == "account" and DeribitCosts(tier=3).source == "tier 3"
+    assert costs.limit("private/buy") == Limit(200.0, 250.0)
+    assert costs.limit("public/get_order_book") == Limit(1000.0, 1500.0)
+    assert costs.buckets()["matching"] == (HEADROOM * 250, HEADROOM * 200)
+    rl = costs.rate_limit()
+    assert (rl.capacity, rl.refill_per_s) == (HEADROOM * 1500 * 500, HEADROOM * 1000 * 500)
+    assert costs.figures() == {
+        "source": "account",
+        "matching": {"rate": 200.0, "burst": 250.0},
+        "non_matching": {"rate": 1000.0, "burst": 1500.0},
+    }
+
+
+def test_without_account_limits_the_tier_gives_the_same_buckets_as_before():
+    rl = DeribitCosts(tier=4).rate_limit()
+    assert (rl.capacity, rl.refill_per_s) == (HEADROOM * 50_000, HEADROOM * 10_000)
+
+
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        (None, "limits"),
+        ({**ACCOUNT_LIMITS, "matching_engine": {}}, "limits.matching_engine.trading.total"),
+        (
+            {**ACCOUNT_LIMITS, "non_matching_engine": {"rate": "20", "burst": 100}},
+            "limits.non_matching_engine.rate",
+        ),
+        (
+            {**ACCOUNT_LIMITS, "non_matching_engine": {"rate": 20, "burst": 0}},
+            "limits.non_matching_engine.burst",
+        ),
+    ],
+)
+def test_malformed_account_limits_are_refused_naming_the_field(limits, field):
+    with pytest.raises(BadMessage) as refused:
+        DeribitCosts.from_account(limits)
+    assert refused.value.field == field

@@ -11,7 +11,7 @@ from deribit.simfeed import BTC, Tape, control, feed_config, simulator, until
 
 from feeder.client import ClientConfig
 from feeder.errors import ConfigError, RingNotFound
-from feeder.ring import GAP, SNAPSHOT, RingReader, RingWriter, create_ring
+from feeder.ring import GAP, MARKER, SNAPSHOT, RingReader, RingWriter, create_ring
 from feeder.runtime.feed import Feed, FeedConfig
 
 
@@ -40,7 +40,7 @@ def test_a_feed_attaches_to_rings_a_supervisor_owns_and_leaves_them_on_stop():
         run(main(sim))
 
 
-def test_taking_over_from_a_writer_that_died_flags_its_book_gap_and_continues_trade_seq():
+def test_taking_over_from_a_writer_that_died_marks_its_rings_gap_and_continues_trade_seq():
     async def main(sim):
         owners = [create_ring("book.BTC", "book", 1024), create_ring("trades.BTC", "trade", 1024)]
         try:
@@ -60,9 +60,10 @@ def test_taking_over_from_a_writer_that_died_flags_its_book_gap_and_continues_tr
                 assert books.flags() == [0, GAP, SNAPSHOT]
                 assert (books.records[1]["change_id"], books.records[1]["bid_px"][0]) == (42, 100.0)
                 await control(sim, "publish", 300, BTC)
-                await until(lambda: len(trades.records) > 1, what="trades after the takeover")
-                first = trades.records[1]
-                assert first["flags"] == GAP and first["trade_seq"] > 2
+                await until(lambda: len(trades.records) > 2, what="trades after the takeover")
+                marker, first = trades.records[1], trades.records[2]
+                assert marker["flags"] == MARKER | GAP and marker["trade_seq"] == marker["amount"] == 0
+                assert first["flags"] == GAP and first["trade_seq"] > 2  # continuity past the marker
                 assert feed.adapter.stats.trades_missed == first["trade_seq"] - 2
             books.close()
             trades.close()

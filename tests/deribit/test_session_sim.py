@@ -194,6 +194,29 @@ def test_an_order_whose_answer_is_lost_raises_outcome_unknown_with_its_label():
         run(main(sim))
 
 
+def test_an_unlabelled_order_whose_answer_is_lost_names_the_label_it_was_sent_with():
+    async def main(sim):
+        async with Feed(feed_config(sim, ("book.BTC",))) as feed:
+            bid, _ = await _best(feed)
+            placed = await feed.session.buy(instrument_name=BTC, amount=10, type="limit", price=bid - 500)
+            assert placed["order"]["label"].startswith("fh-")
+            await control(sim, "fault", "stall")
+            with pytest.raises(OutcomeUnknown) as caught:
+                await feed.session.rpc(
+                    "private/buy",
+                    {"instrument_name": BTC, "amount": 10, "type": "limit", "price": bid - 500},
+                    1.0,
+                )
+            sent = [
+                m.message for m in sim.received() if m.message and m.message.get("method") == "private/buy"
+            ]
+            assert caught.value.label.startswith("fh-")
+            assert [m["params"]["label"] for m in sent] == [placed["order"]["label"], caught.value.label]
+
+    with simulator() as sim:
+        run(main(sim))
+
+
 def test_a_label_over_64_characters_is_refused_before_sending():
     async def main(sim):
         async with Feed(feed_config(sim, ("book.BTC",))) as feed:

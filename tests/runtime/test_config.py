@@ -28,6 +28,9 @@ def test_defaults_connect_to_production_public_data():
         ("instance", "a b", "instance name"),
         ("duration", -1, "positive"),
         ("busy_poll", "yes", "true or false"),
+        ("audit_interval", -1, "0 for no audits"),
+        ("crossed", "ignore", "resync or flag"),
+        ("tier", 5, "1, 2, 3 or 4"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(field, value, hint):
@@ -57,3 +60,13 @@ def test_invalid_toml_is_a_config_error(tmp_path):
     path.write_text("workers = = 2\n")
     with pytest.raises(ConfigError, match="valid TOML"):
         load_file(path)
+
+
+def test_audits_crossed_books_and_the_tier_have_their_defaults_and_flags():
+    from feeder.cli.run import _overrides, parser
+
+    config = build()
+    assert (config.audit_interval, config.crossed, config.tier) == (60.0, "resync", 4)
+    ns = parser().parse_args(["--audit-interval", "0", "--crossed", "flag", "--tier", "2"])
+    config = build(overrides=_overrides(ns))
+    assert (config.audit_interval, config.crossed, config.tier) == (0, "flag", 2)

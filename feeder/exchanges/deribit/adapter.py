@@ -2,19 +2,21 @@
 
 `DeribitAdapter.feed(msg, recv_ns)` takes a decoded `subscription` notification and returns the records
 to publish as `(ring name, records)` pairs; requests it wants sent (a resubscription after a gap) are
-collected as data and taken with `take_requests()`. Rules it keeps:
+collected as data and taken with `take_requests()`. `audit(channel, result, now_ns)` judges the
+exchange's own `public/get_order_book` answer against what was published. Rules it keeps:
 - It never raises on exchange data. A bad message is a counted rejection (by field); if it could have
   changed a book, that book is marked GAP and resynced.
-- Books (`sync.py` holds the state machine): a snapshot (also a legacy one without `type`) is published
-  SNAPSHOT-flagged; a change is applied only when its `prev_change_id` is the last `change_id`;
-  duplicates and stale messages (change_id <= last) are dropped and counted; a gap, a bad message or an
-  action the book contradicts (`new` on an existing level, `change`/`delete` of a missing one)
-  publishes one GAP record at once and asks for an unsubscribe + subscribe of that channel only. The
-  GAP record carries the last good top-N and change_id (it equals the exchange's book at that
-  change_id); nothing more is published for that book until the new snapshot. Crossed books are
-  published with CROSSED and counted.
-- Trades: one record per trade; a trade_seq jump flags that record GAP and is counted; repeated
-  trade_seq are dropped and counted. Tickers: one record per notification.
+- Books (`books.py`; `sync.py` holds the state machine): a snapshot (also a legacy one without `type`)
+  is published SNAPSHOT-flagged; a change is applied only when its `prev_change_id` is the last
+  `change_id`; duplicates and stale messages (change_id <= last) are dropped and counted; a gap, a bad
+  message or an action the book contradicts (`new` on an existing level, `change`/`delete` of a missing
+  one) publishes one GAP record at once and asks for an unsubscribe + subscribe of that channel only.
+  A GAP record repeats the last published top-N and change_id; nothing more is published for that book
+  until the new snapshot. A crossed or locked book is published CROSSED|GAP and resynced (`crossed=
+  "resync"`, the default) or published CROSSED and kept (`crossed="flag"`). A failed audit is a GAP
+  at once and a resync.
+- Trades and tickers (`streams.py`): one record per trade (trade_seq jumps flag GAP, repeats are
+  dropped) and per ticker; a disconnect puts a MARKER|GAP record on each event ring.
 - The returned list and the record arrays in it are reused: publish them before the next call.
 """
 
@@ -23,57 +25,33 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from feeder.core.book import BookSide, L2Book
-from feeder.errors import BadMessage, UsageError
+from feeder.core.audit import Verdict
+from feeder.core.book import DEPTH
+from feeder.errors import BadMessage, ConfigError, UsageError
+from feeder.exchanges.deribit.books import CROSSED_MODES, BookFeed
 from feeder.exchanges.deribit.channels import Route
-from feeder.exchanges.deribit.parse import (
-    BookUpdate,
-    Ticker,
-    Trade,
-    parse_book,
-    parse_grouped_book,
-    parse_ticker,
-    parse_trade,
-    trades_list,
-)
-from feeder.exchanges.deribit.records import packer, scratch
-from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
-from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.exchanges.deribit.streams import ChannelFeed, Emit, Resubscribe, TickerFeed, TradeFeed
 
 log = logging.getLogger(__name__)
 
-Emit = tuple[str, np.ndarray]
-MS = 1_000_000  # Deribit timestamps are ms; records hold ns
+__all__ = ["AdapterStats", "DeribitAdapter", "Emit", "Resubscribe"]
 
-_COMMON = ("flags", "ts_exchange", "ts_recv")
-_BOOK_OFF, _pack_book = packer("book", (*_COMMON, "change_id", "prev_change_id", "bid_count", "ask_count"))
-_TRADE_OFF, _pack_trade = packer("trade", _COMMON + Trade._fields[1:])
-_TICKER_OFF, _pack_ticker = packer("ticker", _COMMON + Ticker._fields[1:])
-_TRADE_SIZE = scratch("trade").itemsize
-
-
-@dataclass(frozen=True)
-class Resubscribe:
-    """Ask the connection to unsubscribe and resubscribe one channel (for a fresh snapshot)."""
-
-    channel: str
-    reason: str
+ORDER_BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # public/get_order_book accepts only these
 
 
 class AdapterStats:
     """Counters over all channels of one adapter."""
 
     __slots__ = (
+        "audit_failures",
         "book_changes",
         "crossed",
         "duplicates",
         "gaps",
         "inconsistent",
+        "markers",
         "notifications",
         "records",
         "rejected",
@@ -96,218 +74,29 @@ class AdapterStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-class _Feed:
-    """Shared parts of a per-channel handler."""
-
-    def __init__(self, adapter: DeribitAdapter, route: Route):
-        self.route = route
-        self.instrument = route.instrument
-        self.stats = adapter.stats
-        self.out = adapter._out
-        self.request = adapter._requests.append
-        self._reject = adapter._reject
-
-    def reject(self, exc: BadMessage) -> None:
-        self._reject(self.route, exc)
-
-
-class _BookFeed(_Feed):
-    """One book channel: sync state, the book, and its scratch record."""
-
-    def __init__(self, adapter: DeribitAdapter, route: Route):
-        super().__init__(adapter, route)
-        self.state = BookSync.AWAITING_SNAPSHOT
-        self.book = L2Book()
-        self.record = scratch("book")
-        self.buf = memoryview(self.record.view(np.uint8))
-        self.emit: Emit = (route.ring, self.record)
-        self.parse = parse_grouped_book if route.grouped else parse_book
-        self.change_id = self.prev_change_id = self.ts_exchange = 0
-        self.counts = (0, 0)
-        self.gaps = self.resyncs = self.snapshots = 0
-
-    def __call__(self, data: Any, recv_ns: int) -> None:
-        try:
-            update = self.parse(data, self.instrument)
-        except BadMessage as exc:
-            self.rejected(data, exc, recv_ns)
-            return
-        if self.state is BookSync.LIVE:
-            self.live(update, recv_ns)
-        elif update.snapshot:
-            self.snapshot(update, recv_ns, SNAPSHOT)
-        else:
-            self.stats.skipped += 1
-
-    def live(self, update: BookUpdate, recv_ns: int) -> None:
-        """A valid message on a live book: drop it, apply it, or find the book broken."""
-        stats = self.stats
-        if update.change_id <= self.change_id:
-            stats.duplicates += 1
-        elif update.snapshot:
-            self.snapshot(update, recv_ns, 0 if self.route.grouped else SNAPSHOT)
-        elif update.prev_change_id != self.change_id:
-            stats.gaps += 1
-            self.gaps += 1
-            self.broken("gap", recv_ns)
-        elif not self.apply(update.bids, self.book.bids) or not self.apply(update.asks, self.book.asks):
-            stats.inconsistent += 1
-            self.broken("inconsistent action", recv_ns)
-        else:
-            stats.book_changes += 1
-            self.publish(update.change_id, update.prev_change_id, update.timestamp_ms * MS, recv_ns, 0)
-
-    def rejected(self, data: Any, exc: BadMessage, recv_ns: int) -> None:
-        """A bad message: counted; the book is broken if it could have changed it."""
-        self.reject(exc)
-        if self.state is BookSync.LIVE or self.route.grouped or _may_be_snapshot(data):
-            self.broken("bad message", recv_ns)
-
-    @staticmethod
-    def apply(entries: list, side: BookSide) -> bool:
-        """Apply validated [action, price, amount] entries; False when one contradicts the book."""
-        for action, price, amount in entries:
-            if action == "delete":
-                if not side.remove(price):
-                    return False
-            elif side.set(price, amount) != (action == "change"):
-                return False
-        return True
-
-    def snapshot(self, update: BookUpdate, recv_ns: int, flags: int) -> None:
-        self.book.load(update.bids, update.asks)
-        self.state = next_state(self.state, SyncEvent.SNAPSHOT)
-        self.stats.snapshots += 1
-        self.snapshots += 1
-        self.publish(update.change_id, 0, update.timestamp_ms * MS, recv_ns, flags)
-
-    def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
-        self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
-        bid_count, ask_count = self.counts = self.book.write_top(self.buf)
-        if bid_count and ask_count and self.book.crossed():
-            flags |= CROSSED
-            self.stats.crossed += 1
-        _pack_book(self.buf, _BOOK_OFF, flags, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count)
-        self.stats.records += 1
-        self.out.append(self.emit)
-
-    def broken(self, reason: str, recv_ns: int) -> None:
-        """Stop trusting the book: GAP record (once), then ask for a fresh snapshot."""
-        before = self.state
-        self.state = next_state(before, SyncEvent.BROKEN)
-        self.stats.resyncs += 1
-        self.resyncs += 1
-        self.request(Resubscribe(self.route.channel, reason))
-        if before is not BookSync.GAP:
-            self.publish_gap(recv_ns)
-
-    def disconnected(self, now_ns: int) -> None:
-        before = self.state
-        self.state = next_state(before, SyncEvent.DISCONNECTED)
-        if before is BookSync.LIVE:
-            self.publish_gap(now_ns)
-
-    def publish_gap(self, recv_ns: int) -> None:
-        """Re-publish the last good top-N (or an empty book) flagged GAP."""
-        bid_count, ask_count = self.counts
-        _pack_book(
-            self.buf, _BOOK_OFF, GAP, self.ts_exchange, recv_ns, self.change_id, self.prev_change_id,
-            bid_count, ask_count,
-        )  # fmt: skip
-        self.stats.records += 1
-        self.out.append(self.emit)
-
-
-def _may_be_snapshot(data: Any) -> bool:
-    """Whether a rejected book payload might have been the snapshot we wait for."""
-    if type(data) is not dict:
-        return True
-    return data.get("type") == "snapshot" or ("type" not in data and not data.get("prev_change_id"))
-
-
-class _TradeFeed(_Feed):
-    """One trades channel: trade_seq continuity and a growable batch of trade records."""
-
-    def __init__(self, adapter: DeribitAdapter, route: Route):
-        super().__init__(adapter, route)
-        self.records = scratch("trade", 16)
-        self.last_seq = -1
-        self.gaps = self.missed = 0
-
-    def __call__(self, data: Any, recv_ns: int) -> None:
-        try:
-            items = trades_list(data)
-        except BadMessage as exc:
-            self.reject(exc)
-            return
-        if len(items) > len(self.records):
-            self.records = scratch("trade", len(items))
-        buf = memoryview(self.records.view(np.uint8))
-        stats, count = self.stats, 0
-        for item in items:
-            try:
-                trade = parse_trade(item, self.instrument)
-            except BadMessage as exc:
-                self.reject(exc)
-                continue
-            flags, seq, last = 0, trade.trade_seq, self.last_seq
-            if last >= 0:
-                if seq <= last:
-                    stats.trade_duplicates += 1
-                    continue
-                if seq != last + 1:
-                    flags = GAP
-                    stats.trade_gaps += 1
-                    stats.trades_missed += seq - last - 1
-                    self.gaps += 1
-                    self.missed += seq - last - 1
-            self.last_seq = seq
-            _pack_trade(buf, count * _TRADE_SIZE + _TRADE_OFF, flags, trade[0] * MS, recv_ns, *trade[1:])
-            count += 1
-        if count:
-            stats.trades += count
-            stats.records += count
-            self.out.append((self.route.ring, self.records[:count]))
-
-
-class _TickerFeed(_Feed):
-    """One ticker channel."""
-
-    def __init__(self, adapter: DeribitAdapter, route: Route):
-        super().__init__(adapter, route)
-        self.record = scratch("ticker")
-        self.buf = memoryview(self.record.view(np.uint8))
-        self.emit: Emit = (route.ring, self.record)
-
-    def __call__(self, data: Any, recv_ns: int) -> None:
-        try:
-            ticker = parse_ticker(data, self.instrument)
-        except BadMessage as exc:
-            self.reject(exc)
-            return
-        _pack_ticker(self.buf, _TICKER_OFF, 0, ticker[0] * MS, recv_ns, *ticker[1:])
-        self.stats.tickers += 1
-        self.stats.records += 1
-        self.out.append(self.emit)
-
-
-_FEEDS = {"book": _BookFeed, "trades": _TradeFeed, "ticker": _TickerFeed}
+_FEEDS = {"book": BookFeed, "trades": TradeFeed, "ticker": TickerFeed}
 
 
 class DeribitAdapter:
     """Market-data protocol core for the channels of one connection."""
 
-    def __init__(self, routes: Iterable[Route]):
+    def __init__(self, routes: Iterable[Route], crossed: str = "resync"):
+        if crossed not in CROSSED_MODES:
+            raise ConfigError("crossed", crossed, f"one of {', '.join(CROSSED_MODES)}")
+        self.crossed = crossed
         self.stats = AdapterStats()
         self.rejections: Counter[str] = Counter()  # by field
         self.last_rejection = ""
         self._out: list[Emit] = []
         self._requests: list[Resubscribe] = []
-        self._feeds: dict[str, Any] = {}
+        self._feeds: dict[str, ChannelFeed] = {}
+        self._books: dict[str, BookFeed] = {}
         self.routes: dict[str, Route] = {}
         for route in routes:
             self.routes[route.channel] = route
-            self._feeds[route.channel] = _FEEDS[route.stream](self, route)
+            feed = self._feeds[route.channel] = _FEEDS[route.stream](self, route)
+            if isinstance(feed, BookFeed):
+                self._books[route.channel] = feed
 
     @property
     def channels(self) -> list[str]:
@@ -333,19 +122,19 @@ class DeribitAdapter:
         return out
 
     def disconnected(self, now_ns: int) -> list[Emit]:
-        """The connection dropped: every live book gets a GAP record; pending resyncs are moot."""
+        """The connection dropped: every live book gets a GAP record, every event ring that published
+        since its last marker a MARKER|GAP record; pending resyncs are moot."""
         out = self._out
         out.clear()
         self._requests.clear()
         for feed in self._feeds.values():
-            if isinstance(feed, _BookFeed):
-                feed.disconnected(now_ns)
+            feed.disconnected(now_ns)
         return out
 
     def continue_trades(self, channel: str, last_trade_seq: int) -> None:
         """Carry trade_seq continuity over from a previous writer of the ring (a restarted worker)."""
         feed = self._feeds[channel]
-        if not isinstance(feed, _TradeFeed):
+        if not isinstance(feed, TradeFeed):
             raise UsageError(f"{channel} is not a trades channel")
         feed.last_seq = last_trade_seq
 
@@ -361,12 +150,41 @@ class DeribitAdapter:
     def has_requests(self) -> bool:
         return bool(self._requests)
 
-    def book_state(self, channel: str) -> BookSync:
-        """Sync state of a book channel."""
-        return self._feeds[channel].state
+    def book_state(self, channel: str) -> Any:
+        """Sync state of a book channel (a `BookSync`)."""
+        return self._books[channel].state
+
+    # --- the live audit --------------------------------------------------------------------------
+
+    @property
+    def audit_channels(self) -> list[str]:
+        """Book channels that can be audited (grouped books carry rounded levels: never)."""
+        return [channel for channel, feed in self._books.items() if not feed.route.grouped]
+
+    def auditable(self, channel: str) -> bool:
+        """Whether an audit of `channel` is worth sending now (its book is live)."""
+        return self._books[channel].auditable
+
+    @staticmethod
+    def audit_params(route: Route) -> dict[str, Any]:
+        """The `public/get_order_book` params for auditing `route`: depth at least the record's levels."""
+        depth = next(d for d in ORDER_BOOK_DEPTHS if d >= DEPTH)
+        return {"instrument_name": route.instrument, "depth": depth}
+
+    def audit(self, channel: str, result: Any, now_ns: int) -> list[Emit]:
+        """The exchange's `public/get_order_book` answer for `channel`: judged (see books.py); on a
+        mismatch the returned GAP record must be published and the resubscription sent."""
+        out = self._out
+        out.clear()
+        self._books[channel].check(result, now_ns)
+        return out
+
+    def audit_unverifiable(self, channel: str, reason: str) -> Verdict:
+        """An audit that could not be made (the request failed): counted as unverifiable."""
+        return self._books[channel].audit.not_verifiable(reason)
 
     def metrics(self) -> dict[str, Any]:
-        """Counters, rejections by field, and per book channel its state, gaps and resyncs."""
+        """Counters, rejections by field, and per book channel its state, gaps, resyncs and audits."""
         books = {
             channel: {
                 "ring": feed.route.ring,
@@ -375,9 +193,10 @@ class DeribitAdapter:
                 "gaps": feed.gaps,
                 "resyncs": feed.resyncs,
                 "snapshots": feed.snapshots,
+                "crossed": feed.crossed,
+                "audits": feed.audit.figures(),
             }
-            for channel, feed in self._feeds.items()
-            if isinstance(feed, _BookFeed)
+            for channel, feed in self._books.items()
         }
         trades = {
             channel: {
@@ -387,7 +206,7 @@ class DeribitAdapter:
                 "missed": feed.missed,
             }
             for channel, feed in self._feeds.items()
-            if isinstance(feed, _TradeFeed)
+            if isinstance(feed, TradeFeed)
         }
         return {
             **self.stats.as_dict(),

@@ -10,6 +10,11 @@ Deribit's model:
   unsubscribe is counted with it here, to be safe), get_instruments 1 per 10 s (bursts of 5).
 Running out answers 10028 too_many_requests and ends the session.
 
+The limits in force come from the account when it can tell: `private/get_account_summary` answers them
+in `limits` (`non_matching_engine` and `matching_engine.trading.total`, each {rate, burst} in requests),
+and `from_account` turns that into a `DeribitCosts`; the configured `tier` is only the fallback
+(`source` says which one is in force).
+
 `DeribitCosts.rate_limit()` gives the connection client the same buckets Deribit keeps, at `HEADROOM`
 (90 %) of their size and refill rate: requests reach the exchange with varying delays, so a client that
 spends credits exactly as fast as they refill would now and then arrive early and get 10028: the
@@ -26,10 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from feeder.client import RateLimit
 from feeder.core.ratelimit import Charge
-from feeder.errors import ConfigError
+from feeder.errors import BadMessage, ConfigError
 
 
 @dataclass(frozen=True)
@@ -96,19 +102,46 @@ HEADROOM = 0.9
 
 @dataclass(frozen=True)
 class DeribitCosts:
-    """Deribit's limits for one account tier, and a credit table for the client's bucket."""
+    """Deribit's limits for one account (its own, or its tier's), and a credit table for the client's bucket."""
 
     tier: int = 4
+    matching: Limit | None = None  # the account's matching-engine limit; None: the tier's
+    non_matching: Limit | None = None  # the account's non-matching limit; None: Deribit's default
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
             raise ConfigError("tier", self.tier, f"a Deribit account tier: {', '.join(map(str, TIERS))}")
 
+    @classmethod
+    def from_account(cls, limits: Any, fallback_tier: int = 4) -> DeribitCosts:
+        """The limits of a `private/get_account_summary` result's `limits`; BadMessage naming the field."""
+        if type(limits) is not dict:
+            raise BadMessage("limits", limits, "an object (private/get_account_summary's limits)")
+        engine = limits.get("matching_engine")
+        trading = engine.get("trading") if type(engine) is dict else None
+        total = trading.get("total") if type(trading) is dict else None
+        return cls(
+            fallback_tier,
+            matching=_limit(total, "limits.matching_engine.trading.total"),
+            non_matching=_limit(limits.get("non_matching_engine"), "limits.non_matching_engine"),
+        )
+
+    @property
+    def source(self) -> str:
+        """Where the limits in force come from: the account, or the configured tier."""
+        return "account" if self.matching is not None else f"tier {self.tier}"
+
+    def matching_limit(self) -> Limit:
+        return self.matching or TIERS[self.tier]
+
+    def non_matching_limit(self) -> Limit:
+        return self.non_matching or NON_MATCHING
+
     def limit(self, method: str) -> Limit:
         """The limit that applies to `method` on its own."""
         if method in SPECIAL:
             return SPECIAL[method]
-        return TIERS[self.tier] if method in MATCHING_ENGINE else NON_MATCHING
+        return self.matching_limit() if method in MATCHING_ENGINE else self.non_matching_limit()
 
     def cost(self, method: str) -> Charge:
         """What a request takes: (bucket, 1 request) for a separately limited class, else 500 credits."""
@@ -117,22 +150,41 @@ class DeribitCosts:
 
     def buckets(self) -> dict[str, tuple[float, float]]:
         """{bucket: (capacity, refill per second)} of the separately limited classes, in requests."""
-        limits = {"matching": TIERS[self.tier], **{name: SPECIAL[m] for m, name in _BUCKETS.items()}}
+        limits = {"matching": self.matching_limit(), **{name: SPECIAL[m] for m, name in _BUCKETS.items()}}
         return {name: (HEADROOM * lim.burst, HEADROOM * lim.rate) for name, lim in limits.items()}
 
     def rate_limit(
         self, *, shared_dir: str | Path | None = None, shared_name: str = "deribit", max_queue: int = 1000
     ) -> RateLimit:
         """The client's limiter: Deribit's non-matching credit bucket plus the per-class buckets."""
+        non = self.non_matching_limit()
         return RateLimit(
-            capacity=HEADROOM * NON_MATCHING_CAPACITY,
-            refill_per_s=HEADROOM * NON_MATCHING_REFILL,
+            capacity=HEADROOM * non.burst * NON_MATCHING_COST,
+            refill_per_s=HEADROOM * non.rate * NON_MATCHING_COST,
             cost=self.cost,
             buckets=self.buckets(),
             max_queue=max_queue,
             shared_dir=shared_dir,
             shared_name=shared_name,
         )
+
+    def figures(self) -> dict[str, Any]:
+        """What is in force, for status: source, and each limit as requests per second and burst."""
+        return {
+            "source": self.source,
+            "matching": vars(self.matching_limit()),
+            "non_matching": vars(self.non_matching_limit()),
+        }
+
+
+def _limit(value: Any, field: str) -> Limit:
+    if type(value) is not dict:
+        raise BadMessage(field, value, "an object {rate, burst}")
+    for key in ("rate", "burst"):
+        number = value.get(key)
+        if type(number) not in (int, float) or not 0 < number < float("inf"):
+            raise BadMessage(f"{field}.{key}", number, "a number of requests > 0")
+    return Limit(float(value["rate"]), float(value["burst"]))
 
 
 # methods limited on their own, and the bucket that counts them

@@ -172,15 +172,24 @@ def parse_grouped_book(data: Any, instrument: str) -> BookUpdate:
     _object(data, "book data", instrument)
     change_id = _int(data, "change_id", 1)
     timestamp = _int(data, "timestamp")
-    sides = []
-    for side in ("bids", "asks"):
-        levels = []
-        for entry in _entries(data, side, "[price, amount]"):
-            if type(entry) is not list or len(entry) != 2:
-                raise BadMessage(f"{side} entry", entry, "[price, amount]")
-            levels.append(_level(side, entry[0], entry[1]))
-        sides.append(levels)
-    return _new(BookUpdate, (True, change_id, 0, timestamp, sides[0], sides[1]))
+    return _new(BookUpdate, (True, change_id, 0, timestamp, _pairs(data, "bids"), _pairs(data, "asks")))
+
+
+def parse_order_book(result: Any, instrument: str) -> BookUpdate:
+    """The result of `public/get_order_book`: the exchange's book at its `change_id`, best levels first."""
+    _object(result, "order book", instrument)
+    change_id = _int(result, "change_id", 1)
+    timestamp = _int(result, "timestamp")
+    return _new(BookUpdate, (True, change_id, 0, timestamp, _pairs(result, "bids"), _pairs(result, "asks")))
+
+
+def _pairs(data: dict, side: str) -> list[tuple[float, float]]:
+    levels = []
+    for entry in _entries(data, side, "[price, amount]"):
+        if type(entry) is not list or len(entry) != 2:
+            raise BadMessage(f"{side} entry", entry, "[price, amount]")
+        levels.append(_level(side, entry[0], entry[1]))
+    return levels
 
 
 def trades_list(data: Any) -> list:

@@ -10,7 +10,8 @@ A thin asyncio shell over `auth.py`. Rules it keeps:
 - Without credentials only public methods go out; a private method fails at once with
   `NotAuthenticated` saying how to configure credentials.
 - Orders pass through with Deribit's params and results, at most once: an order whose answer is lost
-  (connection dropped after sending, or timed out) raises `OutcomeUnknown` with the order's label.
+  (connection dropped after sending, or timed out) raises `OutcomeUnknown` with the order's label; a
+  new order without a label gets a generated one first (`labels.py`), echoed in the result.
   Exchange refusals surface as `ExchangeError(code, message, data)`.
 - No secret or token is ever logged.
 """
@@ -39,6 +40,7 @@ from feeder.errors import (
 )
 from feeder.exchanges.deribit.auth import GRANTS, Token, login_params, parse_auth_result, refresh_params
 from feeder.exchanges.deribit.credentials import ENV_FILE, ENV_ID, ENV_SECRET, Credentials
+from feeder.exchanges.deribit.labels import with_label
 from feeder.exchanges.methods import is_private, is_read_only
 
 if TYPE_CHECKING:
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COD_SCOPES = ("connection", "account")
-MAX_LABEL = 64
 _RETRY_REFRESH_S = 5.0
 
 
@@ -206,7 +207,7 @@ class DeribitSession:
                 f"{method} needs an authenticated connection, and this feeder has no Deribit credentials: "
                 f"set {ENV_ID} and {ENV_SECRET}, or {ENV_FILE} naming a 0600 TOML file"
             )
-        label = _check_label(method, params)
+        params, label = with_label(method, params)
         try:
             return await client.request(method, params, timeout)
         except (ConnectionLost, RequestTimeout) as exc:
@@ -250,17 +251,3 @@ class DeribitSession:
             "token_expires_in_s": None if token is None else round(token.expires_at - time.monotonic(), 1),
             "last_error": self.last_error,
         }
-
-
-def _check_label(method: str, params: dict[str, Any] | None) -> str | None:
-    """The order label, checked at the boundary (Deribit allows at most 64 characters)."""
-    if params is not None and not isinstance(params, dict):
-        raise UsageError(
-            f"{method}: params must be a dict of Deribit's named params, got {type(params).__name__}"
-        )
-    label = (params or {}).get("label")
-    if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
-        raise UsageError(
-            f"{method}: label must be a string of at most {MAX_LABEL} characters, got {label!r:.80}"
-        )
-    return label

@@ -1,0 +1,237 @@
+"""One Deribit book channel inside the adapter: sync state, the book, its record, its live audit.
+
+Rules it keeps (the adapter's module doc has the whole contract):
+- A change is applied only when its `prev_change_id` is the last `change_id`; duplicates and stale
+  messages are dropped and counted; a gap, a bad message or an action the book contradicts publishes
+  one GAP record at once (the last published top-N, flagged GAP) and asks for a resubscription.
+- A book that is crossed or locked after a message (best bid >= best ask) is evidence of a missed or
+  corrupt update: with `crossed="resync"` (Deribit's default) that record goes out CROSSED|GAP and the
+  book resyncs like after a gap; with `crossed="flag"` it goes out CROSSED and the book stays live.
+- Every record published as valid enters the audit window (`feeder.core.audit`) as the exact bytes of
+  its level arrays. A snapshot from `public/get_order_book` is packed into the same bytes by the same
+  book code and compared there; a mismatch is published as GAP at once (the book resyncs) and logged
+  with both books side by side on one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from feeder.core.audit import BookAudit, Failure, Verdict
+from feeder.core.book import ASK_OFFSET, BID_OFFSET, DEPTH, BookSide, L2Book
+from feeder.errors import BadMessage, SchemaError
+from feeder.exchanges.deribit.channels import Route
+from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped_book, parse_order_book
+from feeder.exchanges.deribit.records import packer, scratch
+from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
+from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
+from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+
+if TYPE_CHECKING:
+    from feeder.exchanges.deribit.adapter import DeribitAdapter
+
+log = logging.getLogger("feeder.exchanges.deribit.adapter")
+
+CROSSED_MODES = ("resync", "flag")
+AUDIT_WAIT_NS = 5_000_000_000  # how long an audit ahead of the stream waits for the stream to reach it
+_BOOK_OFF, _pack_book = packer("book", (*COMMON, "change_id", "prev_change_id", "bid_count", "ask_count"))
+_LEVELS_END = ASK_OFFSET + 16 * DEPTH
+if ASK_OFFSET != BID_OFFSET + 16 * DEPTH:
+    raise SchemaError("book.json: bid_px, bid_sz, ask_px, ask_sz must lie back to back (audits compare them)")
+_NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
+
+
+class BookFeed(ChannelFeed):
+    """One book channel: sync state, the book, its scratch record and its audit."""
+
+    def __init__(self, adapter: DeribitAdapter, route: Route):
+        super().__init__(adapter, route)
+        self.state = BookSync.AWAITING_SNAPSHOT
+        self.book = L2Book()
+        self.record = scratch("book")
+        self.buf = memoryview(self.record.view(np.uint8))
+        self.levels = self.buf[BID_OFFSET:_LEVELS_END]
+        self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
+        self.emit: Emit = (route.ring, self.record)
+        self.parse = parse_grouped_book if route.grouped else parse_book
+        self.resync_crossed = adapter.crossed == "resync"
+        self.change_id = self.prev_change_id = self.ts_exchange = 0
+        self.counts = (0, 0)
+        self.gaps = self.resyncs = self.snapshots = self.crossed = 0
+        self.audit = BookAudit()
+        self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
+
+    def __call__(self, data: Any, recv_ns: int) -> None:
+        try:
+            update = self.parse(data, self.instrument)
+        except BadMessage as exc:
+            self.rejected(data, exc, recv_ns)
+            return
+        if self.state is BookSync.LIVE:
+            self.live(update, recv_ns)
+        elif update.snapshot:
+            self.snapshot(update, recv_ns, SNAPSHOT)
+        else:
+            self.stats.skipped += 1
+
+    def live(self, update: BookUpdate, recv_ns: int) -> None:
+        """A valid message on a live book: drop it, apply it, or find the book broken."""
+        stats = self.stats
+        if update.change_id <= self.change_id:
+            stats.duplicates += 1
+        elif update.snapshot:
+            self.snapshot(update, recv_ns, 0 if self.route.grouped else SNAPSHOT)
+        elif update.prev_change_id != self.change_id:
+            stats.gaps += 1
+            self.gaps += 1
+            self.broken("gap", recv_ns)
+        elif not self.apply(update.bids, self.book.bids) or not self.apply(update.asks, self.book.asks):
+            stats.inconsistent += 1
+            self.broken("inconsistent action", recv_ns)
+        else:
+            stats.book_changes += 1
+            self.publish(update.change_id, update.prev_change_id, update.timestamp_ms * MS, recv_ns, 0)
+
+    def rejected(self, data: Any, exc: BadMessage, recv_ns: int) -> None:
+        """A bad message: counted; the book is broken if it could have changed it."""
+        self.reject(exc)
+        if self.state is BookSync.LIVE or self.route.grouped or _may_be_snapshot(data):
+            self.broken("bad message", recv_ns)
+
+    @staticmethod
+    def apply(entries: list, side: BookSide) -> bool:
+        """Apply validated [action, price, amount] entries; False when one contradicts the book."""
+        for action, price, amount in entries:
+            if action == "delete":
+                if not side.remove(price):
+                    return False
+            elif side.set(price, amount) != (action == "change"):
+                return False
+        return True
+
+    def snapshot(self, update: BookUpdate, recv_ns: int, flags: int) -> None:
+        self.book.load(update.bids, update.asks)
+        self.state = next_state(self.state, SyncEvent.SNAPSHOT)
+        self.stats.snapshots += 1
+        self.snapshots += 1
+        self.publish(update.change_id, 0, update.timestamp_ms * MS, recv_ns, flags)
+
+    def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
+        """The record after an applied message: valid, or found crossed or wrong by a pending audit."""
+        self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
+        book = self.book
+        if book.bids.dirty or book.asks.dirty:  # the top-N changes: so do the bytes the audit keeps
+            bid_count, ask_count = self.counts = book.write_top(self.buf)
+            self.top = bytes(self.levels)
+        else:
+            bid_count, ask_count = self.counts
+        if bid_count and ask_count and book.crossed():
+            flags |= CROSSED
+            self.stats.crossed += 1
+            self.crossed += 1
+            if self.resync_crossed:
+                flags = (flags & _NO_SNAPSHOT) | GAP
+                self.distrust("crossed book")
+        if not flags & GAP:
+            self.window_append((change_id, self.top))
+            audit = self.audit
+            if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
+                flags = (flags & _NO_SNAPSHOT) | GAP
+                self.audit_failed()
+        _pack_book(self.buf, _BOOK_OFF, flags, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count)
+        self.stats.records += 1
+        self.out.append(self.emit)
+
+    def distrust(self, reason: str) -> None:
+        """Stop trusting the book: state GAP, ask for a fresh snapshot, forget its audit history."""
+        self.state = next_state(self.state, SyncEvent.BROKEN)
+        self.stats.resyncs += 1
+        self.resyncs += 1
+        self.request(Resubscribe(self.route.channel, reason))
+        self.audit.reset(reason)
+
+    def broken(self, reason: str, recv_ns: int) -> None:
+        """Stop trusting the book: GAP record (once), then ask for a fresh snapshot."""
+        before = self.state
+        self.distrust(reason)
+        if before is not BookSync.GAP:
+            self.publish_gap(recv_ns)
+
+    def disconnected(self, now_ns: int) -> None:
+        before = self.state
+        self.state = next_state(before, SyncEvent.DISCONNECTED)
+        self.audit.reset("disconnected")
+        if before is BookSync.LIVE:
+            self.publish_gap(now_ns)
+
+    def publish_gap(self, recv_ns: int) -> None:
+        """Re-publish the last top-N (or an empty book) flagged GAP."""
+        bid_count, ask_count = self.counts
+        _pack_book(
+            self.buf, _BOOK_OFF, GAP, self.ts_exchange, recv_ns, self.change_id, self.prev_change_id,
+            bid_count, ask_count,
+        )  # fmt: skip
+        self.stats.records += 1
+        self.out.append(self.emit)
+
+    # --- the live audit ------------------------------------------------------------------------------
+
+    @property
+    def auditable(self) -> bool:
+        """Worth an audit now: a live book of a channel that carries the exchange's own levels."""
+        return self.state is BookSync.LIVE and not self.route.grouped
+
+    def check(self, result: Any, now_ns: int) -> Verdict:
+        """Judge the exchange's `public/get_order_book` answer against what was published."""
+        try:
+            snapshot = parse_order_book(result, self.instrument)
+        except BadMessage as exc:
+            self.reject(exc)
+            return self.audit.not_verifiable("bad get_order_book answer")
+        if self.state is not BookSync.LIVE:
+            return self.audit.not_verifiable("the book was not live when the answer came")
+        verdict = self.audit.check(snapshot.change_id, _levels(snapshot), now_ns, AUDIT_WAIT_NS)
+        if verdict is Verdict.FAILED:
+            self.audit_failed()
+            self.publish_gap(now_ns)
+        return verdict
+
+    def audit_failed(self) -> None:
+        failure = self.audit.last_failure
+        assert failure is not None
+        self.stats.audit_failures += 1
+        log.warning("audit FAILED for %s: %s", self.route.channel, side_by_side(failure))
+        self.distrust("audit mismatch")
+
+
+def _levels(snapshot: BookUpdate) -> bytes:
+    """A snapshot's top-N packed exactly as a ring record's level arrays (the same book code does it)."""
+    book, buf = L2Book(), bytearray(_LEVELS_END)
+    book.load(snapshot.bids, snapshot.asks)
+    book.write_top(buf)
+    return bytes(buf[BID_OFFSET:])
+
+
+def side_by_side(failure: Failure, levels: int = 5) -> str:
+    """One line: change_id, then each side's top levels as ours|theirs, differing ones marked with *."""
+    ours, theirs = (np.frombuffer(b, "<f8").reshape(4, DEPTH) for b in (failure.ours, failure.theirs))
+    parts = [f"change_id {failure.change_id} (feeder|exchange)"]
+    for name, px, sz in (("bids", 0, 1), ("asks", 2, 3)):
+        cells = []
+        for i in range(DEPTH):
+            a, b = (ours[px, i], ours[sz, i]), (theirs[px, i], theirs[sz, i])
+            if i >= levels and a == b:
+                continue
+            cells.append(f"{a[0]:g}x{a[1]:g}|{b[0]:g}x{b[1]:g}{'*' if a != b else ''}")
+        parts.append(f"{name} " + " ".join(cells))
+    return "; ".join(parts)
+
+
+def _may_be_snapshot(data: Any) -> bool:
+    """Whether a rejected book payload might have been the snapshot we wait for."""
+    if type(data) is not dict:
+        return True
+    return data.get("type") == "snapshot" or ("type" not in data and not data.get("prev_change_id"))
