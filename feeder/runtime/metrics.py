@@ -72,6 +72,11 @@ class Family:
     value: Callable[[dict], Any]  # from status() (or one of its workers or rings) to a number
 
 
+def _audit(key: str) -> Callable[[dict], Any]:
+    """A ring's live-audit figure; None (no sample) for rings that are not audited."""
+    return lambda r: (r.get("audits") or {}).get(key)
+
+
 def _ms(key: str) -> Callable[[dict], float | None]:
     return lambda w: None if w.get(key) is None else w[key] / 1000.0
 
@@ -92,6 +97,11 @@ FAMILIES = (
     Family("feeder_ring_last_publish_age_seconds", GAUGE, RING, "seconds since the ring's last publish", lambda r: r["last_publish_age_s"]),
     Family("feeder_ring_gaps_total", COUNTER, RING, "GAP records the ring's writer published", lambda r: r.get("gaps", 0)),
     Family("feeder_ring_size_bytes", GAUGE, RING, "shared memory the ring takes", lambda r: r.get("size_bytes")),
+    Family("feeder_ring_audits_passed_total", COUNTER, RING, "live audits whose exchange snapshot equalled the published book", _audit("passed")),
+    Family("feeder_ring_audits_failed_total", COUNTER, RING, "live audits that found the published book wrong (GAP and resync followed)", _audit("failed")),
+    Family("feeder_ring_audits_unverifiable_total", COUNTER, RING, "live audits whose snapshot could not be matched to a published change_id", _audit("unverifiable")),
+    Family("feeder_ring_last_passed_audit_age_seconds", GAUGE, RING, "seconds since the book last passed a live audit", _audit("last_passed_age_s")),
+    Family("feeder_ring_crossed_total", COUNTER, RING, "crossed or locked books seen (each one resynced unless crossed = flag)", _audit("crossed")),
 )  # fmt: skip
 STAGE_FAMILY = "feeder_record_latency_seconds"
 STAGE_HELP = (

@@ -38,6 +38,11 @@ EXPECTED = {
     "feeder_ring_last_publish_age_seconds": ("gauge", RING),
     "feeder_ring_gaps": ("counter", RING),
     "feeder_ring_size_bytes": ("gauge", RING),
+    "feeder_ring_audits_passed": ("counter", RING),
+    "feeder_ring_audits_failed": ("counter", RING),
+    "feeder_ring_audits_unverifiable": ("counter", RING),
+    "feeder_ring_last_passed_audit_age_seconds": ("gauge", RING),
+    "feeder_ring_crossed": ("counter", RING),
     "feeder_record_latency_seconds": ("histogram", RING | {"stage"}),
 }
 # a base unit, or a name that says it has none (a score 0-100, a rate of messages, an epoch number, 0/1)
@@ -58,6 +63,7 @@ def status(instance: str = "prod") -> dict:
         "last_publish_age_s": 0.25,
         "gaps": 2,
         "size_bytes": 4096,
+        "audits": {"passed": 5, "failed": 1, "unverifiable": 2, "last_passed_age_s": 3.5, "crossed": 1},
     }
     return {"instance": instance, "uptime_s": 12.0, "workers": [worker, idle], "rings": [ring]}
 
@@ -165,7 +171,7 @@ def test_the_grafana_dashboard_queries_only_metrics_and_labels_that_exist():
 def test_a_running_feeder_exposes_every_family_with_live_latency_histograms(tmp_path, instance):
     feeder = FeederProcess(
         "--sim", "--instruments", "BTC-PERPETUAL", "--workers", "1", "--streams", "book,trades",
-        "--sim-rate", "300", "--metrics-port", "0", log=tmp_path / "feeder.log",
+        "--sim-rate", "300", "--metrics-port", "0", "--audit-interval", "1", log=tmp_path / "feeder.log",
     )  # fmt: skip
     try:
         feeder.start(workers=1, timeout=90)
@@ -177,9 +183,11 @@ def test_a_running_feeder_exposes_every_family_with_live_latency_histograms(tmp_
             latency = found.get("feeder_record_latency_seconds")
             counts = [s for s in (latency.samples if latency else []) if s.name.endswith("_count")]
             ready = [s for s in counts if s.labels["ring"] == "book.BTC" and s.value > 0]
-            return found if len(ready) == 2 else None  # both stages observed
+            audited = found.get("feeder_ring_last_passed_audit_age_seconds")
+            # both stages observed, and the book passed a live audit
+            return found if len(ready) == 2 and audited and audited.samples else None
 
-        wait_until(observed, 90, "latency histograms of book.BTC in the exposition")
+        wait_until(observed, 90, "latency histograms and a passed audit of book.BTC in the exposition")
         text = urllib.request.urlopen(url, timeout=30).read().decode()
     finally:
         feeder.stop()
