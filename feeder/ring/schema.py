@@ -30,7 +30,7 @@ _TYPES = {
     "f8": "<f8",
 }
 RECORD_TYPES = ("book", "trade", "ticker")
-COMMON_FIELDS = ("seq", "flags", "_reserved", "ts_exchange", "ts_recv", "ts_publish")
+COMMON_FIELDS = ("seq", "flags", "instrument_id", "ts_exchange", "ts_recv", "ts_publish")
 
 
 def schema_dir() -> Path:
