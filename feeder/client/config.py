@@ -92,6 +92,8 @@ class ClientConfig:
     heartbeat: str = "ping_pong"
     heartbeat_interval: float = 10.0
     max_missed_heartbeats: int = 2
+    probe_after: float | None = 0.5  # seconds without any frame before a ping probes the link; None: never
+    probe_timeout: float = 1.0  # a probe with no frame at all in answer this long: the link is dead
     reconnect_on_error: bool = True
     restore_subscriptions: bool = True
     request_timeout: float = 5.0
@@ -124,6 +126,9 @@ class ClientConfig:
         if self.heartbeat not in KINDS:
             raise ConfigError("heartbeat", self.heartbeat, f"expected one of {', '.join(sorted(KINDS))}")
         _integer("max_missed_heartbeats", self.max_missed_heartbeats, 1)
+        if self.probe_after is not None:
+            _number("probe_after", self.probe_after)
+        _number("probe_timeout", self.probe_timeout)
         for name in ("reconnect_on_error", "restore_subscriptions", "debug"):
             _boolean(name, getattr(self, name))
         _integer("max_frame_size", self.max_frame_size, 1024)

@@ -4,8 +4,8 @@ The asyncio shell around three pure objects: the limiter (feeder.core.ratelimit)
 (feeder.core.correlator) and the latency window (feeder.core.latency). Rules it keeps:
 - admission is first in, first out; a request still queued at its deadline fails as not sent;
 - one timer, armed for the earliest deadline, times requests out one by one;
-- a frame is marked sent once websockets accepted it for an open connection: if the send itself fails
-  the request may still have reached the exchange, and the error says so;
+- a frame is marked sent once the transport accepted it for an open connection: if the send itself
+  fails the request may still have reached the exchange, and the error says so;
 - failing is explicit: pending requests fail with ConnectionLost(sent=...), queued ones as not sent.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidState
 
 from feeder.core import failure
 from feeder.core.correlator import Correlator, outcome
@@ -113,7 +113,7 @@ class Requests:
         )
         try:
             await send(frame)
-        except ConnectionClosed as e:
+        except (ConnectionClosed, InvalidState) as e:
             self.correlator.discard(p)
             raise ConnectionLost(method, sent=True, reason=f"send failed: {e}") from e
         p.sent = True

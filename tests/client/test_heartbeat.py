@@ -90,7 +90,7 @@ def test_ping_pong_measures_round_trips_from_matching_pongs(sim):
     health = run(body())
     assert health["kind"] == "ping_pong" and health["misses"] == 0
     assert health["rtt"] is not None and health["rtt"] > 0
-    assert health["pings_sent"] >= health["pongs"] >= 3
+    assert health["pings_sent"] + health["probes_sent"] >= health["pongs"] >= 3 and health["pings_sent"] >= 1
 
 
 def test_binance_kind_probes_a_silent_link_and_keeps_it_while_pongs_come_back(sim):

@@ -6,7 +6,7 @@ import asyncio
 
 from client.clientkit import BOOK, Events, Notes, call, config, hooks, only_conn, run, until
 
-from feeder.client import Client, ConnState
+from feeder.client import Client, ConnState, Setup
 
 
 def test_connect_request_and_close_walk_through_the_states(sim):
@@ -23,7 +23,9 @@ def test_connect_request_and_close_walk_through_the_states(sim):
 
     assert run(body()) == [
         ("idle", "connecting"),
-        ("connecting", "connected"),
+        ("connecting", "setting_up"),
+        ("setting_up", "restoring"),
+        ("restoring", "connected"),
         ("connected", "closing"),
         ("closing", "closed"),
     ]
@@ -158,9 +160,9 @@ def test_reconnect_replaces_the_connection_on_demand(sim):
 def test_on_connected_runs_before_restore_and_on_disconnected_once_per_loss(sim):
     calls: list[str] = []
 
-    async def on_connected(client: Client) -> None:
+    async def on_connected(setup: Setup) -> None:
         calls.append("connected")
-        await client.request(
+        await setup.request(
             "public/auth",
             {"grant_type": "client_credentials", "client_id": "client-id", "client_secret": "client-secret"},
         )
