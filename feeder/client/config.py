@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from feeder.client.transport import ENGINES, picows_installed
 from feeder.core.heartbeat import KINDS
 from feeder.core.ratelimit import DEFAULT, CostSpec, cost_function
 from feeder.core.recording import REDACTED, redact_url
@@ -103,6 +104,7 @@ class ClientConfig:
     latency_window: int = 1024
     record_to: str | Path | None = None
     rate_limit: RateLimit | None = None
+    transport: str = "auto"  # WebSocket engine: "websockets", "picows" (extra feeder[picows]), "auto"
 
     def __post_init__(self) -> None:
         self._check_url()
@@ -134,6 +136,12 @@ class ClientConfig:
         _integer("max_frame_size", self.max_frame_size, 1024)
         _integer("latency_window", self.latency_window, 1)
         self._check_record_to()
+        if self.transport not in ENGINES:
+            raise ConfigError("transport", self.transport, f"expected one of {', '.join(ENGINES)}")
+        if self.transport == "picows" and not picows_installed():
+            raise ConfigError(
+                "transport", self.transport, "picows is not installed: pip install 'feeder[picows]'"
+            )
         if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
             raise ConfigError("rate_limit", self.rate_limit, "expected a feeder.client.RateLimit or None")
 

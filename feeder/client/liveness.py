@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from feeder.client.receive import Inbox
-from feeder.client.transport import WebSocket
+from feeder.client.transport import Link
 from feeder.core.heartbeat import HeartbeatMonitor, Verdict
 
 logger = logging.getLogger("feeder.client")
@@ -27,7 +27,7 @@ class Watchdog:
     def __init__(
         self,
         monitor: HeartbeatMonitor,
-        link: WebSocket,
+        link: Link,
         inbox: Inbox,
         on_verdict: Callable[[Verdict, str], None],
     ):

@@ -13,19 +13,41 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
 from websockets.exceptions import ConnectionClosed, InvalidState
 
+from feeder.client.config import RateLimit
+from feeder.client.sharedbucket import SharedBucket
 from feeder.core import failure
 from feeder.core.correlator import Correlator, outcome
 from feeder.core.latency import LatencyWindow
-from feeder.core.ratelimit import Limiter
+from feeder.core.ratelimit import DEFAULT, Bucket, Limiter, TokenBucket, cost_function
 from feeder.errors import ConnectionLost, ExchangeError, RateLimited, RequestTimeout
 
 SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+def make_limiter(rl: RateLimit | None, never_wait: Iterable[str]) -> Limiter | None:
+    """The limiter for `rl` (None: no limits); `never_wait` methods (heartbeat answers) get credits
+    held in reserve so that they never queue."""
+    if rl is None:
+        return None
+    limits = {DEFAULT: (rl.capacity, rl.refill_per_s), **rl.buckets}
+    buckets: dict[str, Bucket] = {}
+    for name, (capacity, refill) in limits.items():
+        if rl.shared_dir is None:
+            buckets[name] = TokenBucket.full(capacity, refill, time.monotonic())
+        else:
+            file = rl.shared_name if name == DEFAULT else f"{rl.shared_name}.{name}"
+            buckets[name] = SharedBucket(rl.shared_dir, file, capacity, refill)
+    limiter = Limiter(buckets, cost_function(rl.cost, "rate_limit.cost"), rl.max_queue)
+    for method in never_wait:
+        name, cost = limiter.charge(method)
+        limiter.reserve[name] = max(limiter.reserve.get(name, 0.0), cost)
+    return limiter
 
 
 class Requests:
