@@ -93,8 +93,8 @@ class ClientConfig:
     heartbeat: str = "ping_pong"
     heartbeat_interval: float = 10.0
     max_missed_heartbeats: int = 2
-    probe_after: float | None = 0.5  # seconds without any frame before a ping probes the link; None: never
-    probe_timeout: float = 1.0  # a probe with no frame at all in answer this long: the link is dead
+    probe_after: float | None = 1.0  # seconds without any frame before a ping probes the link; None: never
+    probe_timeout: float = 0.75  # a probe with no frame at all in answer this long: the link is dead
     reconnect_on_error: bool = True
     restore_subscriptions: bool = True
     request_timeout: float = 5.0

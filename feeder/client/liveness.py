@@ -62,7 +62,7 @@ class Watchdog:
             now = time.time()
             last_frame = link.last_rx_ns / 1e9
             last_message = self._inbox.last_message_ns / 1e9
-            if now - last_frame >= (monitor.probe_after or monitor.interval) and link.unread_bytes():
+            if monitor.overdue(now, last_frame, last_message) and link.unread_bytes():
                 last_frame = last_message = now
             verdict, next_at = monitor.check(now, last_frame, last_message)
             if verdict is Verdict.OK:

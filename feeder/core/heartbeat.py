@@ -167,6 +167,15 @@ class HeartbeatMonitor:
 
     # --- verdicts --------------------------------------------------------------------------------
 
+    def overdue(self, now: float, last_frame: float, last_message: float) -> bool:
+        """Whether `check` would find the link dead now (no side effects): the shell then makes sure
+        that nothing is waiting unread before it lets the verdict stand."""
+        intervals = self.kind.silence_intervals
+        if intervals is not None and now > max(last_message, self._opened) + intervals * self.interval:
+            return True
+        probe_at = self._probe_at
+        return probe_at is not None and last_frame < probe_at and now >= probe_at + self.probe_timeout
+
     def check(self, now: float, last_frame: float, last_message: float) -> Check:
         """What to do now, and when to look again. `last_frame`: when anything (data, pong, any byte)
         last arrived; `last_message`: when the last data message arrived."""

@@ -154,3 +154,15 @@ def test_health_reports_sent_answered_rtt_and_misses():
         1,
     )
     assert h["rtt"] == pytest.approx(0.004) and h["misses"] == 0 and h["probes_sent"] == 0
+
+
+@pytest.mark.parametrize(
+    ("now", "last_frame", "last_message"),
+    [(1001.0, T0, T0), (1001.6, T0, T0), (1001.6, 1000.9, T0), (1020.5, 1020.4, T0), (1020.5, T0, T0)],
+)
+def test_overdue_says_exactly_when_check_would_find_the_link_dead(now, last_frame, last_message):
+    m = _monitor("deribit", probe_after=0.5)
+    m.check(1000.5, T0, T0)
+    m.probe_sent(1000.5)
+    expected = m.overdue(now, last_frame, last_message)
+    assert expected == (m.check(now, last_frame, last_message).verdict is Verdict.DEAD)
