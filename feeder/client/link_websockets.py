@@ -130,10 +130,10 @@ class WebsocketsLink(asyncio.Protocol):
         events = ws.events_received()
         self._flush()
         if self._open:
-            on_message, parts = self._on_message, self._parts
+            on_message = self._on_message
             for frame in events:
                 opcode = frame.opcode
-                if (opcode is _TEXT or opcode is _BINARY) and frame.fin and not parts:
+                if (opcode is _TEXT or opcode is _BINARY) and frame.fin and not self._parts:
                     on_message(frame.data, recv_ns)
                 else:
                     self._frame(frame, recv_ns)
