@@ -14,7 +14,7 @@ from websockets.utils import accept_key
 
 from feeder.client import Client, ClientConfig, ConnState
 from feeder.client.transport import picows_installed
-from feeder.errors import ConfigError, ConnectFailed
+from feeder.errors import ConnectFailed
 from feeder.sim import SimServer
 
 ENGINES = [
@@ -230,8 +230,3 @@ def test_wss_connects_through_tls_and_an_untrusted_certificate_is_fatal(engine, 
         assert error.fatal and "certificate" in str(error).lower()
     finally:
         sim.stop()
-
-
-def test_an_unknown_engine_is_refused_by_name():
-    with pytest.raises(ConfigError, match=r"'transport'.*auto, websockets, picows"):
-        ClientConfig(url="ws://127.0.0.1:1/", transport="libwebsockets")
