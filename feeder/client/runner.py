@@ -205,6 +205,7 @@ class Runner:
         self._requests.stop()
         if self._first is not None and not self._first.done():
             self._first.set_exception(error)
+            self._first.exception()  # retrieved: a cancelled connect() no longer awaits it
         self.ready.set()  # wake request() waiters: they will find the client closed
         self.ready = asyncio.Event()
         if self._inbox.recorder is not None:

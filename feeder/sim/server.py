@@ -29,6 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
+from websockets.protocol import State
 
 from feeder.errors import ConfigError
 from feeder.sim import faults
@@ -58,14 +59,16 @@ _REDACT = ("client_secret", "signature", "refresh_token", "access_token")
 
 
 class _Connection(ServerConnection):
-    """websockets' server connection, silent while its session is stalled: websockets answers pings
-    (and close frames) by itself, and a stalled link must not."""
+    """websockets' server connection, silent while its session is stalled: websockets answers pings by
+    itself, and a stalled link must not. A closing handshake still completes (a client that gives up
+    on a stalled link is not kept waiting)."""
 
     session: Session | None = None
 
     def send_data(self) -> None:
         s = self.session
-        if s is not None and s.stalled_until is not None and s.stalled(time.monotonic()):
+        stalled = s is not None and s.stalled_until is not None and s.stalled(time.monotonic())
+        if stalled and self.protocol.state is State.OPEN:
             self.protocol.data_to_send()  # discarded, like the stalled session's frames
             return
         super().send_data()

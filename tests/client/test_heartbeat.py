@@ -39,7 +39,10 @@ def test_a_stalled_connection_is_detected_and_replaced(sim):
             await client.close()
 
     stalled, dead, replacement, health = run(body())
-    assert "no frame for" in dead["reason"] and dead["verdict"] == "dead"
+    # the silence probe (1.75 s) or Deribit's own rule (2 intervals, 2 s), whichever looks first
+    assert ("no frame for" in dead["reason"] or "no message for" in dead["reason"]) and dead[
+        "verdict"
+    ] == "dead"
     assert replacement != stalled and health["misses_total"] >= 1
 
 

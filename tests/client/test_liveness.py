@@ -5,6 +5,7 @@ a link whose data is merely quiet is kept. Against the simulator, over real sock
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from client.clientkit import Events, call, only_conn, run, until
 from deribit.simfeed import Tape
@@ -63,7 +64,8 @@ def test_quiet_data_is_not_death_while_probes_are_answered():
 
         async def main():
             events = Events()
-            client = Client(_client_config(sim), on_event=events)
+            config = dataclasses.replace(_client_config(sim), probe_after=0.3)
+            client = Client(config, on_event=events)
             await client.connect()
             try:
                 await until(lambda: client.heartbeat_health()["pongs"] >= 4, "four answered probes")
