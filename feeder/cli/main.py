@@ -10,6 +10,8 @@ SUBCOMMANDS = {
     "rings": "feeder.cli.rings",
     "status": "feeder.cli.status",
     "replay": "feeder.cli.replay",
+    "mirror": "feeder.cli.mirror",
+    "replicate": "feeder.cli.replicate",
 }
 
 

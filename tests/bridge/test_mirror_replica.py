@@ -1,0 +1,130 @@
+"""Rings mirrored over a real nats-server between two feeder instances on one machine: what a replica
+holds is the source's records byte for byte, and every seq it lacks is a GAP/MARKER record or counted
+lost, whatever broke in between (the mirror killed, the server restarted, the replica dropped as a slow
+consumer); with JetStream, short losses are filled instead."""
+
+from __future__ import annotations
+
+import signal
+
+from bridge.bridgekit import account, replica_figures, role_figures, wait_caught_up, write_seq
+from helpers import wait_until
+
+RINGS = ("book.BTC", "trades.BTC")
+
+
+def settle(host, writer) -> None:
+    """Freeze the source and wait until the replica holds its newest records."""
+    writer.signal(signal.SIGSTOP)
+    for ring in RINGS:
+        wait_caught_up(host, ring)
+
+
+def advance(host, records: int) -> None:
+    start = write_seq(host.source, "book.BTC")
+    wait_until(lambda: write_seq(host.source, "book.BTC") >= start + records, what=f"{records} more records")
+
+
+def counted(host, ring: str, acc) -> dict:
+    """The replica's status counts exactly the seqs it holds no source record for."""
+    lost = acc.gaps + acc.missing
+    wait_until(
+        lambda: replica_figures(host.replica, ring).get("lost") == lost, what=f"status: {ring} lost {lost}"
+    )
+    return replica_figures(host.replica, ring)
+
+
+def test_replica_rings_hold_the_source_records_byte_for_byte(host):
+    writer = host.writer(rate=2000)
+    host.mirror()
+    host.replicate()
+    wait_caught_up(host)
+    advance(host, 1000)
+    settle(host, writer)
+    for ring in RINGS:
+        acc = account(host.source, host.replica, ring)
+        assert acc.gaps == 0 and acc.missing == 0 and acc.held > 1000, acc
+    wait_until(
+        lambda: role_figures("mirror", host.source, "book.BTC").get("records", 0) >= acc.held, what="status"
+    )
+    mirror = role_figures("mirror", host.source, "book.BTC")
+    assert mirror["records"] >= 1000 and mirror["batches"] <= mirror["records"] and mirror["lost"] == 0
+    wait_until(lambda: replica_figures(host.replica, "book.BTC").get("records", 0) >= acc.held, what="status")
+    figures = replica_figures(host.replica, "book.BTC")
+    assert figures["lost"] == 0 and figures["lag_us_max"] is not None
+
+
+def test_a_killed_mirror_leaves_a_gap_record_and_lost_seqs_never_silence(host):
+    writer = host.writer(rate=2000)
+    mirror = host.mirror()
+    host.replicate()
+    wait_caught_up(host)
+    mirror.kill()
+    advance(host, 500)
+    host.mirror()
+    wait_caught_up(host)
+    advance(host, 200)
+    settle(host, writer)
+    for ring in RINGS:
+        acc = account(host.source, host.replica, ring)
+        assert acc.gaps >= 1 and acc.missing >= 400, acc
+        figures = counted(host, ring, acc)
+        assert figures["lost_in_transit"] == figures["lost"]
+
+
+def test_a_restarted_mirror_resumes_from_jetstream_without_a_gap(host):
+    writer = host.writer(rate=2000)
+    mirror = host.mirror("--jetstream")
+    host.replicate("--jetstream")
+    wait_caught_up(host)
+    mirror.kill()
+    advance(host, 500)
+    host.mirror("--jetstream")
+    advance(host, 200)
+    settle(host, writer)
+    for ring in RINGS:
+        acc = account(host.source, host.replica, ring)
+        assert acc.gaps == 0 and acc.missing == 0, acc
+
+
+def test_a_late_replica_fetches_the_history_from_jetstream(host):
+    writer = host.writer(rate=2000)
+    host.mirror("--jetstream")
+    wait_until(
+        lambda: role_figures("mirror", host.source, "book.BTC").get("records", 0) > 500, what="records"
+    )
+    host.replicate("--jetstream")
+    advance(host, 100)
+    settle(host, writer)
+    acc = account(host.source, host.replica, "book.BTC")
+    wait_until(lambda: replica_figures(host.replica, "book.BTC").get("repaired", 0) >= 500, what="status")
+    figures = replica_figures(host.replica, "book.BTC")
+    assert acc.gaps == 0 and acc.missing == 0 and figures["repaired"] >= 500, (acc, figures)
+
+
+def test_a_nats_server_restart_is_accounted_for(host, nats_server):
+    writer = host.writer(rate=1000)
+    host.mirror("--jetstream")
+    host.replicate("--jetstream")
+    wait_caught_up(host)
+    nats_server.restart()
+    advance(host, 500)
+    settle(host, writer)
+    for ring in RINGS:
+        counted(host, ring, account(host.source, host.replica, ring))
+
+
+def test_a_replica_dropped_as_a_slow_consumer_is_repaired_from_jetstream(host, nats_server):
+    writer = host.writer(rate=4000)
+    host.mirror("--jetstream")
+    replica = host.replicate("--jetstream")
+    wait_caught_up(host)
+    replica.signal(signal.SIGSTOP)
+    wait_until(lambda: nats_server.varz()["slow_consumers"] >= 1, what="NATS dropping the paused replica")
+    replica.signal(signal.SIGCONT)
+    advance(host, 500)
+    settle(host, writer)
+    for ring in RINGS:
+        acc = account(host.source, host.replica, ring)
+        figures = counted(host, ring, acc)
+        assert figures["repaired"] > 0 or acc.gaps > 0, figures
