@@ -60,7 +60,15 @@ def _handshake_reply(message: dict, instance: str) -> None:
 class FeederHandle:
     """Synchronous, thread-safe handle on a running feeder instance."""
 
-    def __init__(self, instance: str | None = None, connect_timeout: float = 5.0):
+    def __new__(cls, *args: Any, nats: Any = None, **kwargs: Any) -> FeederHandle:
+        # nats=URL or NatsConfig: a feeder on another host, through its `feeder mirror --orders`
+        if nats is not None and cls is FeederHandle:
+            from feeder.bridge.remote import RemoteFeederHandle
+
+            return super().__new__(RemoteFeederHandle)
+        return super().__new__(cls)
+
+    def __init__(self, instance: str | None = None, connect_timeout: float = 5.0, nats: Any = None):
         rd = RunDir(instance)
         self.instance = rd.instance
         self._pid = os.getpid()
@@ -189,7 +197,13 @@ class AsyncFeederHandle:
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def connect(cls, instance: str | None = None, connect_timeout: float = 5.0) -> AsyncFeederHandle:
+    async def connect(
+        cls, instance: str | None = None, connect_timeout: float = 5.0, nats: Any = None
+    ) -> AsyncFeederHandle:
+        if nats is not None:  # a feeder on another host, through its `feeder mirror --orders`
+            from feeder.bridge.remote import AsyncRemoteFeederHandle
+
+            return await AsyncRemoteFeederHandle.open(nats, instance, connect_timeout)
         rd = RunDir(instance)
         key = _read_key(rd)
         try:
