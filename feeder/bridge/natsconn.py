@@ -10,6 +10,7 @@ may start before its server (docker compose starts them together).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -137,6 +138,11 @@ class NatsConfig:
 Callback = Callable[[], Awaitable[None]]
 
 
+def _fatal(exc: BaseException) -> bool:
+    """Errors that retrying cannot fix: refused credentials, a certificate that is not trusted."""
+    return "authorization" in str(exc).lower() or isinstance(exc, ssl.SSLCertVerificationError)
+
+
 async def connect(
     config: NatsConfig,
     timeout: float = 30.0,
@@ -145,41 +151,54 @@ async def connect(
     on_disconnected: Callback | None = None,
     on_reconnected: Callback | None = None,
 ) -> Any:
-    """A connected nats-py client that reconnects by itself; NetworkError after `timeout` of failures."""
+    """A connected nats-py client that reconnects by itself, for ever. Until the first connection it
+    retries for `timeout` seconds, then raises NetworkError; refused credentials raise at once."""
     try:
-        import nats
+        from nats.aio.client import Client
     except ImportError:
         raise UsageError("NATS needs the nats extra: pip install 'feeder[nats]'") from None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: BaseException | None = None
+    problem: list[BaseException] = []
+
+    async def errors_seen(exc: Exception) -> None:
+        problem[:] = [exc]
+        if on_error is not None and nc.is_connected:
+            await on_error(exc)
+
+    nc = Client()
+    attempt = asyncio.get_running_loop().create_task(
+        nc.connect(
+            **config.options(),
+            connect_timeout=max(1, int(min(5.0, timeout))),
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=RECONNECT_WAIT_S,
+            error_cb=errors_seen,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+        )
+    )
+    deadline = asyncio.get_running_loop().time() + timeout
     logged = False
-
-    async def quiet(exc: Exception) -> None:
-        nonlocal last
-        last = exc
-
-    while True:
-        try:
-            return await nats.connect(
-                **config.options(),
-                connect_timeout=max(1, int(min(5.0, deadline - loop.time()))),
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=RECONNECT_WAIT_S,
-                error_cb=on_error or quiet,
-                disconnected_cb=on_disconnected,
-                reconnected_cb=on_reconnected,
-            )
-        except (OSError, TimeoutError, nats.errors.Error, ssl.SSLError) as exc:
-            last = exc
-        if "authorization" in str(last).lower():
-            raise NetworkError(f"NATS at {config.describe()} refused the credentials: {last}")
-        if loop.time() >= deadline:
+    while not attempt.done():
+        await asyncio.wait({attempt}, timeout=0.1)
+        last = problem[0] if problem else None
+        late = asyncio.get_running_loop().time() >= deadline
+        if not attempt.done() and (late or (last is not None and _fatal(last))):
+            attempt.cancel()
+            with contextlib.suppress(BaseException):
+                await attempt
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if last is not None and _fatal(last):
+                raise NetworkError(f"NATS at {config.describe()} refused this client: {last}")
             raise NetworkError(
                 f"cannot connect to NATS at {config.describe()} within {timeout:g} s: {last!r}"
             )
-        if not logged:
+        if last is not None and not logged:
             log.warning("waiting for NATS at %s: %r", config.describe(), last)
             logged = True
-        await asyncio.sleep(RECONNECT_WAIT_S)
+    try:
+        attempt.result()
+    except Exception as exc:
+        raise NetworkError(f"cannot connect to NATS at {config.describe()}: {exc!r}") from None
+    return nc

@@ -34,16 +34,17 @@ def _lost(method: str, params: dict, why: str) -> errors.FeederError:
     return errors.OutcomeUnknown(method, params.get("label"), why)
 
 
-async def request(nc: Any, subject: str, method: str, params: dict, timeout: float) -> Any:
-    """One request over NATS, sent at most once; the reply's result, or the error it stands for."""
+async def request(
+    nc: Any, subject: str, method: str, params: dict, timeout: float, margin: float = TRANSIT_MARGIN_S
+) -> Any:
+    """One request over NATS, sent at most once; the reply's result, or the error it stands for. The
+    reply is awaited `margin` seconds beyond `timeout`, which the answering side enforces."""
     import nats.errors
 
     if not nc.is_connected:
         raise errors.ConnectionLost(method, sent=False, reason="not connected to NATS (reconnecting)")
     try:
-        msg = await nc.request(
-            subject, encode_request(method, params, timeout), timeout=timeout + TRANSIT_MARGIN_S
-        )
+        msg = await nc.request(subject, encode_request(method, params, timeout), timeout=timeout + margin)
     except nats.errors.NoRespondersError:
         raise errors.FeederNotRunning(
             f"{method}: nothing answers on {subject} (start `feeder mirror --orders` on the feeder host); "
@@ -52,7 +53,7 @@ async def request(nc: Any, subject: str, method: str, params: dict, timeout: flo
     except (TimeoutError, nats.errors.TimeoutError):
         if is_read_only(method):
             raise errors.RequestTimeout(method, timeout) from None
-        raise _lost(method, params, f"no answer over NATS within {timeout + TRANSIT_MARGIN_S:g} s") from None
+        raise _lost(method, params, f"no answer over NATS within {timeout + margin:g} s") from None
     except (nats.errors.Error, OSError) as exc:
         raise _lost(method, params, f"NATS: {exc!r}") from None
     return decode_reply(msg.data)

@@ -37,6 +37,7 @@ log = logging.getLogger("feeder.bridge.replica")
 
 STATUS_S = 1.0
 REPAIR_LIMIT = 100_000  # stored messages read for one repair
+QUEUE_LIMIT = 100_000  # live messages of a ring held during its repair; beyond, they become missing seqs
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ class Replica:
             return
         local = self.rings.get(name)
         if local is not None and local.queue is not None:
-            local.queue.append((msg, True))
+            if len(local.queue) < QUEUE_LIMIT:  # else dropped: the next message shows its seqs missing
+                local.queue.append((msg, True))
             return
         self._take(name, msg, allow_repair=True)
 

@@ -40,19 +40,22 @@ def book_record(dtype: np.dtype, n: int) -> np.ndarray:
     return rec
 
 
-def writer_main(instance: str, rate: float) -> None:
-    """Write book.BTC and trades.BTC at `rate` records/s each until SIGTERM (then remove both rings)."""
+def writer_main(instance: str, rate: float, batch: int = 1, capacity: int = CAPACITY) -> None:
+    """Write book.BTC and trades.BTC at `rate` records/s each, `batch` at a time, until SIGTERM (then
+    remove both rings)."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    book = RingWriter.create("book.BTC", "book", CAPACITY, instance=instance)
-    trades = RingWriter.create("trades.BTC", "trade", CAPACITY, instance=instance)
-    trade = np.zeros(1, trades.dtype)
+    book = RingWriter.create("book.BTC", "book", capacity, instance=instance)
+    trades = RingWriter.create("trades.BTC", "trade", capacity, instance=instance)
     try:
         began, n = time.monotonic(), 0
         while True:
-            book.publish(book_record(book.dtype, n))
-            trade["trade_seq"], trade["price"], trade["amount"] = n, 100.0 + n % 9, 1.0
-            trades.publish(trade)
-            n += 1
+            books = np.concatenate([book_record(book.dtype, n + i) for i in range(batch)])
+            book.publish_batch(books)
+            trade = np.zeros(batch, trades.dtype)
+            trade["trade_seq"] = np.arange(n, n + batch)
+            trade["price"], trade["amount"] = 100.0 + n % 9, 1.0
+            trades.publish_batch(trade)
+            n += batch
             delay = began + n / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -115,8 +118,9 @@ class Host:
         self.procs.append(proc)
         return proc
 
-    def writer(self, rate: float = 1000.0) -> Proc:
-        code = f"from bridge.bridgekit import writer_main; writer_main({self.source!r}, {rate})"
+    def writer(self, rate: float = 1000.0, batch: int = 1, capacity: int = CAPACITY) -> Proc:
+        args = f"{self.source!r}, {rate}, {batch}, {capacity}"
+        code = f"from bridge.bridgekit import writer_main; writer_main({args})"
         proc = self._proc([sys.executable, "-c", code], "writer")
         wait_until(
             lambda: _ring_exists(self.source, "trades.BTC") or not proc.alive(), what="the source rings"
@@ -223,20 +227,19 @@ def replica_figures(instance: str, ring: str) -> dict:
     return role_figures("replica", instance, ring)
 
 
-def caught_up(source: str, replica: str, ring: str) -> bool:
-    """The replica holds the source's newest record, byte for byte."""
+def caught_up(host: Host, ring: str, target: int) -> bool:
+    """The replica has accounted for every seq the source had written when the wait began."""
     try:
-        with RingReader(ring, instance=source) as s, RingReader(ring, instance=replica) as d:
-            a, b = s.latest(), d.latest()
+        return write_seq(host.replica, ring) >= target
     except Exception:
         return False
-    return a is not None and b is not None and a.tobytes() == b.tobytes()
 
 
-def wait_caught_up(host: Host, ring: str = "book.BTC", timeout: float = 30.0) -> None:
+def wait_caught_up(host: Host, ring: str = "book.BTC", timeout: float = 60.0) -> None:
+    target = write_seq(host.source, ring)
     try:
         wait_until(
-            lambda: caught_up(host.source, host.replica, ring), timeout, f"the replica of {ring} to catch up"
+            lambda: caught_up(host, ring, target), timeout, f"the replica of {ring} to reach seq {target}"
         )
-    except AssertionError:
-        raise AssertionError(host.logs()) from None
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{host.logs()}") from None

@@ -11,13 +11,11 @@ from bridge.bridgekit import Host
 from feeder.bridge.natsserver import NatsServer
 from feeder.runtime.rundir import run_dir
 
-# small enough that a paused replica is dropped as a slow consumer within a second or two
-SLOW_CONSUMER = 'max_payload: 262144\nmax_pending: 524288\nwrite_deadline: "500ms"'
-
 
 @pytest.fixture
-def nats_server(tmp_path):
-    server = NatsServer(tmp_path / "nats", config=SLOW_CONSUMER)
+def nats_server(request, tmp_path):
+    """Extra server configuration by indirect parametrization: `parametrize("nats_server", [text], indirect=True)`."""
+    server = NatsServer(tmp_path / "nats", config=getattr(request, "param", ""))
     with server:
         yield server
 
