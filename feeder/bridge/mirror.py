@@ -11,7 +11,8 @@ records, never skipped in silence. Rules it keeps:
   feeder restarted) is mirrored from its first retained record.
 - With JetStream, the stream `FEEDER_<source>` keeps the ring subjects (bounded by age and bytes), and a
   restarted mirror resumes each ring from the last seq the stream holds, if the ring still holds it.
-- When idle it waits in short sleeps, never longer than a millisecond, between looks at the rings.
+- When idle it sleeps between looks at the rings, 30 us at first, growing to 200 us: a record waits
+  about 100 us at worst to be noticed, and an idle mirror wakes 5,000 times a second (~2 % of a core).
 """
 
 from __future__ import annotations
@@ -20,12 +21,21 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import time
 from dataclasses import dataclass
 
 from feeder.bridge.natsconn import NatsConfig, connect
 from feeder.bridge.status import Status, write_status
-from feeder.bridge.wire import RingIdentity, RingPatterns, Subjects, decode_header, encode_headers
+from feeder.bridge.wire import (
+    EPOCH_HEADER,
+    RING_HEADER,
+    SEQ_HEADER,
+    RingIdentity,
+    RingPatterns,
+    Subjects,
+    decode_header,
+)
 from feeder.errors import RingError
 from feeder.ring import RingReader, list_rings
 
@@ -33,9 +43,9 @@ log = logging.getLogger("feeder.bridge.mirror")
 
 RESCAN_S = 1.0
 STATUS_S = 1.0
-_SPIN_S = 20e-6
-_FIRST_PAUSE_S = 20e-6
-_LONGEST_PAUSE_S = 1e-3
+_FIRST_PAUSE_S = float(os.environ.get("FEEDER_MIRROR_PAUSE0", 30e-6))
+_LONGEST_PAUSE_S = float(os.environ.get("FEEDER_MIRROR_PAUSE1", 200e-6))
+_IDLE_TURN_S = 2e-3
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class RingFeed:
         self.reader, self.subject, self.batch = reader, subject, batch
         info = reader.info
         self.identity = RingIdentity(info.record_type, info.capacity, info.fingerprint, info.created_ns)
+        self.ring_header = self.identity.header()
         self.sent_to = start
         self.last_sent = 0.0
         self.unpublished = 0  # records read but not handed to NATS: holes in the next message
@@ -218,7 +229,11 @@ class Mirror:
             return 0
         n = len(records)
         payload = records.tobytes()
-        headers = encode_headers(feed.identity, reader.epoch, feed.sent_to, end)
+        headers = {
+            RING_HEADER: feed.ring_header,
+            EPOCH_HEADER: str(reader.epoch),
+            SEQ_HEADER: f"{feed.sent_to} {end}",
+        }
         figures = self.status.ring(reader.name)
         try:
             await self.nc.publish(feed.subject, payload, headers=headers)
@@ -229,7 +244,7 @@ class Mirror:
         feed.sent_to = end
         feed.last_sent = time.monotonic()
         now = time.time_ns()
-        figures.carried(n, len(payload), int(records["ts_publish"][-1]) if n else 0, now)
+        figures.carried(n, len(payload), records["ts_publish"], now)
         figures.epoch, figures.position = reader.epoch, end
         return n
 
@@ -240,16 +255,16 @@ class Mirror:
                 await self._publish(feed, force=True)
 
     def idle_wait(self) -> None:
-        """Wait a little for any ring to get a record: a short spin, then a sleep growing up to 1 ms."""
+        """Nothing to read: sleep until a ring has a record, in sleeps growing from _FIRST_PAUSE_S to
+        _LONGEST_PAUSE_S, for at most _IDLE_TURN_S before the event loop gets a turn (NATS pings)."""
         feeds = list(self.feeds.values())
-        until = time.perf_counter() + _SPIN_S
-        while time.perf_counter() < until:
-            for feed in feeds:
-                if feed.pending():
-                    self._pause = _FIRST_PAUSE_S
-                    return
-        time.sleep(self._pause)
-        self._pause = min(self._pause * 2, _LONGEST_PAUSE_S)
+        until = time.monotonic() + _IDLE_TURN_S
+        while not any(feed.pending() for feed in feeds):
+            time.sleep(self._pause)
+            self._pause = min(self._pause * 1.5, _LONGEST_PAUSE_S)
+            if time.monotonic() >= until:
+                return
+        self._pause = _FIRST_PAUSE_S
 
     def _figures(self) -> None:
         for name, feed in self.feeds.items():

@@ -63,6 +63,17 @@ class LocalRing:
     upstream: int = 0  # the furthest seq the mirror has accounted for
     queue: list[tuple[Any, bool]] | None = None  # messages waiting for a repair; None when live
 
+    def follows(self, header: BatchHeader, n: int) -> bool:
+        """The batch is the very next one, complete, from the same writer: write it as it is."""
+        track = self.track
+        return (
+            header.first == track.next
+            and header.end - header.first == n
+            and header.epoch == track.epoch
+            and header.identity == track.identity
+            and self.queue is None
+        )
+
     def new_epoch(self, epoch: int) -> None:
         """A new writer upstream: so here too (local readers count an epoch change)."""
         self.writer.close()
@@ -101,6 +112,7 @@ class Replica:
         self._subs: list[Any] = []
         self._tasks: set[asyncio.Task] = set()
         self._logged: set[tuple[str, str]] = set()
+        self._matches: dict[str, bool] = {}
 
     async def connect(self, timeout: float = 30.0) -> None:
         for info in clean_stale(self.config.instance):
@@ -148,7 +160,7 @@ class Replica:
         except BadBatch as exc:
             self._bad(msg.subject, exc)
             return
-        if not self.config.rings(name) or name in self.refused:
+        if not self._wanted(name):
             return
         local = self.rings.get(name)
         if local is not None and local.queue is not None:
@@ -156,6 +168,12 @@ class Replica:
                 local.queue.append((msg, True))
             return
         self._take(name, msg, allow_repair=True)
+
+    def _wanted(self, name: str) -> bool:
+        wanted = self._matches.get(name)
+        if wanted is None:
+            wanted = self._matches[name] = self.config.rings(name)
+        return wanted and name not in self.refused
 
     def _bad(self, name: str, exc: Exception) -> None:
         self.status.ring(name).bad_batches += 1
@@ -180,6 +198,12 @@ class Replica:
         self, name: str, header: BatchHeader, records: np.ndarray, allow_repair: bool, msg: Any = None
     ) -> None:
         local = self.rings.get(name)
+        if local is not None and local.follows(header, len(records)):
+            local.write(records)  # the batch that was expected, whole: nothing to decide
+            local.track = Track(header.identity, header.epoch, header.end)
+            local.upstream = max(local.upstream, header.end)
+            self._carried(local, records, header.end)
+            return
         plan = judge(local.track if local else None, header, records["seq"])
         if plan.replace:
             local = self._replace(name, header)
@@ -220,10 +244,14 @@ class Replica:
                 ", ".join(f"{a}..{b - 1}" for a, b in holes),
                 " (lost on the way)" if plan.missing else " (lost at the mirror)",
             )
-        ts = int(fresh["ts_publish"][-1]) if len(fresh) else 0
-        figures.carried(len(fresh), fresh.nbytes, ts, now)
-        figures.epoch, figures.position = header.epoch, plan.end
-        figures.lag_seq = local.upstream - plan.end
+        self._carried(local, fresh, plan.end, now)
+
+    @staticmethod
+    def _carried(local: LocalRing, records: np.ndarray, end: int, now: int | None = None) -> None:
+        figures = local.figures
+        figures.carried(len(records), records.nbytes, records["ts_publish"], now or time.time_ns())
+        figures.epoch, figures.position = local.track.epoch, end
+        figures.lag_seq = local.upstream - end
 
     def _replace(self, name: str, header: BatchHeader) -> LocalRing | None:
         old = self.rings.pop(name, None)

@@ -10,16 +10,43 @@ of it); the file stays after the process exits, with `"running": false`.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from feeder.errors import UsageError
 from feeder.runtime.rundir import run_dir
+
+# lag histogram: buckets growing 5 % each, from 1 us to about 100 s
+_EDGES_US = np.geomspace(1.0, 1e8, 379)
+_EDGE_LIST = _EDGES_US.tolist()
+
+
+class LagHistogram:
+    """Lags (us) since start, in 5 % buckets: percentiles without keeping samples."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(len(_EDGES_US) + 1, np.int64)
+
+    def add(self, lags_us: np.ndarray) -> None:
+        self.counts += np.bincount(np.searchsorted(_EDGES_US, lags_us), minlength=len(self.counts))
+
+    def add_one(self, lag_us: float) -> None:
+        self.counts[bisect.bisect_left(_EDGE_LIST, lag_us)] += 1
+
+    def percentile(self, q: float) -> float | None:
+        total = int(self.counts.sum())
+        if not total:
+            return None
+        index = int(np.searchsorted(np.cumsum(self.counts), q / 100 * total))
+        return float(_EDGES_US[min(index, len(_EDGES_US) - 1)])
 
 
 @dataclass
@@ -36,20 +63,36 @@ class RingFigures:
     position: int = 0  # the next seq this side accounts for
     lag_seq: int = 0
     lag_us_last: float | None = None
+    lag_us_p50: float | None = None  # since start (5 % buckets)
+    lag_us_p99: float | None = None
     lag_us_max: float | None = None
     last_ns: int = 0  # wall clock of the last batch
     state: str = "live"
     problem: str = ""
 
-    def carried(self, n: int, nbytes: int, ts_publish_ns: int, now_ns: int) -> None:
+    lags: LagHistogram = field(default_factory=LagHistogram, repr=False)
+
+    def carried(self, n: int, nbytes: int, ts_publish_ns: np.ndarray, now_ns: int) -> None:
+        """A batch of `n` records carried at `now_ns`; their `ts_publish` give the lag."""
         self.records += n
         self.bytes += nbytes
         self.batches += 1
         self.last_ns = now_ns
+        if n == 1:
+            lag = (now_ns - int(ts_publish_ns[0])) / 1e3
+            self.lags.add_one(lag)
+            self.lag_us_last, top = lag, lag
+        elif n:
+            lags = (now_ns - ts_publish_ns.astype(np.int64)) / 1e3
+            self.lags.add(lags)
+            self.lag_us_last, top = float(lags[-1]), float(lags.max())
         if n:
-            lag = (now_ns - ts_publish_ns) / 1e3
-            self.lag_us_last = lag
-            self.lag_us_max = lag if self.lag_us_max is None else max(self.lag_us_max, lag)
+            self.lag_us_max = top if self.lag_us_max is None else max(self.lag_us_max, top)
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lags"}
+        out["lag_us_p50"], out["lag_us_p99"] = self.lags.percentile(50), self.lags.percentile(99)
+        return out
 
 
 @dataclass
@@ -75,7 +118,8 @@ class Status:
         return figures
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rings"}
+        out["rings"] = {name: figures.to_dict() for name, figures in self.rings.items()}
         out["updated_ns"] = time.time_ns()
         return out
 
