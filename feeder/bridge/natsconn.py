@@ -138,6 +138,10 @@ class NatsConfig:
 Callback = Callable[[], Awaitable[None]]
 
 
+class NatsRefused(NetworkError):
+    """The NATS server refused this client (credentials, certificate): retrying cannot help."""
+
+
 def _fatal(exc: BaseException) -> bool:
     """Errors that retrying cannot fix: refused credentials, a certificate that is not trusted."""
     return "authorization" in str(exc).lower() or isinstance(exc, ssl.SSLCertVerificationError)
@@ -190,7 +194,7 @@ async def connect(
             with contextlib.suppress(Exception):
                 await nc.close()
             if last is not None and _fatal(last):
-                raise NetworkError(f"NATS at {config.describe()} refused this client: {last}")
+                raise NatsRefused(f"NATS at {config.describe()} refused this client: {last}")
             raise NetworkError(
                 f"cannot connect to NATS at {config.describe()} within {timeout:g} s: {last!r}"
             )

@@ -95,8 +95,8 @@ class OrderService:
     async def _forward(self, method: str, params: dict, timeout: float) -> Any:
         from feeder.runtime.handle import AsyncFeederHandle
 
-        if self._handle is None:
-            self._handle = await AsyncFeederHandle.connect(self.instance)
+        if self._handle is None:  # nats="": the feeder of this host, whatever $FEEDER_HANDLE_NATS says
+            self._handle = await AsyncFeederHandle.connect(self.instance, nats="")
         try:
             return await self._handle.rpc(method, params, timeout)
         except (errors.FeederNotRunning, errors.ConnectionLost, errors.OutcomeUnknown):

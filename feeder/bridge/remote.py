@@ -3,7 +3,9 @@ host, through the `feeder mirror --orders` running there (orders.py says the rul
 errors, same at-most-once promise as the local handle.
 
 `nats` is a URL (credentials then come from the FEEDER_NATS_* environment, see natsconn.py) or a
-`NatsConfig`; `instance` names the remote feeder (its mirror's `--source`, by default its instance name).
+`NatsConfig`; without it, `$FEEDER_HANDLE_NATS` does the same for programs that make a plain
+`FeederHandle()`, so a strategy runs unchanged on another host. `instance` names the remote feeder (its
+mirror's `--source`, by default its instance name).
 The synchronous handle runs its NATS connection on a thread of its own, so it can be shared by threads.
 """
 
@@ -16,7 +18,7 @@ import threading
 from typing import Any
 
 from feeder import errors
-from feeder.bridge.natsconn import NatsConfig, connect
+from feeder.bridge.natsconn import NatsConfig, NatsRefused, connect
 from feeder.bridge.orders import TRANSIT_MARGIN_S, decode_reply, encode_request
 from feeder.bridge.wire import Subjects
 from feeder.exchanges.methods import is_read_only
@@ -26,6 +28,18 @@ from feeder.runtime.handle import DEFAULT_TIMEOUT, STATUS_METHOD, AsyncFeederHan
 
 def _config(nats: str | NatsConfig) -> NatsConfig:
     return nats if isinstance(nats, NatsConfig) else NatsConfig.from_env(nats)
+
+
+async def _reach(config: NatsConfig, timeout: float) -> Any:
+    """A NATS connection for a handle: no server there means no feeder to talk to (FeederNotRunning)."""
+    try:
+        return await connect(config, timeout)
+    except NatsRefused:
+        raise
+    except errors.NetworkError as exc:
+        raise errors.FeederNotRunning(
+            f"{exc}; the feeder is reached through NATS ($FEEDER_HANDLE_NATS)"
+        ) from None
 
 
 def _lost(method: str, params: dict, why: str) -> errors.FeederError:
@@ -76,7 +90,7 @@ class RemoteFeederHandle(FeederHandle):
         self._thread.start()
         config = _config(nats).named(f"feeder-handle-{self.instance}")
         try:
-            self._nc = self._call(connect(config, connect_timeout), connect_timeout + 5)
+            self._nc = self._call(_reach(config, connect_timeout), connect_timeout + 5)
         except BaseException:
             self._stop_loop()
             raise
@@ -126,8 +140,7 @@ class AsyncRemoteFeederHandle(AsyncFeederHandle):
         cls, nats: str | NatsConfig, instance: str | None, connect_timeout: float
     ) -> AsyncRemoteFeederHandle:
         name = instance_name(instance)
-        nc = await connect(_config(nats).named(f"feeder-handle-{name}"), connect_timeout)
-        return cls(name, nc)
+        return cls(name, await _reach(_config(nats).named(f"feeder-handle-{name}"), connect_timeout))
 
     async def rpc(self, method: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return await request(self._nc, self._subject, method, dict(params or {}), timeout)

@@ -24,6 +24,7 @@ from feeder.runtime.rundir import RunDir
 
 DEFAULT_TIMEOUT = 10.0
 STATUS_METHOD = "feeder/status"
+ENV_NATS = "FEEDER_HANDLE_NATS"  # handles reach a feeder on another host over NATS (feeder.bridge.remote)
 
 
 def _not_running(instance: str, why: str) -> errors.FeederNotRunning:
@@ -61,8 +62,9 @@ class FeederHandle:
     """Synchronous, thread-safe handle on a running feeder instance."""
 
     def __new__(cls, *args: Any, nats: Any = None, **kwargs: Any) -> FeederHandle:
-        # nats=URL or NatsConfig: a feeder on another host, through its `feeder mirror --orders`
-        if nats is not None and cls is FeederHandle:
+        # nats=URL or NatsConfig (else $FEEDER_HANDLE_NATS): a feeder on another host, through its
+        # `feeder mirror --orders`; nats="" is this host whatever the environment says
+        if (os.environ.get(ENV_NATS) if nats is None else nats) and cls is FeederHandle:
             from feeder.bridge.remote import RemoteFeederHandle
 
             return super().__new__(RemoteFeederHandle)
@@ -200,7 +202,8 @@ class AsyncFeederHandle:
     async def connect(
         cls, instance: str | None = None, connect_timeout: float = 5.0, nats: Any = None
     ) -> AsyncFeederHandle:
-        if nats is not None:  # a feeder on another host, through its `feeder mirror --orders`
+        nats = os.environ.get(ENV_NATS) if nats is None else nats
+        if nats:  # a feeder on another host, through its `feeder mirror --orders`
             from feeder.bridge.remote import AsyncRemoteFeederHandle
 
             return await AsyncRemoteFeederHandle.open(nats, instance, connect_timeout)

@@ -173,6 +173,13 @@ def test_the_async_handle_reaches_the_feeder_over_nats_too(hosts):
     assert asyncio.run(status())["instance"] == hosts.source
 
 
+def test_an_unchanged_program_reaches_the_feeder_over_nats_from_the_environment(hosts, monkeypatch):
+    monkeypatch.setenv("FEEDER_HANDLE_NATS", hosts.url)
+    with FeederHandle(hosts.source) as handle:  # what consumers.strategy does on the remote host
+        assert type(handle).__name__ == "RemoteFeederHandle"
+        assert handle.status()["instance"] == hosts.source
+
+
 def test_a_request_nobody_answers_is_refused_at_once_as_not_sent(hosts):
     with (
         FeederHandle("nobody-here", nats=hosts.url) as remote,
