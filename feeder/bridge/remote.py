@@ -23,7 +23,7 @@ from feeder.bridge.orders import TRANSIT_MARGIN_S, decode_reply, encode_request
 from feeder.bridge.wire import Subjects
 from feeder.exchanges.methods import is_read_only
 from feeder.ring.names import instance_name
-from feeder.runtime.handle import DEFAULT_TIMEOUT, STATUS_METHOD, AsyncFeederHandle, FeederHandle
+from feeder.runtime.handle import DEFAULT_TIMEOUT, ENV_NATS, STATUS_METHOD, AsyncFeederHandle, FeederHandle
 
 
 def _config(nats: str | NatsConfig) -> NatsConfig:
@@ -79,8 +79,9 @@ class RemoteFeederHandle(FeederHandle):
     def __init__(
         self, instance: str | None = None, connect_timeout: float = 5.0, nats: str | NatsConfig | None = None
     ):
-        if nats is None:
-            raise errors.UsageError("RemoteFeederHandle needs nats=URL or a NatsConfig")
+        nats = os.environ.get(ENV_NATS) if nats is None else nats
+        if not nats:
+            raise errors.UsageError(f"a FeederHandle over NATS needs nats=URL, a NatsConfig or ${ENV_NATS}")
         self.instance = instance_name(instance)
         self._subject = Subjects(self.instance).orders
         self._pid = os.getpid()
