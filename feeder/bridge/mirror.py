@@ -27,15 +27,7 @@ from dataclasses import dataclass
 
 from feeder.bridge.natsconn import NatsConfig, connect
 from feeder.bridge.status import Status, write_status
-from feeder.bridge.wire import (
-    EPOCH_HEADER,
-    RING_HEADER,
-    SEQ_HEADER,
-    RingIdentity,
-    RingPatterns,
-    Subjects,
-    decode_header,
-)
+from feeder.bridge.wire import RingIdentity, RingPatterns, Subjects, decode_header, encode_headers
 from feeder.errors import RingError
 from feeder.ring import RingReader, list_rings
 
@@ -229,11 +221,7 @@ class Mirror:
             return 0
         n = len(records)
         payload = records.tobytes()
-        headers = {
-            RING_HEADER: feed.ring_header,
-            EPOCH_HEADER: str(reader.epoch),
-            SEQ_HEADER: f"{feed.sent_to} {end}",
-        }
+        headers = encode_headers(feed.ring_header, reader.epoch, feed.sent_to, end)
         figures = self.status.ring(reader.name)
         try:
             await self.nc.publish(feed.subject, payload, headers=headers)

@@ -151,8 +151,9 @@ class BatchHeader:
     end: int
 
 
-def encode_headers(identity: RingIdentity, epoch: int, first: int, end: int) -> dict[str, str]:
-    return {RING_HEADER: identity.header(), EPOCH_HEADER: str(epoch), SEQ_HEADER: f"{first} {end}"}
+def encode_headers(ring: str, epoch: int, first: int, end: int) -> dict[str, str]:
+    """The headers of a batch; `ring` is the ring's `RingIdentity.header()` (a mirror keeps it)."""
+    return {RING_HEADER: ring, EPOCH_HEADER: str(epoch), SEQ_HEADER: f"{first} {end}"}
 
 
 def _field(headers: dict[str, str] | None, name: str) -> list[str]:
