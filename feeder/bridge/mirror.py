@@ -232,7 +232,10 @@ class Mirror:
         feed.sent_to = end
         feed.last_sent = time.monotonic()
         now = time.time_ns()
-        figures.carried(n, len(payload), records["ts_publish"], now)
+        if n == 1:
+            figures.carried_one(len(payload), int(records["ts_publish"][0]), now)
+        else:
+            figures.carried(n, len(payload), records["ts_publish"], now)
         figures.epoch, figures.position = reader.epoch, end
         return n
 

@@ -59,7 +59,7 @@ class LocalRing:
     writer: RingWriter
     track: Track
     figures: RingFigures
-    last: np.void | None = None  # the last record written: the book a GAP copy repeats
+    _last: np.ndarray | None = None  # the last batch written
     upstream: int = 0  # the furthest seq the mirror has accounted for
     queue: list[tuple[Any, bool]] | None = None  # messages waiting for a repair; None when live
 
@@ -84,10 +84,18 @@ class LocalRing:
 
     def write(self, records: np.ndarray) -> None:
         capacity = self.writer.capacity
-        for at in range(0, len(records), capacity):
-            self.writer.publish_verbatim(records[at : at + capacity])
+        if len(records) <= capacity:
+            self.writer.publish_verbatim(records)
+        else:
+            for at in range(0, len(records), capacity):
+                self.writer.publish_verbatim(records[at : at + capacity])
         if len(records):
-            self.last = records[-1]
+            self._last = records
+
+    @property
+    def last(self) -> np.void | None:
+        """The last record written: the book a GAP copy repeats."""
+        return self._last[-1] if self._last is not None else None
 
     def close(self) -> None:
         """A last GAP/MARKER record (the copy is no longer live), then the ring is closed and removed."""
@@ -201,8 +209,15 @@ class Replica:
         if local is not None and local.follows(header, len(records)):
             local.write(records)  # the batch that was expected, whole: nothing to decide
             local.track = Track(header.identity, header.epoch, header.end)
-            local.upstream = max(local.upstream, header.end)
-            self._carried(local, records, header.end)
+            if header.end > local.upstream:
+                local.upstream = header.end
+            figures = local.figures
+            if len(records) == 1:  # the common case at low rates, without numpy
+                figures.carried_one(records.nbytes, int(records["ts_publish"][0]), time.time_ns())
+                figures.position = header.end
+                figures.lag_seq = local.upstream - header.end
+            else:
+                self._carried(local, records, header.end)
             return
         plan = judge(local.track if local else None, header, records["seq"])
         if plan.replace:

@@ -89,6 +89,18 @@ class RingFigures:
         if n:
             self.lag_us_max = top if self.lag_us_max is None else max(self.lag_us_max, top)
 
+    def carried_one(self, nbytes: int, ts_publish_ns: int, now_ns: int) -> None:
+        """`carried` for one record, without arrays."""
+        self.records += 1
+        self.bytes += nbytes
+        self.batches += 1
+        self.last_ns = now_ns
+        lag = (now_ns - ts_publish_ns) / 1e3
+        self.lags.add_one(lag)
+        self.lag_us_last = lag
+        if self.lag_us_max is None or lag > self.lag_us_max:
+            self.lag_us_max = lag
+
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lags"}
         out["lag_us_p50"], out["lag_us_p99"] = self.lags.percentile(50), self.lags.percentile(99)
