@@ -8,10 +8,12 @@ The public API, for strategies and consumers on the same host:
   feeder, and read its status.
 - `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
+- `NatsConfig`: where and how to reach NATS, for `FeederHandle(nats=...)` on another host.
 - `instance_name()`, `check_ring_name()`: the instance namespace in use and ring-name validation.
 - The exception families of `feeder.errors`.
 """
 
+from feeder.bridge.natsconn import NatsConfig
 from feeder.errors import (
     ConfigError,
     ConnectionLost,
@@ -60,6 +62,7 @@ __all__ = [
     "FeederHandle",
     "FeederNotRunning",
     "FingerprintMismatch",
+    "NatsConfig",
     "NetworkError",
     "NoHealthyWorker",
     "NotAuthenticated",
