@@ -29,7 +29,15 @@ from feeder.bridge.natsconn import NatsConfig, connect
 from feeder.bridge.repair import StreamRing
 from feeder.bridge.status import RingFigures, Status, write_status
 from feeder.bridge.track import Plan, Span, Track, history, judge, reachable
-from feeder.bridge.wire import BadBatch, BatchHeader, RingPatterns, Subjects, decode_header, decode_records
+from feeder.bridge.wire import (
+    BadBatch,
+    BatchHeader,
+    ForeignLayout,
+    RingPatterns,
+    Subjects,
+    decode_header,
+    decode_records,
+)
 from feeder.errors import RingError
 from feeder.ring import RingOwner, RingWriter, clean_stale, create_ring
 
@@ -196,7 +204,7 @@ class Replica:
             records = decode_records(header, msg.data)
         except BadBatch as exc:
             self._bad(name, exc)
-            if "fingerprint" in str(exc):
+            if isinstance(exc, ForeignLayout):  # every batch of this ring would be refused: stop trying
                 self.refused[name] = str(exc)
                 self.status.ring(name).state, self.status.ring(name).problem = "refused", str(exc)
             return

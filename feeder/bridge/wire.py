@@ -42,6 +42,10 @@ class BadBatch(RemoteProtocolError):
     """A message on a ring subject that is not a valid batch; names what was wrong."""
 
 
+class ForeignLayout(BadBatch):
+    """The source's records have another layout (fingerprint) than this host's schemas."""
+
+
 def check_source(name: str) -> str:
     """A source name (a feeder instance name by default) as it appears in subjects and the stream name."""
     if not isinstance(name, str) or not _SOURCE_RE.match(name):
@@ -217,7 +221,7 @@ def decode_records(header: BatchHeader, payload: bytes) -> np.ndarray:
         if header.first <= seq < header.end:
             return np.frombuffer(payload, schema.dtype)
     if header.identity.fingerprint != schema.fingerprint:
-        raise BadBatch(
+        raise ForeignLayout(
             f"the source's {schema.record_type} layout has fingerprint {header.identity.fingerprint:#018x}, "
             f"this replica's schemas/{schema.record_type}.json has {schema.fingerprint:#018x}: "
             f"run the same feeder version on both hosts"

@@ -5,11 +5,18 @@ consumer); with JetStream, short losses are filled instead."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from pathlib import Path
 
+import numpy as np
 import pytest
 from bridge.bridgekit import account, replica_figures, role_figures, wait_caught_up, write_seq
 from helpers import wait_until
+
+from feeder import record_schema
+from feeder.bridge.natsconn import NatsConfig, connect
+from feeder.bridge.wire import RingIdentity, Subjects, encode_headers
 
 RINGS = ("book.BTC", "trades.BTC")
 # small enough that a paused replica is dropped as a slow consumer within a second or two
@@ -133,3 +140,29 @@ def test_a_replica_dropped_as_a_slow_consumer_is_repaired_from_jetstream(host, n
         acc = account(host.source, host.replica, ring)
         figures = counted(host, ring, acc)
         assert figures["repaired"] > 0 or acc.gaps > 0, figures
+
+
+def test_bad_batches_are_counted_and_never_reach_a_ring(host, nats_server):
+    host.replicate()
+    book = record_schema("book")
+    subjects = Subjects(host.source)
+    record = np.zeros(1, book.dtype).tobytes()
+
+    async def send() -> None:
+        nc = await connect(NatsConfig.from_env(nats_server.url))
+        foreign = RingIdentity("book", 1024, book.fingerprint ^ 1, 1).header()
+        await nc.publish(subjects.ring("book.ETH"), record, headers=encode_headers(foreign, 1, 0, 1))
+        await nc.publish(subjects.ring("book.BTC"), record, headers={"Feeder-Seq": "0 1"})
+        await nc.publish(subjects.ring("book.BTC"), record[:100], headers=encode_headers(
+            RingIdentity("book", 1024, book.fingerprint, 1).header(), 1, 0, 1))  # fmt: skip
+        await nc.flush()
+        await nc.close()
+
+    def arrived() -> bool:
+        btc, eth = replica_figures(host.replica, "book.BTC"), replica_figures(host.replica, "book.ETH")
+        return btc.get("bad_batches", 0) >= 2 and eth.get("state") == "refused"
+
+    # sent again until the replica has subscribed and written its status (once a second)
+    wait_until(lambda: asyncio.run(send()) or arrived(), what="the bad batches counted")
+    assert "fingerprint" in replica_figures(host.replica, "book.ETH")["problem"]
+    assert not list(Path("/dev/shm").glob(f"feeder.{host.replica}.*"))

@@ -8,6 +8,7 @@ import pytest
 from feeder import record_schema
 from feeder.bridge.wire import (
     BadBatch,
+    ForeignLayout,
     RingIdentity,
     RingPatterns,
     Subjects,
@@ -115,5 +116,5 @@ def test_records_that_do_not_fit_their_header_are_refused(payload, match):
 
 def test_records_of_another_layout_are_refused():
     other = RingIdentity("book", 1024, BOOK.fingerprint ^ 1, 1)
-    with pytest.raises(BadBatch, match="fingerprint"):
+    with pytest.raises(ForeignLayout, match="fingerprint"):
         decode_records(decode_header(encode_headers(other.header(), 1, 0, 1)), book([0]))
