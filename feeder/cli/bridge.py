@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
 
 NATS_HELP = f"""\
 NATS credentials never go on the command line: the password comes from ${ENV["password"]} or a 0600
-file (--nats-password-file or ${ENV["password_file"]}); every flag below also has a FEEDER_NATS_*
+file (--nats-password-file or ${ENV["password_file"]}); every --nats-* flag above also has a FEEDER_NATS_*
 variable ({", ".join(sorted(v for k, v in ENV.items() if k != "password"))}).
 exit codes: 0 stopped cleanly (signal, --duration; --check: valid), 1 could not connect or failed at run
 time, 2 bad usage or configuration (the message names the field), 130 a second signal forced the exit.
@@ -44,7 +44,13 @@ def add_nats_flags(p: argparse.ArgumentParser) -> None:
     a("--nats-tls-key", metavar="FILE", help="0600 client key")
     a("--instance", help="feeder instance namespace of the local rings (default $FEEDER_INSTANCE or default)")
     a("--rings", default="*", metavar="GLOBS", help="rings to carry, comma-separated globs (default: all)")
-    a("--connect-timeout", type=float, default=60.0, metavar="S", help="give up if NATS is not there by then")
+    a(
+        "--connect-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="give up if NATS is not there by then (default 60)",
+    )
     a("--duration", type=float, metavar="S", help="stop after S seconds (default: run until a signal)")
     a("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     a("--check", action="store_true", help="validate the arguments, print the plan as JSON and exit")

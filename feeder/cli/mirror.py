@@ -26,8 +26,20 @@ def parser() -> argparse.ArgumentParser:
         help="name of these rings on NATS: subjects feeder.NAME.rings.* (default: the instance name)",
     )
     a("--jetstream", action="store_true", help="keep the records in the JetStream stream FEEDER_<source>")
-    a("--retention", type=float, default=300.0, metavar="S", help="with --jetstream: keep records S seconds")
-    a("--retention-bytes", type=int, default=1 << 30, metavar="N", help="with --jetstream: at most N bytes")
+    a(
+        "--retention",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="with --jetstream: keep records S seconds (default 300)",
+    )
+    a(
+        "--retention-bytes",
+        type=int,
+        default=1 << 30,
+        metavar="N",
+        help="with --jetstream: at most N bytes (default 1 GiB)",
+    )
     a(
         "--heartbeat",
         type=float,

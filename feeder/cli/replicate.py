@@ -25,7 +25,13 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--source", help="the mirror to follow: its --source name (default: the instance name)")
     a("--jetstream", action="store_true", help="fill missing seqs and a late start from the mirror's stream")
-    a("--repair-timeout", type=float, default=10.0, metavar="S", help="give up a JetStream repair after S s")
+    a(
+        "--repair-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="give up a JetStream repair after S s (default 10)",
+    )
     return p
 
 
