@@ -14,7 +14,7 @@ import pytest
 from bridge.bridgekit import account, replica_figures, role_figures, wait_caught_up, write_seq
 from helpers import wait_until
 
-from feeder import record_schema
+from feeder import RingReader, record_schema
 from feeder.bridge.natsconn import NatsConfig, connect
 from feeder.bridge.wire import RingIdentity, Subjects, encode_headers
 
@@ -166,3 +166,18 @@ def test_bad_batches_are_counted_and_never_reach_a_ring(host, nats_server):
     wait_until(lambda: asyncio.run(send()) or arrived(), what="the bad batches counted")
     assert "fingerprint" in replica_figures(host.replica, "book.ETH")["problem"]
     assert not list(Path("/dev/shm").glob(f"feeder.{host.replica}.*"))
+
+
+def test_a_recreated_source_ring_replaces_the_local_one(host):
+    writer = host.writer(rate=2000)
+    host.mirror()
+    host.replicate()
+    wait_caught_up(host)
+    with RingReader("book.BTC", instance=host.replica) as before:
+        writer.stop()  # the source rings are removed, as at a feeder's restart
+        writer = host.writer(rate=2000)  # new rings: seqs from 0 again
+        wait_until(lambda: before.ring_closed, what="the old local ring closed, as upstream")
+    advance(host, 200)
+    settle(host, writer)
+    acc = account(host.source, host.replica, "book.BTC")
+    assert acc.first == 0 and acc.gaps == 0 and acc.missing == 0, acc
