@@ -200,7 +200,7 @@ def test_iteration_yields_every_record_and_ends_when_the_ring_is_closed_and_drai
         assert [int(rec["seq"]) for rec in r] == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize(("arg", "value"), [("start", "middle"), ("wait", "block")])
+@pytest.mark.parametrize(("arg", "value"), [("start", "middle"), ("wait", "nap")])
 def test_reader_options_are_checked(writer, arg, value):
     with pytest.raises(UsageError, match=f"{arg}='{value}' is not allowed"):
         RingReader("book.BTC", **{arg: value})
@@ -222,7 +222,7 @@ def test_the_segment_never_grows(writer):
     size = os.stat(path).st_size
     for first in range(0, 200, 16):
         writer.publish_batch(selfcheck_records(first, 16))
-    assert os.stat(path).st_size == size == 512 + 16 * writer.dtype.itemsize
+    assert os.stat(path).st_size == size == 8192 + 16 * writer.dtype.itemsize
 
 
 def test_a_closed_writer_refuses_to_publish():
