@@ -221,12 +221,15 @@ def test_a_forked_child_does_not_keep_its_dead_parents_ownership_alive(procs):
         "owner = create_ring('book.BTC', 'book', 64)\n"
         "child = os.fork()\n"
         "if child == 0:\n"
+        "    print('forked', flush=True)\n"  # past fork(): its at-fork handlers have run
         "    hold()\n"
         "    os._exit(0)\n"
         "print(child, flush=True)\n"
         "hold()\n"
     )
-    child = int(read_line(parent))
+    lines = {read_line(parent), read_line(parent)}
+    lines.remove("forked")
+    child = int(lines.pop())
     kill(parent)
     assert psutil.pid_exists(child)
     with create_ring("book.BTC", "book", 64) as owner:
