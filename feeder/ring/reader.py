@@ -288,6 +288,8 @@ class RingReader:
             return False
         if self._hq[WRITE_SEQ] != self._next:
             return True
+        if self._header.u32[CLOSED]:  # (and maybe unlinked already: no wait page to map)
+            return self._hq[WRITE_SEQ] != self._next
         if self._loop_waiter is None:
             self._loop_waiter = LoopWaiter(self._new_sleeper(), self.name)
         return await self._loop_waiter.wait(self._next, timeout)

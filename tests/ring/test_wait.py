@@ -24,10 +24,10 @@ from feeder.ring.header import CLAIM_SEQ, SLEEPERS, WAKEUPS, WRITE_SEQ, WRITER_F
 
 SLEEPER = """
 from feeder.ring import RingReader
-r = RingReader('book.BTC', start={start!r}, wait='block')
+r = RingReader('book.BTC', wait='block')
 print('attached', flush=True)
 try:
-    ok = r.wait(timeout={timeout})
+    ok = r.wait()
 except KeyboardInterrupt:
     print('interrupted', flush=True)
 else:
@@ -39,9 +39,10 @@ def segment(instance: str) -> Path:
     return Path(f"/dev/shm/feeder.{instance}.book.BTC")
 
 
-def sleeper(procs, start: str = "newest", timeout: float | None = DEADLINE):
-    """A child process asleep in the ring's futex, waiting for the next record."""
-    child = procs(SLEEPER.format(start=start, timeout=timeout))
+def sleeper(procs):
+    """A child process asleep in the ring's futex, waiting for the next record (with no timeout, so
+    that only a wake, never the clock, gets it out)."""
+    child = procs(SLEEPER)
     assert read_line(child) == "attached"
     wait_until(lambda: futex_waiting_threads(child.pid) == 1, what=f"pid {child.pid} to sleep on the ring")
     return child
@@ -88,7 +89,7 @@ def test_a_blocked_wait_returns_at_once_when_records_are_waiting():
 def test_closing_the_ring_wakes_a_blocked_reader_with_false(procs):
     owner = create_ring("book.BTC", "book", 64)
     try:
-        child = sleeper(procs, timeout=None)
+        child = sleeper(procs)
     finally:
         owner.close()
     assert read_line(child) == "False [] 0"
@@ -149,7 +150,7 @@ def test_without_the_writers_fence_sleeps_are_bounded_so_even_an_unannounced_pub
 
 def test_sigint_interrupts_a_blocked_wait(procs):
     with RingWriter.create("book.BTC", "book", 64):
-        child = sleeper(procs, timeout=None)
+        child = sleeper(procs)
         os.kill(child.pid, signal.SIGINT)
         assert read_line(child) == "interrupted"
 
