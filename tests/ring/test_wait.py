@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from helpers import DEADLINE, wait_until
 from ring.ringkit import (
     cpu_seconds,
@@ -19,7 +20,7 @@ from ring.ringkit import (
     wait_words,
 )
 
-from feeder.ring import RingReader, RingWriter, create_ring, futex
+from feeder.ring import RingReader, RingWriter, clean_stale, create_ring, futex
 from feeder.ring.header import CLAIM_SEQ, SLEEPERS, WAKEUPS, WRITE_SEQ, WRITER_FENCE
 
 SLEEPER = """
@@ -175,3 +176,24 @@ def test_the_writer_says_in_the_header_how_it_orders_its_wake_check(instance):
     expected = 2 if futex.register_writer() else 0
     with RingWriter.create("book.BTC", "book", 64), raw_segment(segment(instance)) as (words, _):
         assert words.u32[WRITER_FENCE] == expected
+
+
+@pytest.mark.parametrize("how", ["replaced", "cleaned"])
+def test_a_stale_ring_replaced_or_cleaned_away_wakes_its_sleepers_with_false(procs, how):
+    owner = procs(
+        "from feeder.ring import create_ring\n"
+        "from ring.ringkit import hold\n"
+        "with create_ring('book.BTC', 'book', 64):\n"
+        "    print('ready', flush=True)\n"
+        "    hold()\n"
+    )
+    assert read_line(owner) == "ready"
+    child = sleeper(procs)
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait(timeout=DEADLINE)
+    if how == "replaced":
+        with create_ring("book.BTC", "book", 128):  # another capacity: a new segment
+            assert read_line(child) == "False [] 0"
+    else:
+        assert [info.name for info in clean_stale()] == ["book.BTC"]
+        assert read_line(child) == "False [] 0"
