@@ -155,7 +155,7 @@ class Waker:
         return FENCE_MEMBARRIER if futex.AVAILABLE and futex.register_writer() else FENCE_UNKNOWN
 
     def wake(self) -> None:
-        """Clear `sleepers`, change `wakeups`, wake every sleeper (write protocol step 5)."""
+        """Clear `sleepers`, change `wakeups`, wake every sleeper (write protocol step 4)."""
         words = self.words
         words[SLEEPERS] = 0
         words[WAKEUPS] = (words[WAKEUPS] + 1) & _MASK32
