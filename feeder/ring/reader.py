@@ -58,7 +58,8 @@ _ITER_CHUNK = 1024
 
 
 class RingReader:
-    """A reader of one ring, attached by name: `read()`, `latest()`, `wait()`, iteration."""
+    """A reader of one ring, attached by name: `read()`, `latest()`, `wait()`, iteration; for coroutines
+    `await next()`, `await next_batch()`, `async for`."""
 
     def __init__(self, name: str, *, instance: str | None = None, start: str = "newest", wait: str = "spin"):
         if start not in STARTS:
