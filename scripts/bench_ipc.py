@@ -10,7 +10,9 @@ through each transport, in one run:
   per record (its process's CPU time from its first record to its last, divided by the records) and
   the writer's own time per send (so a ring reader that sleeps shows what waking it costs);
 - publish cost: the writer's time per record at full speed, and the ring's publish measured alone,
-  with the in-place API (claim/commit) and the ways an adapter can fill a book record.
+  with the in-place API (claim/commit) and the ways an adapter can fill a book record;
+- the futex wake-up floor: a bare FUTEX_WAKE in one process to FUTEX_WAIT's return in another, at
+  the latency trials' rates, through the ring's own ctypes calls: what a sleeping reader waits at least.
 
 Fan-out: the ring is broadcast; for multiprocessing.Queue and faster-fifo the writer puts to one queue
 per reader; pyzmq uses PUB/SUB over an ipc:// socket. Readers receive numpy records: the ring returns
@@ -32,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
+import mmap
 import multiprocessing as mp
 import os
 import statistics
@@ -45,7 +49,7 @@ import uuid
 import numpy as np
 
 from feeder.exchanges.deribit.records import packer
-from feeder.ring import RingReader, RingWriter, create_ring
+from feeder.ring import RingReader, RingWriter, create_ring, futex
 from feeder.ring.schema import record_schema
 
 BOOK = record_schema("book").dtype
@@ -542,6 +546,56 @@ def ring_publish_cost(rounds: int) -> dict:
     return costs
 
 
+# --- the floor under a sleeping reader -----------------------------------------------------------
+
+
+def _floor_sleeper(page: mmap.mmap, n: int, cpu: int | None, results) -> None:
+    _pin(cpu)
+    word = ctypes.c_uint32.from_buffer(page)
+    stamp = memoryview(page).cast("q")
+    when, latencies = futex.Timespec(), np.zeros(n, np.int64)
+    for i in range(n):
+        while word.value == i:
+            futex.wait(ctypes.addressof(word), i, None, futex.MATCH_ANY, when)
+        latencies[i] = time.time_ns() - stamp[1]
+    results.put(latencies)
+
+
+def wake_floor(rate: int, seconds: int, cpus: tuple[int | None, int | None]) -> dict:
+    """From a bare FUTEX_WAKE in one process to the return of FUTEX_WAIT in another, through the same
+    ctypes calls the ring uses: what any reader asleep in the kernel waits at least, here and now."""
+    n = rate * seconds
+    page = mmap.mmap(-1, mmap.PAGESIZE)  # shared with the forked child
+    word, stamp = ctypes.c_uint32.from_buffer(page), memoryview(page).cast("q")
+    results = CTX.Queue()
+    child = CTX.Process(target=_floor_sleeper, args=(page, n, cpus[1], results), daemon=True)
+    child.start()
+    _pin(cpus[0])
+    costs = np.zeros(n, np.int64)
+    period, clock = 1_000_000_000 // rate, time.perf_counter_ns
+    try:
+        due = clock() + 100_000_000  # the child's start
+        for i in range(n):
+            due += period
+            while clock() < due:
+                time.sleep(0)
+            stamp[1] = time.time_ns()
+            word.value = i + 1
+            began = clock()
+            futex.wake(ctypes.addressof(word))
+            costs[i] = clock() - began
+        latencies = results.get(timeout=60)[n // 10 :] / 1e3
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    del word
+    stamp.release()
+    return {"rate": rate, "p50": float(np.percentile(latencies, 50)), "p99": float(np.percentile(latencies, 99)),
+            "wake_call_ns": float(np.median(costs[n // 10 :]))}  # fmt: skip
+
+
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -586,8 +640,12 @@ def main(argv: list[str] | None = None) -> int:
         "records": records, "rates": rates, "seconds": seconds, "rounds": repeat,
         "ring_publish_ns": ring_publish_cost(30 if args.quick else 100),
     }  # fmt: skip
+    latency_trials = any(title.startswith("latency") for title in trials)
+    floors: dict[int, list[dict]] = {rate: [] for rate in rates} if latency_trials else {}
     rounds: dict[str, dict[str, list[dict]]] = {title: {kind: [] for kind in kinds} for title in trials}
     for round_no in range(repeat):  # round-robin, so that the machine's moods hit every transport alike
+        for rate, found in floors.items():
+            found.append(wake_floor(rate, seconds, cpus))
         for title, (readers, workload) in trials.items():
             for kind in kinds:
                 rounds[title][kind].append(run_trial(kind, readers, workload, cpus))
@@ -597,6 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         title: {kind: _median_round(results) for kind, results in by_kind.items()}
         for title, by_kind in rounds.items()
     }
+    report["wake_floor"] = [_median_round(found) for found in floors.values()]
     report["machine"]["load_average_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(report, indent=2))
@@ -619,6 +678,11 @@ def print_tables(report: dict) -> None:
     print("\nring publish, measured alone (ns per record; median and best of the timed loops)")
     for name, cost in report["ring_publish_ns"].items():
         print(f"  {name:38s} median {cost['median']:7.0f}   min {cost['min']:7.0f}")
+    for floor in report["wake_floor"]:
+        print(
+            f"\nfutex wake-up floor at {floor['rate']}/s (bare FUTEX_WAKE -> FUTEX_WAIT returns, across processes): "
+            f"p50 {floor['p50']:.1f} us, p99 {floor['p99']:.1f} us; the FUTEX_WAKE call {floor['wake_call_ns']:.0f} ns"
+        )
     for title, by_kind in report["trials"].items():
         ring = by_kind.get("ring")
         print(f"\n{title}")
