@@ -195,6 +195,8 @@ class RingWriter:
         s = hq[WRITE_SEQ]
         if n == 0:
             return s
+        if not records.flags.c_contiguous:
+            records = np.ascontiguousarray(records)
         size = self._size
         first = s & self._mask
         head = min(n, self.capacity - first)
@@ -216,10 +218,6 @@ class RingWriter:
     def _check_batch(self, records: np.ndarray) -> int:
         if not isinstance(records, np.ndarray) or records.ndim != 1 or records.dtype != self.dtype:
             raise self._not_a_record(records, batch=True)
-        if not records.flags.c_contiguous:
-            raise UsageError(
-                f"ring {self.name!r}: publish_batch takes a contiguous array (np.ascontiguousarray(records))"
-            )
         if len(records) > self.capacity:
             raise UsageError(
                 f"ring {self.name!r}: a batch of {len(records)} records does not fit its capacity "

@@ -319,3 +319,12 @@ def test_a_closed_writer_refuses_to_claim_or_commit():
         writer.claim()
     with pytest.raises(UsageError, match="used after close"):
         writer.commit()
+
+
+def test_a_strided_batch_is_published_like_a_contiguous_one(writer, reader):
+    every_other = selfcheck_records(0, 8)[::2]
+    every_other["seq"] = 0  # the writer's to set
+    writer.publish_batch(every_other)
+    got = reader.read()
+    assert got["seq"].tolist() == [0, 1, 2, 3]
+    assert got["change_id"].tolist() == selfcheck_records(0, 8)["change_id"][::2].tolist()
