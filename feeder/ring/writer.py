@@ -72,11 +72,13 @@ class RingWriter:
         with memoryview(mapping.mm) as whole, whole[HEADER_SIZE:] as body:
             self._slot_u64 = body.cast("Q")
             self._slot_i64 = body.cast("q")
+            # Slot i, writable, for records written in place (`claim`); also a buffer for pack_into.
+            # Made through a memoryview, so that it and every view of it hold the mapping open: the
+            # segment cannot be unmapped under them (np.ndarray(buffer=mmap) would not hold it).
+            self.records: np.ndarray = np.frombuffer(body, self.dtype)
+        self._slots = self.records.view(np.uint64).reshape(info.capacity, self._words_per_record)
         with self._waker.words[self._waker.sleepers :] as rest:
             self._sleepers = rest[:1]  # a view of that one word: the cheapest load in the publish path
-        self._slots = np.ndarray((info.capacity, self._words_per_record), np.uint64, mapping.mm, HEADER_SIZE)
-        # Slot i, writable, for records written in place (`claim`); also a buffer for struct.pack_into.
-        self.records: np.ndarray = np.ndarray((info.capacity,), self.dtype, mapping.mm, HEADER_SIZE)
         self._claim_seq = self._claim_n = 0
         self.epoch: int = self._take_over_sequence()
 
@@ -309,10 +311,17 @@ class RingWriter:
         self._waker.release()
         self._words.release()
         self._slots = self.records = self._mm = None
-        if self._owner is not None:
-            self._owner.close()
-        else:
-            mapping.close()
+        try:
+            if self._owner is not None:
+                self._owner.close()
+            else:
+                mapping.close()
+        except BufferError:  # detached (and removed, if ours) all the same: only the unmapping waits
+            raise UsageError(
+                f"writer of ring {self.name!r} closed while views of its slots (writer.records, or "
+                f"arrays and memoryviews made from it) are alive: the segment stays mapped until they "
+                f"are dropped, and writes through them would still reach it"
+            ) from None
 
     def __enter__(self) -> RingWriter:
         return self

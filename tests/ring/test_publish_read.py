@@ -328,3 +328,12 @@ def test_a_strided_batch_is_published_like_a_contiguous_one(writer, reader):
     got = reader.read()
     assert got["seq"].tolist() == [0, 1, 2, 3]
     assert got["change_id"].tolist() == selfcheck_records(0, 8)["change_id"][::2].tolist()
+
+
+def test_closing_a_writer_whose_slots_are_still_viewed_says_so_and_detaches_all_the_same(instance):
+    writer = RingWriter.create("book.BTC", "book", 16)
+    kept = writer.records[3:5]
+    with pytest.raises(UsageError, match=r"views of its slots \(writer.records"):
+        writer.close()
+    assert writer.closed and not os.path.exists(f"/dev/shm/feeder.{instance}.book.BTC")
+    del kept
