@@ -524,22 +524,26 @@ def _sleepers_check_ns(writer: RingWriter, loops: int = 20_000) -> float:
     return statistics.median(best)
 
 
-def ring_publish_cost(rounds: int) -> dict:
-    """Median ns per record over `rounds` timed loops of every variant, interleaved."""
-    ring = f"book.BENCH{uuid.uuid4().hex[:8]}"
-    with (
-        RingWriter.create(ring, "book", RING_CAPACITY) as writer,
-        memoryview(writer.records).cast("B") as raw,
-    ):
+def _time_variants(writer: RingWriter, rounds: int) -> dict[str, list[float]]:
+    """ns per record of every variant, `rounds` timed loops each, interleaved so that machine noise
+    hits every variant alike. (Its views of the slots go when it returns, before the writer closes.)"""
+    with memoryview(writer.records).cast("B") as raw:
         loops = _publish_variants(writer, raw)
         samples: dict[str, list[float]] = {name: [] for name in loops}
-        for _ in range(rounds):  # interleaved, so that machine noise hits every variant alike
+        for _ in range(rounds):
             for name, (call, per) in loops.items():
                 start = time.perf_counter_ns()
                 for _ in range(200):
                     call()
                 samples[name].append((time.perf_counter_ns() - start) / (200 * per))
-        del loops
+    return samples
+
+
+def ring_publish_cost(rounds: int) -> dict:
+    """Median ns per record over `rounds` timed loops of every variant, and the sleepers check."""
+    ring = f"book.BENCH{uuid.uuid4().hex[:8]}"
+    with RingWriter.create(ring, "book", RING_CAPACITY) as writer:
+        samples = _time_variants(writer, rounds)
         check = _sleepers_check_ns(writer)
         with RingReader(ring, start="oldest") as reader:  # everything published was intact
             seen = 0
