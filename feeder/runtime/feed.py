@@ -97,6 +97,8 @@ class Feed:
         self.channels = ChannelMap(config.channels, authenticated=self.session.has_credentials)
         self.routes = self.channels.routes(config.rings)
         self.adapter = DeribitAdapter(self.routes.values(), crossed=config.crossed)
+        self._adapter_feed = self.adapter.feed
+        self._requests = self.adapter.requests  # non-empty: resubscriptions to send
         hooks = Hooks(
             on_connected=self.session.on_connected,
             on_disconnected=self._on_disconnected,
@@ -195,8 +197,16 @@ class Feed:
     # --- the receive path ------------------------------------------------------------------------
 
     def _on_notification(self, msg: dict, recv_ns: int) -> None:
-        self._publish(self.adapter.feed(msg, recv_ns))
-        if self.adapter.has_requests:
+        """The client's handler for every market-data message: adapter, then publish, in one frame."""
+        for ring, records in self._adapter_feed(msg, recv_ns):
+            try:
+                if len(records) == 1:
+                    self._writers[ring].publish(records)
+                else:
+                    self._writers[ring].publish_batch(records)
+            except (FeederError, KeyError) as exc:
+                self._publish_failed(ring, exc)
+        if self._requests:
             self._resync_wake.set()
 
     def _publish(self, emitted: list[Emit]) -> None:
@@ -207,10 +217,14 @@ class Feed:
                     writers[ring].publish(records)
                 else:
                     writers[ring].publish_batch(records)
-            except (FeederError, KeyError) as exc:  # a closed or missing writer: count, never crash the loop
-                self.publish_errors += 1
-                if self.publish_errors == 1:
-                    log.error("cannot publish to ring %s: %r", ring, exc)
+            except (FeederError, KeyError) as exc:
+                self._publish_failed(ring, exc)
+
+    def _publish_failed(self, ring: str, exc: Exception) -> None:
+        """A closed or missing writer: counted (and logged once), never a crash of the receive path."""
+        self.publish_errors += 1
+        if self.publish_errors == 1:
+            log.error("cannot publish to ring %s: %r", ring, exc)
 
     def _on_disconnected(self) -> None:
         self._publish(self.adapter.disconnected(time.time_ns()))
@@ -274,7 +288,7 @@ class Feed:
         """Why no audit may go now (None: it may): the lowest priority on this connection."""
         if self.client.state is not ConnState.CONNECTED:
             return "not connected"
-        if self._resyncing or self.adapter.has_requests:
+        if self._resyncing or self.adapter.requests:
             return "resync in progress"
         if not spare_budget(self.client.metrics().get("limiter")):
             return "rate-limit budget"
@@ -289,7 +303,7 @@ class Feed:
             self.adapter.audit_unverifiable(channel, f"request failed: {type(exc).__name__}")
             return
         self._publish(self.adapter.audit(channel, result, time.time_ns()))
-        if self.adapter.has_requests:
+        if self.adapter.requests:
             self._resync_wake.set()
 
     # --- what is going on ------------------------------------------------------------------------

@@ -88,7 +88,7 @@ class DeribitAdapter:
         self.rejections: Counter[str] = Counter()  # by field
         self.last_rejection = ""
         self._out: list[Emit] = []
-        self._requests: list[Resubscribe] = []
+        self.requests: list[Resubscribe] = []  # to send, oldest first; take_requests() empties this list
         self._feeds: dict[str, ChannelFeed] = {}
         self._books: dict[str, BookFeed] = {}
         self.routes: dict[str, Route] = {}
@@ -126,7 +126,7 @@ class DeribitAdapter:
         since its last marker a MARKER|GAP record; pending resyncs are moot."""
         out = self._out
         out.clear()
-        self._requests.clear()
+        self.requests.clear()
         for feed in self._feeds.values():
             feed.disconnected(now_ns)
         return out
@@ -141,14 +141,10 @@ class DeribitAdapter:
     def take_requests(self) -> list[Resubscribe]:
         """Requests to send, oldest first (each channel at most once)."""
         seen: dict[str, Resubscribe] = {}
-        for request in self._requests:
+        for request in self.requests:
             seen.setdefault(request.channel, request)
-        self._requests.clear()
+        self.requests.clear()
         return list(seen.values())
-
-    @property
-    def has_requests(self) -> bool:
-        return bool(self._requests)
 
     def book_state(self, channel: str) -> Any:
         """Sync state of a book channel (a `BookSync`)."""

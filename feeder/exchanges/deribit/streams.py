@@ -50,7 +50,7 @@ class ChannelFeed:
         self.instrument = route.instrument
         self.stats = adapter.stats
         self.out = adapter._out
-        self.request = adapter._requests.append
+        self.request = adapter.requests.append
         self._reject = adapter._reject
 
     def reject(self, exc: BadMessage) -> None:
