@@ -29,6 +29,7 @@ from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.ring.gaps import gap_copy
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -168,12 +169,9 @@ class BookFeed(ChannelFeed):
             self.publish_gap(now_ns)
 
     def publish_gap(self, recv_ns: int) -> None:
-        """Re-publish the last top-N (or an empty book) flagged GAP."""
-        bid_count, ask_count = self.counts
-        _pack_book(
-            self.buf, _BOOK_OFF, GAP, self.ts_exchange, recv_ns, self.change_id, self.prev_change_id,
-            bid_count, ask_count,
-        )  # fmt: skip
+        """Re-publish the last top-N (or an empty book) as its GAP copy (`feeder.ring.gaps`): the scratch
+        record always holds the last published record, since only `publish` writes its levels."""
+        gap_copy(self.buf, recv_ns)
         self.stats.records += 1
         self.out.append(self.emit)
 
