@@ -59,7 +59,7 @@ class BookFeed(ChannelFeed):
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
         self.resync_crossed = adapter.crossed == "resync"
-        self.change_id = self.prev_change_id = self.ts_exchange = 0
+        self.change_id = 0
         self.counts = (0, 0)
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
@@ -122,7 +122,7 @@ class BookFeed(ChannelFeed):
 
     def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
         """The record after an applied message: valid, or found crossed or wrong by a pending audit."""
-        self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
+        self.change_id = change_id
         book = self.book
         if book.bids.dirty or book.asks.dirty:  # the top-N changes: so do the bytes the audit keeps
             bid_count, ask_count = self.counts = book.write_top(self.buf)
