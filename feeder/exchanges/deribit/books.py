@@ -29,6 +29,7 @@ from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.ring.gaps import gap_copy
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -58,7 +59,7 @@ class BookFeed(ChannelFeed):
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
         self.resync_crossed = adapter.crossed == "resync"
-        self.change_id = self.prev_change_id = self.ts_exchange = 0
+        self.change_id = 0
         self.counts = (0, 0)
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
@@ -121,7 +122,7 @@ class BookFeed(ChannelFeed):
 
     def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
         """The record after an applied message: valid, or found crossed or wrong by a pending audit."""
-        self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
+        self.change_id = change_id
         book = self.book
         if book.bids.dirty or book.asks.dirty:  # the top-N changes: so do the bytes the audit keeps
             bid_count, ask_count = self.counts = book.write_top(self.buf)
@@ -168,12 +169,9 @@ class BookFeed(ChannelFeed):
             self.publish_gap(now_ns)
 
     def publish_gap(self, recv_ns: int) -> None:
-        """Re-publish the last top-N (or an empty book) flagged GAP."""
-        bid_count, ask_count = self.counts
-        _pack_book(
-            self.buf, _BOOK_OFF, GAP, self.ts_exchange, recv_ns, self.change_id, self.prev_change_id,
-            bid_count, ask_count,
-        )  # fmt: skip
+        """Re-publish the last top-N (or an empty book) as its GAP copy (`feeder.ring.gaps`): the scratch
+        record always holds the last published record, since only `publish` writes its levels."""
+        gap_copy(self.buf, recv_ns)
         self.stats.records += 1
         self.out.append(self.emit)
 
