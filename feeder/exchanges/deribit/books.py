@@ -33,6 +33,7 @@ from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.ring.gaps import gap_copy
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -61,7 +62,7 @@ class BookFeed(ChannelFeed):
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
         self.resync_crossed = adapter.crossed == "resync"
-        self.change_id = self.prev_change_id = self.ts_exchange = 0
+        self.change_id = 0
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
         self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
@@ -167,7 +168,7 @@ class BookFeed(ChannelFeed):
     ) -> None:
         """The record after an applied message (`bids`/`asks`: its entries, for what changed in the top
         N): valid, or found crossed or wrong by a pending audit."""
-        self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
+        self.change_id = change_id
         book = self.book
         bid_side, ask_side = book.bids, book.asks
         if bid_side.touched or ask_side.touched:  # the top-N changed: so do the bytes the audit keeps
@@ -217,13 +218,10 @@ class BookFeed(ChannelFeed):
             self.publish_gap(now_ns)
 
     def publish_gap(self, recv_ns: int) -> None:
-        """Re-publish the last top-N (or an empty book) flagged GAP: the record's levels and counts are
-        still those of the last record (the book writes them only when a message applied whole)."""
-        book = self.book
-        _pack_book(
-            self.buf, _BOOK_OFF, GAP, self.ts_exchange, recv_ns, self.change_id, self.prev_change_id,
-            book.bids.count, book.asks.count,
-        )  # fmt: skip
+        """Re-publish the last top-N (or an empty book) as its GAP copy (`feeder.ring.gaps`): the scratch
+        record always holds the last published record, since the book writes its levels only when a
+        message applied whole and only `publish` writes the rest."""
+        gap_copy(self.buf, recv_ns)
         self.stats.records += 1
         self.out.append(self.emit)
 
