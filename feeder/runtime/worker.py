@@ -33,6 +33,7 @@ from feeder.runtime.feed import Feed, FeedConfig
 log = logging.getLogger("feeder.worker")
 
 HEARTBEAT_EVERY_S = 0.1
+RING_FIGURES_EVERY_S = 1.0  # per-ring figures are looked at this often (and sent when they changed)
 EXIT_FATAL = 3  # the feed cannot start (bad credentials, refused URL): restarting will not help soon
 
 
@@ -124,6 +125,8 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         self._last_frames = -1
         self._last_data = time.monotonic()
+        self._ring_figures_due = 0.0
+        self._ring_figures_sent: tuple[dict, dict] | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -196,11 +199,13 @@ class Worker:
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     def health(self) -> dict[str, Any]:
-        """Compact figures for health scoring and the status view."""
+        """Compact figures for health scoring and the status view, cheap enough for every heartbeat
+        whatever the number of rings: the per-ring figures (gaps, audits) are looked at once a second
+        and sent only when they changed (the supervisor keeps the last ones it got)."""
         feed = self.feed
         if feed is None:
             return {"connected": False}
-        client = feed.client
+        client, stats = feed.client, feed.adapter.stats
         m = client.metrics()
         now = time.monotonic()
         if m["frames_in"] != self._last_frames:
@@ -208,8 +213,7 @@ class Worker:
         lat = client.latency_stats()
         hb = client.heartbeat_health()
         limiter = m.get("limiter") or {}
-        adapter = feed.adapter.metrics()
-        return {
+        figures = {
             "connected": m["state"] == "connected",
             "state": m["state"],
             "authenticated": feed.session.authenticated,
@@ -222,24 +226,14 @@ class Worker:
             "frames_in": m["frames_in"],
             "reconnects": m["reconnects"],
             "errors": m["reconnects"] + m["request_timeouts"] + sum(m["bad_input"].values()),
-            "rings": {ring: r["write_seq"] for ring, r in feed.metrics()["rings"].items()},
-            "gaps": sum(b["gaps"] for b in adapter["books"].values()),
-            "ring_gaps": {
-                **{b["ring"]: b["gaps"] for b in adapter["books"].values()},
-                **{t["ring"]: t["gaps"] for t in adapter["trades_channels"].values()},
-            },
-            "rejected": sum(adapter["rejections"].values()) if adapter.get("rejections") else 0,
-            "channels": len(feed.adapter.channels),
-            "audits": {b["ring"]: _audit_figures(b) for b in adapter["books"].values()},
+            "gaps": stats.gaps,
+            "rejected": stats.rejected,
+            "channels": len(feed.adapter.routes),
         }
-
-
-def _audit_figures(book: dict) -> dict[str, int]:
-    a = book["audits"]
-    return {
-        "passed": a["passed"],
-        "failed": a["failed"],
-        "unverifiable": a["unverifiable"],
-        "last_passed_ns": a["last_passed_ns"],
-        "crossed": book["crossed"],
-    }
+        if now >= self._ring_figures_due:
+            self._ring_figures_due = now + RING_FIGURES_EVERY_S
+            ring_figures = feed.adapter.ring_figures()
+            if ring_figures != self._ring_figures_sent:
+                self._ring_figures_sent = ring_figures
+                figures["ring_gaps"], figures["audits"] = ring_figures
+        return figures

@@ -212,6 +212,26 @@ class DeribitAdapter:
             "trades_channels": trades,
         }
 
+    def ring_figures(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """(gaps per book and trades ring, audit figures per book ring): what the supervisor shows per
+        ring, as plain ints, without building `metrics()`."""
+        gaps: dict[str, int] = {}
+        audits: dict[str, dict[str, int]] = {}
+        for feed in self._books.values():
+            ring, audit = feed.route.ring, feed.audit
+            gaps[ring] = feed.gaps
+            audits[ring] = {
+                "passed": audit.passed,
+                "failed": audit.failed,
+                "unverifiable": audit.unverifiable,
+                "last_passed_ns": audit.last_passed_ns,
+                "crossed": feed.crossed,
+            }
+        for feed in self._feeds.values():
+            if isinstance(feed, TradeFeed):
+                gaps[feed.route.ring] = feed.gaps
+        return gaps, audits
+
     def _reject(self, route: Route | None, exc: BadMessage) -> None:
         self.stats.rejected += 1
         count = self.rejections[exc.field] = self.rejections[exc.field] + 1
