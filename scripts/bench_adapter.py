@@ -12,7 +12,9 @@ cluster near the top (as on a real book). Measured, per message, side by side in
 - the Python frames one message costs on the real path (function calls, counted with sys.setprofile);
 - books side by side (update + record): one pass writing only what changed (`feeder.core.book`); the
   same, always repacking the top N; parse then apply then repack (the first wave's path); a dict per
-  side with `heapq.nlargest`.
+  side with `heapq.nlargest`;
+- publishing k records of one socket read: one `publish` each (what the feeder does) vs each copied
+  into a batch published once at the end of the read.
 
 Usage: python scripts/bench_adapter.py [--messages N] [--cold-messages N] [--levels L] [--repeat R] [--json]
 Targets (issue 11): real path median <= 5 us warm, <= 12 us cold.
@@ -46,6 +48,7 @@ TICK = 0.5
 TARGET_WARM_US = 5.0
 TARGET_COLD_US = 12.0
 COLD_GAP_S = 0.001
+BATCH_SIZES = (1, 5, 10)  # records of one ring in one socket read
 
 
 def make_stream(messages: int, levels: int, seed: int) -> tuple[bytes, list[bytes]]:
@@ -273,6 +276,34 @@ def bench_book_dict(snap: bytes, stream: list[bytes]) -> list[int]:
     return times
 
 
+def bench_batching(writer: RingWriter, reads: int = 3000) -> dict[str, dict[str, float]]:
+    """ns per record to publish k book records of one read: one `publish` each from the scratch record
+    (what the feeder does), or each copied into a batch and one `publish_batch` at the end of the read."""
+    record = scratch("book")
+    source, size = memoryview(record.view(np.uint8)), record.itemsize
+    batch = scratch("book", 16)
+    into = memoryview(batch.view(np.uint8))
+    clock, out = time.perf_counter_ns, {}
+    for k in BATCH_SIZES:
+        single, batched = [], []
+        for _ in range(reads):
+            t0 = clock()
+            for _ in range(k):
+                writer.publish(record)
+            t1 = clock()
+            for i in range(k):
+                into[i * size : (i + 1) * size] = source
+            writer.publish_batch(batch[:k])
+            t2 = clock()
+            single.append(t1 - t0)
+            batched.append(t2 - t1)
+        out[str(k)] = {
+            "one publish each": statistics.median(single) / k,
+            "one batch": statistics.median(batched) / k,
+        }
+    return out
+
+
 def timer_overhead() -> int:
     clock = time.perf_counter_ns
     samples = []
@@ -299,7 +330,7 @@ def run(args: argparse.Namespace) -> dict:
     snap, stream = make_stream(args.messages, args.levels, args.seed)
     cold_stream = stream[: args.cold_messages]
     instance = os.environ.get("FEEDER_INSTANCE") or f"bench-adapter-{os.getpid()}"
-    rounds: dict[str, list] = {"warm": [], "cold": [], "stages": [], "books": []}
+    rounds: dict[str, list] = {"warm": [], "cold": [], "stages": [], "books": [], "batching": []}
     path = RealPath(instance)
     writer = RingWriter.create("book.STAGES", "book", 1 << 16, instance=instance)
     try:
@@ -308,6 +339,7 @@ def run(args: argparse.Namespace) -> dict:
             rounds["warm"].append(summary(bench_real(path, snap, stream, 0.0)))
             rounds["cold"].append(summary(bench_real(path, snap, cold_stream, COLD_GAP_S)))
             rounds["stages"].append({k: summary(v) for k, v in bench_stages(snap, stream, writer).items()})
+            rounds["batching"].append(bench_batching(writer))
             rounds["books"].append(
                 {
                     "one pass, only what changed": summary(bench_book_one_pass(snap, stream, False)),
@@ -331,6 +363,9 @@ def run(args: argparse.Namespace) -> dict:
         "frames_per_message": frames,
         "stages": {k: _median_of([r[k] for r in rounds["stages"]]) for k in rounds["stages"][0]},
         "books": {k: _median_of([r[k] for r in rounds["books"]]) for k in rounds["books"][0]},
+        "publish_per_record_ns": {
+            k: _median_of([r[k] for r in rounds["batching"]]) for k in rounds["batching"][0]
+        },
         "targets": {
             "warm_median_us": TARGET_WARM_US,
             "cold_median_us": TARGET_COLD_US,
@@ -358,6 +393,11 @@ def print_report(result: dict) -> None:
     print(
         f"\nPython frames per message on the real path: {f['python_frames']:.1f} (C calls {f['c_calls']:.1f})"
     )
+    print(
+        "\npublish, ns per record, k records of one ring in one read: one publish each | copied into a batch"
+    )
+    for k, figures in result["publish_per_record_ns"].items():
+        print(f"  k = {k:>2}: {figures['one publish each']:>8.0f} | {figures['one batch']:>8.0f}")
     print(f"\n{'book update + record levels':<44}{'median us':>10}{'p99 us':>10}{'vs ours':>10}")
     books = result["books"]
     base = books["one pass, only what changed"]["median_us"]

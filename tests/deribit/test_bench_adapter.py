@@ -29,3 +29,4 @@ def test_a_short_run_measures_the_real_path_its_stages_and_the_books(tmp_path: P
     }
     assert report["frames_per_message"]["python_frames"] >= 1
     assert set(report["targets"]) == {"warm_median_us", "cold_median_us", "warm_met", "cold_met"}
+    assert set(report["publish_per_record_ns"]) == {"1", "5", "10"}

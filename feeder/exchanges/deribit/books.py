@@ -61,6 +61,7 @@ class BookFeed(ChannelFeed):
         self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
+        self.incremental = not route.grouped  # changes chained onto the book (the one pass takes them)
         self.resync_crossed = adapter.crossed == "resync"
         self.change_id = 0
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
@@ -68,12 +69,15 @@ class BookFeed(ChannelFeed):
         self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
 
     def __call__(self, data: Any, recv_ns: int) -> None:
-        if self.state is _LIVE and type(data) is dict:
-            get = data.get
-            change_id, prev, timestamp = get("change_id"), get("prev_change_id"), get("timestamp")
-            bids, asks = get("bids"), get("asks")
+        if self.state is _LIVE and self.incremental and type(data) is dict:
+            try:
+                change_id, prev, timestamp = data["change_id"], data["prev_change_id"], data["timestamp"]
+                bids, asks, kind, name = data["bids"], data["asks"], data["type"], data["instrument_name"]
+            except KeyError:
+                kind = None
             if (
-                prev == self.change_id
+                kind == "change"
+                and prev == self.change_id
                 and type(prev) is int
                 and type(change_id) is int
                 and change_id > prev
@@ -81,9 +85,7 @@ class BookFeed(ChannelFeed):
                 and timestamp >= 0
                 and type(bids) is list
                 and type(asks) is list
-                and get("type") == "change"
-                and get("instrument_name") == self.instrument
-                and not self.route.grouped
+                and name == self.instrument
             ):
                 book = self.book
                 if book.bids.apply(bids) or book.asks.apply(asks):
