@@ -15,6 +15,7 @@ import numpy as np
 
 from feeder.ring import gaps
 from feeder.ring.flags import MARKER
+from feeder.ring.schema import record_kind
 
 Span = tuple[int, int]
 
@@ -22,7 +23,7 @@ Span = tuple[int, int]
 def gap_record(dtype: np.dtype, record_type: str, last: np.void | None, seq: int, now_ns: int) -> np.ndarray:
     """The one record that stands for a run of missing seqs ending at `seq` (contents by the rules of
     feeder.ring.gaps, which every writer of such records follows)."""
-    if record_type == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
+    if record_kind(record_type) == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
         out = np.array([last], dtype)
         gaps.gap_copy(out, now_ns)
     else:

@@ -107,17 +107,17 @@ def _overrides(ns: argparse.Namespace) -> dict:
 
 def plan(config: cfg.FeederConfig) -> dict:
     """What the feeder would run: rings per worker, URL; no side effects."""
-    from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+    from feeder.exchanges.deribit.channels import ChannelMap
 
-    channels = ChannelMap(ChannelConfig(interval=config.interval), authenticated=config.sim)
+    channels = ChannelMap(config.channel_config(), authenticated=config.sim)
     rings = [channels.ring_name(s, i) for i in config.instruments for s in config.streams]
-    for ring in rings:
-        channels.route(ring)
+    records = {ring: channels.route(ring).record_type for ring in rings}
     return {
         "exchange": config.exchange,
         "url": "embedded simulator" if config.sim else config.ws_url,
         "workers": min(config.workers, len(config.instruments)),
         "rings": rings,
+        "records": records,
         "instance": config.instance,
     }
 

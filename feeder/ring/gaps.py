@@ -22,7 +22,7 @@ import struct
 import numpy as np
 
 from feeder.ring.flags import CROSSED, GAP, MARKER, SNAPSHOT
-from feeder.ring.schema import record_schema
+from feeder.ring.schema import record_kind, record_schema
 
 BOOK = "book"
 COPY_CLEARS = SNAPSHOT | CROSSED  # flags a GAP copy of a book never carries
@@ -53,7 +53,7 @@ def marker(dtype: np.dtype, ts_recv: int | np.ndarray) -> np.ndarray:
 
 def says_gap(flags: int, record_type: str) -> bool:
     """Whether a ring whose newest record has `flags` already tells its readers about a gap."""
-    if record_type == BOOK:
+    if record_kind(record_type) == BOOK:
         return bool(flags & GAP)
     return flags & _MARK == _MARK
 
@@ -62,7 +62,7 @@ def gap_record(last: np.void | None, dtype: np.dtype, record_type: str, now_ns: 
     """The record that marks a ring GAP after its newest record `last`, or None when nothing needs saying."""
     if last is None or says_gap(int(last["flags"]), record_type):
         return None
-    if record_type != BOOK:
+    if record_kind(record_type) != BOOK:
         return marker(dtype, now_ns)
     record = np.array([last], dtype)
     gap_copy(record, now_ns)

@@ -15,6 +15,7 @@ from typing import Any
 
 from feeder.errors import ConfigError
 from feeder.exchanges.deribit.books import CROSSED_MODES
+from feeder.exchanges.deribit.channels import ChannelConfig
 from feeder.exchanges.deribit.costs import TIERS
 from feeder.ring.names import instance_name
 
@@ -44,6 +45,7 @@ class FeederConfig:
     metrics_port: int | None = None
     record: str | None = None  # directory for per-worker JSONL recordings
     capacity: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
+    depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels (10, 25, 50)
     cancel_on_disconnect: str = "connection"  # connection | account | off
     credentials_file: str | None = None
     heartbeat_interval: float = 10.0
@@ -58,6 +60,10 @@ class FeederConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def channel_config(self) -> ChannelConfig:
+        """How ring names become channels and records (interval, book depth per ring)."""
+        return ChannelConfig(interval=self.interval, depth=self.depth)
 
     @property
     def ws_url(self) -> str:
@@ -141,6 +147,13 @@ def _validate(c: FeederConfig) -> None:
             cap,
             "a power of two, at least 16 (records per ring)",
         )
+    _need(
+        isinstance(c.depth, dict),
+        "depth",
+        c.depth,
+        "a table of book ring (or glob) = levels, e.g. {'book.BTC*' = 50}",
+    )
+    c.channel_config()  # validates the depth of every ring pattern
     _need(
         c.cancel_on_disconnect in ("connection", "account", "off"),
         "cancel_on_disconnect",

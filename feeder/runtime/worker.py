@@ -29,6 +29,7 @@ from feeder.exchanges.deribit.credentials import Credentials
 from feeder.exchanges.deribit.session import SessionConfig
 from feeder.runtime import wire
 from feeder.runtime.feed import Feed, FeedConfig
+from feeder.runtime.handle import BOOK_METHOD
 
 log = logging.getLogger("feeder.worker")
 
@@ -56,6 +57,7 @@ class WorkerSpec:
     busy_poll: bool = False
     audit_interval: float = 60.0
     crossed: str = "resync"
+    depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels per side
     costs: DeribitCosts = field(default_factory=DeribitCosts)  # the account's limits, or the tier's
 
     def feed_config(self) -> FeedConfig:
@@ -76,7 +78,7 @@ class WorkerSpec:
         return FeedConfig(
             client=client,
             rings=self.rings,
-            channels=ChannelConfig(interval=self.interval),
+            channels=ChannelConfig(interval=self.interval, depth=self.depth),
             session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
             attach_rings=True,
             instance=self.instance,
@@ -177,9 +179,13 @@ class Worker:
         try:
             if self.feed is None:
                 raise FeederError("the worker is not running its feed yet")
-            result = await self.feed.session.rpc(
-                message["method"], message.get("params"), message.get("timeout")
-            )
+            if message["method"] == BOOK_METHOD:  # from the adapter's memory, not the exchange
+                params = message.get("params") or {}
+                result = self.feed.adapter.book(params.get("instrument"), params.get("depth"))
+            else:
+                result = await self.feed.session.rpc(
+                    message["method"], message.get("params"), message.get("timeout")
+                )
             self._send({"type": "rpc", "id": rid, "result": result})
         except FeederError as exc:
             self._send({"type": "rpc", "id": rid, "error": wire.error_to_wire(exc)})

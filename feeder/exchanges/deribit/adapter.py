@@ -28,11 +28,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from feeder.core.audit import Verdict
-from feeder.core.book import DEPTH
 from feeder.errors import BadMessage, ConfigError, UsageError
 from feeder.exchanges.deribit.books import CROSSED_MODES, BookFeed
 from feeder.exchanges.deribit.channels import Route
 from feeder.exchanges.deribit.streams import ChannelFeed, Emit, Resubscribe, TickerFeed, TradeFeed
+from feeder.exchanges.deribit.sync import BookSync
+from feeder.ring.schema import record_schema
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,8 @@ class DeribitAdapter:
     @staticmethod
     def audit_params(route: Route) -> dict[str, Any]:
         """The `public/get_order_book` params for auditing `route`: depth at least the record's levels."""
-        depth = next(d for d in ORDER_BOOK_DEPTHS if d >= DEPTH)
+        levels = record_schema(route.record_type).levels or 0
+        depth = next(d for d in ORDER_BOOK_DEPTHS if d >= levels)
         return {"instrument_name": route.instrument, "depth": depth}
 
     def audit(self, channel: str, result: Any, now_ns: int) -> list[Emit]:
@@ -210,6 +212,30 @@ class DeribitAdapter:
             "last_rejection": self.last_rejection,
             "books": books,
             "trades_channels": trades,
+        }
+
+    def book(self, instrument: str, depth: int | None = None) -> dict[str, Any]:
+        """The current book of `instrument` as this adapter keeps it (every level, or the best `depth` per
+        side), with its change_id, sync state and the flags of its last record. Levels only while the
+        book is live: a book in another state is not trustworthy (it may be half updated)."""
+        feed = next((f for f in self._books.values() if f.instrument == instrument), None)
+        if feed is None:
+            served = sorted(f.instrument for f in self._books.values())
+            raise UsageError(f"no book of {instrument!r} here (books: {', '.join(served) or 'none'})")
+        if depth is not None and (type(depth) is not int or depth < 1):
+            raise UsageError(f"book depth must be a positive integer or None for every level, got {depth!r}")
+        live = feed.state is BookSync.LIVE
+        book, record = feed.book, feed.record[0]
+        return {
+            "instrument": instrument,
+            "ring": feed.route.ring,
+            "state": feed.state.value,
+            "change_id": feed.change_id,
+            "flags": int(record["flags"]),
+            "ts_exchange": int(record["ts_exchange"]),
+            "ts_recv": int(record["ts_recv"]),
+            "bids": [list(level) for level in book.bids.top(depth or len(book.bids))] if live else [],
+            "asks": [list(level) for level in book.asks.top(depth or len(book.asks))] if live else [],
         }
 
     def ring_figures(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from feeder.core.audit import BookAudit, Failure, Verdict
-from feeder.core.book import LAYOUT, BookLayout, L2Book
-from feeder.errors import BadMessage
+from feeder.core.book import BookLayout, L2Book, book_layout
+from feeder.errors import BadMessage, SchemaError
 from feeder.exchanges.deribit.channels import Route
 from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped_book, parse_order_book
 from feeder.exchanges.deribit.records import packer, scratch
@@ -34,6 +34,7 @@ from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resu
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
 from feeder.ring.gaps import gap_copy
+from feeder.ring.schema import BOOK_TYPES, record_schema
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -42,7 +43,11 @@ log = logging.getLogger("feeder.exchanges.deribit.adapter")
 
 CROSSED_MODES = ("resync", "flag")
 AUDIT_WAIT_NS = 5_000_000_000  # how long an audit ahead of the stream waits for the stream to reach it
-_BOOK_OFF, _pack_book = packer("book", (*COMMON, "change_id", "prev_change_id", "bid_count", "ask_count"))
+_HEAD = (*COMMON, "change_id", "prev_change_id", "bid_count", "ask_count")
+_BOOK_OFF, _pack_book = packer("book", _HEAD)
+_BOOK_FIELDS = record_schema("book").dtype.fields
+if any(record_schema(t).dtype.fields[f][1] != _BOOK_FIELDS[f][1] for t in BOOK_TYPES.values() for f in _HEAD):
+    raise SchemaError("every book record type must share the book header (one packer fills them all)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
 _LIVE = BookSync.LIVE
 
@@ -55,7 +60,7 @@ class BookFeed(ChannelFeed):
         self.state = BookSync.AWAITING_SNAPSHOT
         self.record = scratch(route.record_type)
         self.buf = memoryview(self.record.view(np.uint8))
-        self.layout = layout = LAYOUT
+        self.layout = layout = book_layout(self.record.dtype)
         self.book = L2Book(self.buf, layout)
         self.levels = self.buf[layout.bid_offset : layout.levels_end]
         self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them

@@ -9,12 +9,17 @@ Owns the mapping between a ring (`<stream>.<symbol>`) and the Deribit channel th
 | `trades.ETH-PERPETUAL`   | `trades.ETH-PERPETUAL.raw`               | trade  |
 | `ticker.BTC`             | `ticker.BTC-PERPETUAL.raw`               | ticker |
 
+A book ring holds 10 levels per side (`book` records) unless `depth` gives it 25 or 50 (`book25`,
+`book50` records), by ring name or glob (`{"book.BTC*": 50}`: an exact name wins, then the first
+glob that matches, in order).
+
 Rules it keeps:
 - A symbol is an alias (default `BTC` -> `BTC-PERPETUAL`, `ETH` -> `ETH-PERPETUAL`; configurable) or a
   full instrument name. Ring names for an instrument use its alias when it has one.
 - The interval is `raw` (needs an authenticated connection) when credentials are configured and
   `100ms` without, unless set explicitly. Books may instead use Deribit's grouped snapshots
-  (`book.{instrument}.{group}.{depth}.{interval}`) by setting `book_depth`.
+  (`book.{instrument}.{group}.{depth}.{interval}`) by setting `book_depth`, which must fit in the
+  ring's levels (a 20-level snapshot needs a ring of depth 25 or 50: never cut silently).
 - Each channel feeds exactly one ring: two rings naming the same channel are a configuration error.
 """
 
@@ -23,10 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 
 from feeder.errors import ConfigError
 from feeder.ring.names import check_ring_name
+from feeder.ring.schema import BOOK_TYPES
 
 STREAM_RECORDS: Mapping[str, str] = MappingProxyType({"book": "book", "trades": "trade", "ticker": "ticker"})
 INTERVALS = ("raw", "100ms", "agg2")
@@ -45,6 +52,7 @@ class ChannelConfig:
     interval: str | None = None  # None: `raw` with credentials, `100ms` without
     book_group: str = "none"  # grouped book channels only
     book_depth: int | None = None  # set (1, 10 or 20) to use grouped book snapshots
+    depth: Mapping[str, int] = field(default_factory=dict)  # book ring name or glob -> levels (10, 25, 50)
 
     def __post_init__(self) -> None:
         if self.interval is not None and self.interval not in INTERVALS:
@@ -55,6 +63,16 @@ class ChannelConfig:
             raise ConfigError("book_group", self.book_group, f"one of {', '.join(BOOK_GROUPS)}")
         if self.book_depth is not None and self.book_depth not in BOOK_DEPTHS:
             raise ConfigError("book_depth", self.book_depth, "1, 10, 20, or None for incremental books")
+        levels = ", ".join(map(str, BOOK_TYPES))
+        for pattern, depth in self.depth.items():
+            if not isinstance(pattern, str) or not pattern.startswith("book."):
+                raise ConfigError(
+                    f"depth[{pattern!r}]", depth, "keys are book ring names or globs, such as 'book.BTC*'"
+                )
+            if depth not in BOOK_TYPES or isinstance(depth, bool):
+                raise ConfigError(
+                    f"depth[{pattern!r}]", depth, f"{levels} levels per side (the book record types)"
+                )
         for alias, instrument in self.aliases.items():
             if not _INSTRUMENT_RE.match(str(alias)) or not _INSTRUMENT_RE.match(str(instrument)):
                 raise ConfigError(
@@ -64,6 +82,13 @@ class ChannelConfig:
     def interval_for(self, authenticated: bool) -> str:
         """The Deribit interval in use: the configured one, else raw when authenticated, else 100ms."""
         return self.interval or ("raw" if authenticated else "100ms")
+
+    def levels(self, ring: str) -> int:
+        """Levels per side of a book ring: its own `depth` entry, else the first glob matching it, else 10."""
+        depth = self.depth.get(ring)
+        if depth is None:
+            depth = next((d for pattern, d in self.depth.items() if fnmatchcase(ring, pattern)), 10)
+        return depth
 
 
 @dataclass(frozen=True)
@@ -111,9 +136,19 @@ class ChannelMap:
         record_type = _check_stream(stream, ring)
         instrument = self.instrument(symbol)
         config = self.config
-        if stream == "book" and config.book_depth is not None:
-            channel = f"book.{instrument}.{config.book_group}.{config.book_depth}.{self.interval}"
-            return Route(ring, stream, record_type, instrument, channel, grouped=True)
+        if stream == "book":
+            levels = config.levels(ring)
+            record_type = BOOK_TYPES[levels]
+            if config.book_depth is not None:
+                if config.book_depth > levels:
+                    raise ConfigError(
+                        "book_depth", config.book_depth,
+                        f"at most the {levels} levels per side of ring {ring!r}'s records (give the ring a "
+                        f"depth of {min(d for d in BOOK_TYPES if d >= config.book_depth)}: a grouped snapshot "
+                        f"is never cut)",
+                    )  # fmt: skip
+                channel = f"book.{instrument}.{config.book_group}.{config.book_depth}.{self.interval}"
+                return Route(ring, stream, record_type, instrument, channel, grouped=True)
         return Route(ring, stream, record_type, instrument, f"{stream}.{instrument}.{self.interval}")
 
     def routes(self, rings: Iterable[str]) -> dict[str, Route]:

@@ -23,14 +23,14 @@ from typing import Any
 
 from feeder.core.placement import place
 from feeder.core.restart import RestartPolicy
-from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.deribit.costs import DeribitCosts
 from feeder.exchanges.deribit.credentials import Credentials, load_credentials
 from feeder.ring import clean_stale
 from feeder.runtime.account import account_costs
 from feeder.runtime.config import FeederConfig
 from feeder.runtime.control import ControlServer
-from feeder.runtime.handle import STATUS_METHOD
+from feeder.runtime.handle import BOOK_METHOD, STATUS_METHOD
 from feeder.runtime.rundir import RunDir
 from feeder.runtime.supervisor.pool import WorkerPool
 from feeder.runtime.supervisor.requests import Requests
@@ -97,7 +97,8 @@ class Supervisor:
         self.limits_dir.mkdir(mode=0o700)
         for slot in self.pool.slots:
             self.pool.spawn(slot)
-        self.requests = Requests(self.pool, self.config.hang_timeout, self.credentials is not None)
+        channels = ChannelMap(self.config.channel_config(), authenticated=self.credentials is not None)
+        self.requests = Requests(self.pool, self.config.hang_timeout, self.credentials is not None, channels)
         self.control = ControlServer(
             self.rundir.socket_path,
             self.rundir.key_path.read_text(),
@@ -136,7 +137,7 @@ class Supervisor:
     def _create_rings(self) -> None:
         """Every ring before any worker starts; then the slots, by `core.placement`."""
         c = self.config
-        channels = ChannelMap(ChannelConfig(interval=c.interval), authenticated=self.credentials is not None)
+        channels = ChannelMap(c.channel_config(), authenticated=self.credentials is not None)
         instruments = [[channels.ring_name(s, i) for s in c.streams] for i in c.instruments]
         for streams in instruments:
             for stream, ring in zip(c.streams, streams, strict=True):
@@ -166,6 +167,7 @@ class Supervisor:
             busy_poll=c.busy_poll,
             audit_interval=c.audit_interval,
             crossed=c.crossed,
+            depth=c.depth,
             costs=self.costs,
         )
 
@@ -204,6 +206,8 @@ class Supervisor:
         if method == STATUS_METHOD:
             return self.status()
         assert self.requests is not None  # the control socket opens after it is made
+        if method == BOOK_METHOD:
+            return await self.requests.book(params, timeout)
         return await self.requests.send(method, params, timeout)
 
     # --- stop --------------------------------------------------------------------------------------
