@@ -57,7 +57,7 @@ def test_grouped_books_use_the_group_depth_channel():
 
 
 def test_a_grouped_snapshot_deeper_than_the_rings_levels_is_refused_never_cut():
-    with pytest.raises(ConfigError, match="at most the 10 levels per side of ring 'book.ETH'") as caught:
+    with pytest.raises(ConfigError, match=r"at most the 10 levels per side of ring 'book\.ETH'") as caught:
         ChannelMap(ChannelConfig(book_depth=20)).route("book.ETH")
     assert caught.value.field == "book_depth" and "depth of 25" in str(caught.value)
     route = ChannelMap(ChannelConfig(book_depth=20, depth={"book.ETH": 25})).route("book.ETH")

@@ -63,7 +63,8 @@ class ChannelConfig:
             raise ConfigError("book_group", self.book_group, f"one of {', '.join(BOOK_GROUPS)}")
         if self.book_depth is not None and self.book_depth not in BOOK_DEPTHS:
             raise ConfigError("book_depth", self.book_depth, "1, 10, 20, or None for incremental books")
-        levels = ", ".join(map(str, BOOK_TYPES))
+        *most, last = map(str, BOOK_TYPES)
+        levels = f"{', '.join(most)} or {last}"
         for pattern, depth in self.depth.items():
             if not isinstance(pattern, str) or not pattern.startswith("book."):
                 raise ConfigError(
