@@ -163,10 +163,15 @@ class RingWriter:
         """Publish one record (a 1-element array or a structured scalar of `dtype`); returns its seq.
 
         One copy, from the record's own buffer into the slot: a record kept and updated in place
-        between publishes (only what changed) costs one memcpy here, and its checks are made once
-        (the array is remembered, with a byte view of it, until another one is published).
+        between publishes (only what changed) costs one memcpy here, and when it is published again
+        right after itself its checks are not made again (the writer keeps it, and a byte view of it).
         """
-        source = self._last_bytes if record is self._last else self._source(record)
+        if record is self._last:
+            source = self._last_bytes
+            if source is None:
+                source = self._last_bytes = memoryview(record.view(np.uint8))
+        else:
+            source = self._source(record)
         hq = self._hq
         try:
             s = hq[WRITE_SEQ]
@@ -187,17 +192,17 @@ class RingWriter:
         self._hqi[LAST_PUBLISH_NS] = now
         return s
 
-    def _source(self, record: np.ndarray | np.void) -> np.ndarray | np.void | memoryview:
-        """What `publish` copies from: a checked record (an array is remembered, see publish)."""
+    def _source(self, record: np.ndarray | np.void) -> np.ndarray | np.void:
+        """A record `publish` may copy from, checked; an array is kept (see publish), its byte view is
+        made only if it comes again next (records of many instruments alternate in a chain ring)."""
         try:
             if (record.dtype is not self.dtype and record.dtype != self.dtype) or record.nbytes != self._size:
                 raise self._not_a_record(record)
         except AttributeError:
             raise self._not_a_record(record) from None
-        if type(record) is not np.ndarray or not record.flags.c_contiguous:
-            return record
-        self._last, self._last_bytes = record, memoryview(record.view(np.uint8))
-        return self._last_bytes
+        keep = type(record) is np.ndarray and record.flags.c_contiguous
+        self._last, self._last_bytes = (record if keep else None), None
+        return record
 
     def publish_batch(self, records: np.ndarray) -> int:
         """Publish a 1-D array of records with one write_seq store; returns the first one's seq."""
