@@ -151,7 +151,7 @@ class Market:
         self, st: InstrumentState, status: str, settlement: float | None, ts_ms: int
     ) -> tuple[list[Order], BookChange | None]:
         """Stop trading `st` (settled or closed): the orders cancelled and the last change (an empty book)."""
-        st.status, st.settlement = status, settlement
+        st.status, st.settlement, st.model = status, settlement, None
         if st in self.active:
             self.active.remove(st)
         orders = [o for o in self.orders.values() if o.inst == st.index and o.state == "open"]
@@ -261,7 +261,16 @@ class Market:
             b = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(bids, True)]
             a = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(asks, False)]
             h = book_hash([x[0] for x in b], [x[1] for x in b], [x[0] for x in a], [x[1] for x in a])
-            out.append({"instrument": st.inst.name, "change_id": cid, "bids": b, "asks": a, "hash": h})
+            out.append(
+                {
+                    "instrument": st.inst.name,
+                    "instrument_id": st.inst.instrument_id,
+                    "change_id": cid,
+                    "bids": b,
+                    "asks": a,
+                    "hash": h,
+                }
+            )
         return out
 
     # --- orders ------------------------------------------------------------------------------------

@@ -269,7 +269,6 @@ def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict:
     """public/get_book_summary_by_*: one instrument (null where there is no bid, ask or trade)."""
     inst = st.inst
     bid, ask = st.book.bids.best(), st.book.asks.best()
-    traded = st.last_trade is not None
     option = inst.kind == "option"
     q = marks.quote(st) if option else None
     mark = q.mark if q is not None else mark_price(st)
@@ -278,7 +277,7 @@ def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict:
         "volume_usd": round(volume * (1.0 if not option else mark * index_price), 2),
         "volume": volume if option else round(volume / mark, 8) if mark else 0.0,
         "quote_currency": inst.base if option else "USD",
-        "price_change": 0.0 if traded else None,
+        "price_change": 0.0,
         "open_interest": inst.amt(st.open_interest) if option else float(st.open_interest),
         "mid_price": (
             round((inst.px(bid) + inst.px(ask)) / 2, inst.tick_decimals + 1)

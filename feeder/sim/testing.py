@@ -243,6 +243,39 @@ class SimServer:
     def truth_many(self, instrument: str, change_ids: list[int]) -> list[dict]:
         return self._call("truth", {"instrument": instrument, "change_id": list(change_ids)})
 
+    def truths(self, books: dict[str, list[int]]) -> dict[str, list[dict]]:
+        """The truth of many instruments in one call: {instrument: [change_id, ...]} -> {instrument: [book, ...]}."""
+        return self._call("truths", {"books": {k: list(v) for k, v in books.items()}})
+
+    # --- the exchange clock and listings (lifecycle.py) ---------------------------------------------
+
+    def clock(self, speed: float | None = None) -> dict:
+        """{"now_ms", "speed", "next_expiry_ms"}; `speed` sets how fast the exchange clock runs."""
+        return self.control("clock", speed=speed)
+
+    def advance(self, seconds: float | None = None, to: str | None = None) -> dict:
+        """Jump the exchange clock (`seconds`, or to="expiry"): {"now_ms", "settled": [...], "listed": [...]}."""
+        return self.control("advance", seconds=seconds, to=to)
+
+    def list_instrument(self, name: str | list[str]) -> dict:
+        """List new instruments now (created, then started)."""
+        return self.control("list", instrument=name)
+
+    def expire(self, expiry: str | None = None, instrument: str | None = None) -> dict:
+        """Settle an expiry (date code such as 4DEC26) or one instrument now."""
+        return self.control("expire", expiry=expiry, instrument=instrument)
+
+    def delist(self, name: str) -> dict:
+        """Close an instrument now (closed, then terminated)."""
+        return self.control("delist", instrument=name)
+
+    def lock(self, currency: str, seconds: float | None = None) -> dict:
+        """Lock a currency (platform_state), until unlock() or for `seconds`."""
+        return self.fault("lock", currency=currency, seconds=seconds)
+
+    def unlock(self, currency: str) -> dict:
+        return self.fault("unlock", currency=currency)
+
     def sent(self, channel: str) -> list[list[int]]:
         """Recent book notifications on `channel`: [change_id, prev_change_id, send_ns] each."""
         return self._call("sent", {"channel": channel})
