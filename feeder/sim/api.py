@@ -279,7 +279,7 @@ class Api:
         st = self._state(p["instrument_name"])
         index = self.market.index_price(st.inst.base)
         count = p.get("count", 10)
-        trades = [msg.public_trade(st, tp, index) for tp in st.trades[-count:]]
+        trades = [msg.public_trade(st, tp, index, self.market.marks) for tp in st.trades[-count:]]
         if p.get("sorting") == "desc":
             trades.reverse()
         return {"trades": trades, "has_more": len(st.trades) > count}

@@ -254,7 +254,7 @@ class Trades(Feed):
             return
         st = self.state
         index = self.hub.market.index_price(st.inst.base)
-        trades = [msg.public_trade(st, tp, index) for tp in change.trades]
+        trades = [msg.public_trade(st, tp, index, self.hub.market.marks) for tp in change.trades]
         if self.interval_driven:
             self.batch.extend(trades)
         else:

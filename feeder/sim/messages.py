@@ -176,9 +176,10 @@ def _stats(st: InstrumentState, last: float) -> dict:
     }
 
 
-def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dict:
+def public_trade(st: InstrumentState, tp: TradePrint, index_price: float, marks: Marks | None = None) -> dict:
+    """A public trade; an option's carries `iv`, the implied volatility of its price (given `marks`)."""
     inst = st.inst
-    return {
+    out = {
         "trade_seq": tp.trade_seq,
         "trade_id": tp.trade_id,
         "timestamp": tp.ts_ms,
@@ -190,6 +191,9 @@ def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dic
         "direction": "buy" if tp.is_buy else "sell",
         "amount": inst.amt(tp.lots),
     }
+    if marks is not None and inst.kind == "option":
+        out["iv"] = marks.iv(st, out["price"])
+    return out
 
 
 def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: float) -> dict:

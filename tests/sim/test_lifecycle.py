@@ -59,8 +59,9 @@ def _names(client: Rpc, **params) -> set[str]:
 
 def test_an_expiry_settles_its_books_and_the_schedule_lists_the_next_one(sim, client):
     book_channel, ticker_channel = f"book.{EXPIRING}.raw", f"ticker.{EXPIRING}.raw"
-    client.result("public/subscribe", {"channels": [STATES, book_channel, ticker_channel]})
-    book = Book(client.data(book_channel))
+    aggregated = f"book.{EXPIRING}.100ms"
+    client.result("public/subscribe", {"channels": [STATES, book_channel, ticker_channel, aggregated]})
+    book, book_100ms = Book(client.data(book_channel)), Book(client.data(aggregated))
     client.data(ticker_channel)
     assert EXPIRING in _names(client) and NEXT not in _names(client)
 
@@ -74,7 +75,11 @@ def test_an_expiry_settles_its_books_and_the_schedule_lists_the_next_one(sim, cl
     assert book.bids == {} and book.asks == {}
     truth = sim.truth(EXPIRING, last["change_id"])
     assert truth["bids"] == [] and truth["asks"] == []
+    book_100ms.apply(client.data(aggregated))
+    assert book_100ms.change_id == last["change_id"] and book_100ms.bids == book_100ms.asks == {}
     final = client.data(ticker_channel)
+    while final["state"] == "open":  # option tickers also go out once a second with the model
+        final = client.data(ticker_channel)
     assert final["state"] == "closed" and final["estimated_delivery_price"] == "expired"
     assert final["best_bid_price"] == final["best_ask_price"] == 0.0
     assert final["greeks"]["delta"] == 0.0 and final["settlement_price"] == final["mark_price"] >= 0.0
@@ -119,10 +124,12 @@ def test_resting_orders_are_cancelled_at_settlement(sim, client):
 
 def test_the_clock_runs_faster_and_expiries_happen_by_themselves():
     start = int(datetime(2026, 12, 2, 7, 30, tzinfo=UTC).timestamp() * 1000)  # 30 min before the expiry
-    with _sim(start_ms=start, clock_speed=3600.0) as sim:  # an hour per second
+    with _sim(start_ms=start, clock_speed=2.0) as sim:
         client = Rpc(sim.ws_url)
         try:
             client.result("public/subscribe", {"channels": [STATES]})
+            assert sim.info()["clock_speed"] == 2.0
+            assert sim.clock(speed=3600.0)["speed"] == 3600.0  # an hour per second from now
             assert ("settled", EXPIRING) in _states(client, 2)
             assert sim.clock()["now_ms"] > int(datetime(2026, 12, 2, 8, tzinfo=UTC).timestamp() * 1000)
         finally:

@@ -131,3 +131,17 @@ def test_option_book_changes_equal_the_truth_at_every_change_id(sim, client):
 def test_the_exchange_clock_starts_where_it_was_told(sim, client):
     assert abs(client.result("public/get_time") - NOW) < 600_000
     assert to_date(sim.clock()["next_expiry_ms"]).isoformat() == "2026-12-02T08:00:00+00:00"
+
+
+def test_option_trades_carry_the_implied_volatility_of_their_price(sim, client):
+    channel = f"trades.{PUT}.raw"
+    client.result("public/subscribe", {"channels": [channel]})
+    sim.publish(200, instrument=PUT)
+    msg = client.note(channel)
+    check_notification(msg, "trades.(instrument_name).(interval)", "repeated")
+    trade = msg["params"]["data"][0]
+    ticker = client.result("public/ticker", {"instrument_name": PUT})
+    fwd, strike, t, call = _model(ticker, PUT)
+    vol = pricing.implied_vol(trade["price"] * fwd, fwd, strike, t, call, 0.5)
+    assert trade["iv"] == pytest.approx(round(vol * 100, 2) if vol else 0.0, abs=0.1)
+    assert trade["mark_price"] == ticker["mark_price"]
