@@ -93,6 +93,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--settlement-grace", type=float, default=1.0, help="seconds from settled or closed to terminated"
     )
+    p.add_argument(
+        "--instrument-states",
+        choices=("classic", "book"),
+        default="classic",
+        help="instrument.state names: classic (the vendored spec's) or book (Deribit's since January 2026)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-rate-limits", action="store_true", help="switch Deribit's credit limits off")
     p.add_argument("--min-heartbeat", type=float, default=10.0, help="minimum set_heartbeat interval, s")
@@ -128,6 +134,7 @@ def _config(args: argparse.Namespace) -> SimConfig:
         clock_speed=args.clock_speed,
         start_ms=_start_ms(args.start_time),
         settlement_grace=args.settlement_grace,
+        instrument_states=args.instrument_states,
         seed=args.seed,
         rate_limits=not args.no_rate_limits,
         min_heartbeat_interval=args.min_heartbeat,

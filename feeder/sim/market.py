@@ -58,7 +58,7 @@ class InstrumentState:
     """One instrument's live state."""
 
     __slots__ = (
-        "book", "change_id", "changes", "high", "index", "inst", "ivs", "last_trade", "low", "matcher", "model",
+        "book", "book_state", "change_id", "changes", "high", "index", "inst", "ivs", "last_trade", "low", "matcher", "model",
         "open_interest", "rng", "settlement", "status", "tick_direction", "trade_seq", "trades", "truth",
         "volume_lots", "walk",
     )  # fmt: skip
@@ -86,7 +86,8 @@ class InstrumentState:
         self.high: int | None = None
         self.low: int | None = None
         self.open_interest = own.randrange(10**6, 10**7) if inst.kind == "future" else own.randrange(10, 5000)
-        self.status = "started"  # created | started | settled | closed | terminated (instrument.state)
+        self.status = "started"  # started | settled | closed | terminated (lifecycle.py)
+        self.book_state = "open"  # what its ticker says
         self.settlement: float | None = None  # the delivery price, once settled
         self.model: tuple | None = None  # (epoch, Quote): the option model's cache (marks.py)
         self.ivs: dict[float, float] = {}

@@ -121,7 +121,7 @@ def mark_price(st: InstrumentState) -> float:
 
 def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) -> dict:
     """A ticker; options add the model's greeks and IVs (bid_iv / ask_iv: those of the book's best
-    prices, 0 without one). An instrument out of trading says state "closed"; once settled its
+    prices, 0 without one). An instrument out of trading says so in `state`; once settled its
     settlement_price is the delivery and estimated_delivery_price is "expired", as on Deribit."""
     inst = st.inst
     option = inst.kind == "option"
@@ -131,7 +131,7 @@ def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) ->
     settled = st.settlement is not None
     data = {
         **quote(st, ts_ms),
-        "state": "open" if st.trading else "closed",
+        "state": st.book_state,
         "settlement_price": mark if option or not settled else st.settlement,
         "open_interest": float(st.open_interest) if not option else inst.amt(st.open_interest),
         "min_price": _band(inst, mark, -1),

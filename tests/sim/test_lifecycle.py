@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 from helpers import wait_until
-from sim.kit import Rpc, check_notification
+from sim.kit import Rpc, check_notification, check_response
 from sim.test_books import Book
 
 from feeder.errors import SimControlError
@@ -90,7 +90,9 @@ def test_an_expiry_settles_its_books_and_the_schedule_lists_the_next_one(sim, cl
     assert _states(client, 2) == [("terminated", EXPIRING), ("terminated", EXPIRING.replace("-C", "-P"))]
 
     assert EXPIRING not in _names(client) and NEXT in _names(client)
-    expired = client.result("public/get_instruments", {"currency": "BTC", "kind": "option", "expired": True})
+    answer = client.call("public/get_instruments", {"currency": "BTC", "kind": "option", "expired": True})
+    check_response("public/get_instruments", answer)
+    expired = answer["result"]
     assert {i["instrument_name"] for i in expired} == {EXPIRING, EXPIRING.replace("-C", "-P")}
     assert not any(i["is_active"] for i in expired)
     assert client.result("public/subscribe", {"channels": [f"book.{EXPIRING}.100ms"]}) == []
@@ -182,8 +184,13 @@ def test_a_locked_currency_stops_its_books_and_orders_until_unlocked(sim, client
     msg = client.note("platform_state")
     check_notification(msg, "platform_state", "repeated")
     assert msg["params"]["data"] == {"price_index": "btc_usd", "locked": True}
-    status = client.result("public/status")
-    assert status == {"locked": "partial", "locked_currencies": ["BTC"], "locked_indices": ["btc_usd"]}
+    status = client.call("public/status")
+    check_response("public/status", status)
+    assert status["result"] == {
+        "locked": "partial",
+        "locked_currencies": ["BTC"],
+        "locked_indices": ["btc_usd"],
+    }
     assert sim.publish(20, instrument="BTC-PERPETUAL")["count"] == 0
     assert sim.publish(5, instrument="ETH-PERPETUAL")["count"] == 5
     refused = client.error("private/buy", {"instrument_name": "BTC-PERPETUAL", "amount": 10, "price": 80000})
@@ -224,3 +231,21 @@ def test_the_cli_takes_the_chain_and_clock_flags_and_the_control_commands(sim):
         [*control, "advance", "to=expiry"], capture_output=True, text=True, timeout=60, check=True
     )
     assert EXPIRING in json.loads(done.stdout)["settled"]
+
+
+def test_deribits_2026_order_book_states_can_be_announced_instead():
+    with _sim(instrument_states="book") as sim:
+        client = Rpc(sim.ws_url)
+        try:
+            client.result("public/subscribe", {"channels": [STATES, f"ticker.{EXPIRING}.100ms"]})
+            sim.advance(to="expiry")
+            states = _states(client, 2 * 2 + 2)
+            assert states[:2] == [("settlement", EXPIRING), ("delivered", EXPIRING)]
+            assert ("open", NEXT) in states
+            assert ("archivized", EXPIRING) in _states(client, 2)
+            ticker = client.data(f"ticker.{EXPIRING}.100ms")
+            while ticker["state"] == "open":
+                ticker = client.data(f"ticker.{EXPIRING}.100ms")
+            assert ticker["state"] == "delivered"
+        finally:
+            client.close()
