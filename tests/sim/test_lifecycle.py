@@ -24,7 +24,7 @@ STATES = "instrument.state.option.BTC"
 def _sim(**overrides) -> SimServer:
     settings = dict(
         instruments=["BTC-*"], rate=0, seed=9, option_expiries=2, option_strikes=1, start_ms=NOW,
-        settlement_grace=0.3, min_heartbeat_interval=0.5,
+        settlement_grace=0.3, min_heartbeat_interval=0.5, rate_limits=False,  # get_instruments: 5 per burst
     )  # fmt: skip
     return SimServer(**{**settings, **overrides})
 
