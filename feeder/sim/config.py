@@ -87,7 +87,7 @@ class SimConfig:
             self.instrument_states in ("classic", "book"),
             "instrument_states",
             self.instrument_states,
-            "classic (created, started, settled, closed, terminated) or book (open, settlement, delivered, ...)",
+            "classic (created, started, settled, closed, terminated) or book (open, delivered, ...)",
         )
         _check(
             _num(self.settlement_grace) and self.settlement_grace >= 0,

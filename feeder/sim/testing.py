@@ -244,7 +244,7 @@ class SimServer:
         return self._call("truth", {"instrument": instrument, "change_id": list(change_ids)})
 
     def truths(self, books: dict[str, list[int]]) -> dict[str, list[dict]]:
-        """The truth of many instruments in one call: {instrument: [change_id, ...]} -> {instrument: [book, ...]}."""
+        """Truths of many instruments at once: {instrument: [change_id...]} -> {instrument: [book...]}."""
         return self._call("truths", {"books": {k: list(v) for k, v in books.items()}})
 
     # --- the exchange clock and listings (lifecycle.py) ---------------------------------------------
@@ -254,7 +254,9 @@ class SimServer:
         return self.control("clock", speed=speed)
 
     def advance(self, seconds: float | None = None, to: str | None = None) -> dict:
-        """Jump the exchange clock (`seconds`, or to="expiry"): {"now_ms", "settled": [...], "listed": [...]}."""
+        """Jump the exchange clock (`seconds`, or to="expiry"): {"now_ms", "settled": [...], "listed": [...]}.
+
+        What fell due happens at once (settlements, listings); terminations follow the grace period."""
         return self.control("advance", seconds=seconds, to=to)
 
     def list_instrument(self, name: str | list[str]) -> dict:
