@@ -43,6 +43,7 @@ from feeder.sim.config import SimConfig
 from feeder.sim.tls import client_context
 
 Match = str | re.Pattern | dict | Callable[[Any], Any]
+TRUTHS_PER_REQUEST = 20_000
 
 
 @dataclass(frozen=True)
@@ -244,8 +245,29 @@ class SimServer:
         return self._call("truth", {"instrument": instrument, "change_id": list(change_ids)})
 
     def truths(self, books: dict[str, list[int]]) -> dict[str, list[dict]]:
-        """Truths of many instruments at once: {instrument: [change_id...]} -> {instrument: [book...]}."""
-        return self._call("truths", {"books": {k: list(v) for k, v in books.items()}})
+        """Truths of many instruments at once: {instrument: [change_id...]} -> {instrument: [book...]}.
+
+        Sent in requests of at most TRUTHS_PER_REQUEST change_ids (the simulator reads messages of
+        up to 1 MiB)."""
+        out: dict[str, list[dict]] = {}
+        batch: dict[str, list[int]] = {}
+        size = 0
+        for name, ids in books.items():
+            for start in range(0, len(ids), TRUTHS_PER_REQUEST):
+                part = list(ids[start : start + TRUTHS_PER_REQUEST])
+                if size + len(part) > TRUTHS_PER_REQUEST:
+                    self._merge(out, self._call("truths", {"books": batch}))
+                    batch, size = {}, 0
+                batch.setdefault(name, []).extend(part)
+                size += len(part)
+        if batch or not out:
+            self._merge(out, self._call("truths", {"books": batch}))
+        return out
+
+    @staticmethod
+    def _merge(out: dict[str, list[dict]], part: dict[str, list[dict]]) -> None:
+        for name, found in part.items():
+            out.setdefault(name, []).extend(found)
 
     # --- the exchange clock and listings (lifecycle.py) ---------------------------------------------
 
