@@ -143,6 +143,9 @@ def truths(app: SimApp, books: dict) -> dict[str, list[dict]]:
         raise SimControlError("truths: books must be an object {instrument: [change_id, ...]}")
     out = {}
     for name, change_ids in books.items():
+        if change_ids == []:
+            out[name] = []
+            continue
         ids = _change_ids("truths", change_ids)
         found = {b["change_id"]: b for b in app.market.truth(instrument_index(app, name), ids)}
         out[name] = [found[c] for c in ids]

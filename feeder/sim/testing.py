@@ -253,6 +253,7 @@ class SimServer:
         batch: dict[str, list[int]] = {}
         size = 0
         for name, ids in books.items():
+            batch.setdefault(name, [])
             for start in range(0, len(ids), TRUTHS_PER_REQUEST):
                 part = list(ids[start : start + TRUTHS_PER_REQUEST])
                 if size + len(part) > TRUTHS_PER_REQUEST:
@@ -260,7 +261,7 @@ class SimServer:
                     batch, size = {}, 0
                 batch.setdefault(name, []).extend(part)
                 size += len(part)
-        if batch or not out:
+        if batch:
             self._merge(out, self._call("truths", {"books": batch}))
         return out
 

@@ -13,6 +13,7 @@ from sim.test_books import Book
 
 from feeder.sim import SimServer, book_hash, pricing
 from feeder.sim.instruments import to_date
+from feeder.sim.testing import TRUTHS_PER_REQUEST
 
 NOW = int(datetime(2026, 12, 1, 12, tzinfo=UTC).timestamp() * 1000)
 CALL, PUT = "BTC-2DEC26-90000-C", "BTC-2DEC26-90000-P"
@@ -145,3 +146,11 @@ def test_option_trades_carry_the_implied_volatility_of_their_price(sim, client):
     vol = pricing.implied_vol(trade["price"] * fwd, fwd, strike, t, call, 0.5)
     assert trade["iv"] == pytest.approx(round(vol * 100, 2) if vol else 0.0, abs=0.1)
     assert trade["mark_price"] == ticker["mark_price"]
+
+
+def test_truths_of_many_change_ids_go_in_several_requests_and_come_back_in_order(sim):
+    last = sim.publish(3, instrument=CALL)["last"][CALL]
+    ids = [last] * (TRUTHS_PER_REQUEST + 5)
+    books = sim.truths({CALL: ids, PUT: []})
+    assert len(books[CALL]) == len(ids) and {b["change_id"] for b in books[CALL]} == {last}
+    assert books[CALL][-1] == sim.truth(CALL, last) and books[PUT] == []
