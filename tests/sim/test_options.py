@@ -114,6 +114,7 @@ def test_option_book_changes_equal_the_truth_at_every_change_id(sim, client):
         sim.publish(30, instrument=name)
     for _ in range(4 * 30):
         msg = client.note()
+        check_notification(msg, "book.(instrument_name).(interval)", "repeated")
         data = msg["params"]["data"]
         book = books[data["instrument_name"]]
         book.apply(data)
