@@ -3,7 +3,8 @@
 The public API, for strategies and consumers on the same host:
 
 - `RingReader(name)`: attach to a ring (`book.BTC`, `trades.ETH`, ...) and read its records.
-- `SNAPSHOT`, `GAP`, `CROSSED`: record flags; a book is trustworthy from a SNAPSHOT until a GAP.
+- `SNAPSHOT`, `GAP`, `CROSSED`, `MARKER`, `FINAL`, `LOCKED`: record flags; a book is trustworthy from a
+  SNAPSHOT until a GAP.
 - `FeederHandle()` / `AsyncFeederHandle.connect()`: send exchange requests (orders) through the running
   feeder, and read its status.
 - `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
@@ -36,7 +37,9 @@ from feeder.errors import (
 from feeder.records import Book, Books, Ticker, Tickers, Trade, Trades
 from feeder.ring import (
     CROSSED,
+    FINAL,
     GAP,
+    LOCKED,
     MARKER,
     SNAPSHOT,
     RingInfo,
@@ -53,7 +56,9 @@ from feeder.runtime.handle import AsyncFeederHandle, FeederHandle
 
 __all__ = [
     "CROSSED",
+    "FINAL",
     "GAP",
+    "LOCKED",
     "MARKER",
     "SNAPSHOT",
     "AsyncFeederHandle",

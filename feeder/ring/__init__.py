@@ -5,14 +5,16 @@
 protocols: schemas/README.md.
 """
 
-from feeder.ring.flags import CROSSED, GAP, MARKER, SNAPSHOT
+from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, MARKER, SNAPSHOT
 from feeder.ring.inventory import RingInfo, clean_stale, list_rings
 from feeder.ring.reader import RingReader
 from feeder.ring.writer import RingOwner, RingWriter, create_ring
 
 __all__ = [
     "CROSSED",
+    "FINAL",
     "GAP",
+    "LOCKED",
     "MARKER",
     "SNAPSHOT",
     "RingInfo",

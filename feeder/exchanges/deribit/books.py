@@ -28,7 +28,7 @@ from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped
 from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
-from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
+from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, SNAPSHOT
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -42,6 +42,7 @@ _LEVELS_END = ASK_OFFSET + 16 * DEPTH
 if ASK_OFFSET != BID_OFFSET + 16 * DEPTH:
     raise SchemaError("book.json: bid_px, bid_sz, ask_px, ask_sz must lie back to back (audits compare them)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
+_NOT_LOCKED = 0xFFFFFFFF ^ (SNAPSHOT | LOCKED)
 
 
 class BookFeed(ChannelFeed):
@@ -60,6 +61,7 @@ class BookFeed(ChannelFeed):
         self.resync_crossed = adapter.crossed == "resync"
         self.change_id = self.prev_change_id = self.ts_exchange = 0
         self.counts = (0, 0)
+        self.last_flags = GAP  # an empty book until the first snapshot
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
         self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
@@ -141,7 +143,11 @@ class BookFeed(ChannelFeed):
             if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.audit_failed()
-        _pack_book(self.buf, _BOOK_OFF, flags, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count)
+        flags |= self.locked
+        self.last_flags = flags
+        _pack_book(
+            self.buf, _BOOK_OFF, flags, self.iid, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count
+        )
         self.stats.records += 1
         self.out.append(self.emit)
 
@@ -169,13 +175,29 @@ class BookFeed(ChannelFeed):
 
     def publish_gap(self, recv_ns: int) -> None:
         """Re-publish the last top-N (or an empty book) flagged GAP."""
+        self.republish(GAP | self.locked, recv_ns)
+
+    def republish(self, flags: int, recv_ns: int) -> None:
+        """The last top-N (or an empty book) again, with `flags` (SNAPSHOT never)."""
+        self.last_flags = flags = flags & _NO_SNAPSHOT
         bid_count, ask_count = self.counts
         _pack_book(
-            self.buf, _BOOK_OFF, GAP, self.ts_exchange, recv_ns, self.change_id, self.prev_change_id,
-            bid_count, ask_count,
+            self.buf, _BOOK_OFF, flags, self.iid, self.ts_exchange, recv_ns, self.change_id,
+            self.prev_change_id, bid_count, ask_count,
         )  # fmt: skip
         self.stats.records += 1
         self.out.append(self.emit)
+
+    def lock(self, locked: int, now_ns: int) -> None:
+        """The currency was locked (LOCKED) or unlocked (0): the last book again at once, so flagged."""
+        if locked != self.locked:
+            self.locked = locked
+            self.republish((self.last_flags & _NOT_LOCKED) | locked, now_ns)
+
+    def final(self, now_ns: int) -> None:
+        """The instrument ended: its last book once more, GAP|FINAL; nothing follows."""
+        self.state = next_state(self.state, SyncEvent.DISCONNECTED)
+        self.republish(GAP | FINAL | self.locked, now_ns)
 
     # --- the live audit ------------------------------------------------------------------------------
 
