@@ -13,6 +13,8 @@ The public API, for strategies and consumers on the same host:
 - `feeder.recordings`: recordings of rings (.npy or Parquet), loaded as numpy, Arrow or pandas.
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
 - `instance_name()`, `check_ring_name()`: the instance namespace in use and ring-name validation.
+- `universe()`, `wait_for(pattern)`: the instruments the running feeder serves (`Universe`, `Instrument`),
+  read from its inventory; `ChainReader(ring)`: the latest record of every instrument of a chain ring.
 - The exception families of `feeder.errors`.
 """
 
@@ -53,6 +55,7 @@ from feeder.ring import (
 from feeder.ring.names import check_ring_name, instance_name
 from feeder.ring.schema import record_schema
 from feeder.runtime.handle import AsyncFeederHandle, FeederHandle
+from feeder.universe import ChainReader, Instrument, Universe, universe, wait_for
 
 __all__ = [
     "CROSSED",
@@ -64,6 +67,7 @@ __all__ = [
     "AsyncFeederHandle",
     "Book",
     "Books",
+    "ChainReader",
     "ConfigError",
     "ConnectionLost",
     "ExchangeError",
@@ -71,6 +75,7 @@ __all__ = [
     "FeederHandle",
     "FeederNotRunning",
     "FingerprintMismatch",
+    "Instrument",
     "NetworkError",
     "NoHealthyWorker",
     "NotAuthenticated",
@@ -88,6 +93,7 @@ __all__ = [
     "Tickers",
     "Trade",
     "Trades",
+    "Universe",
     "UsageError",
     "check_ring_name",
     "clean_stale",
@@ -95,4 +101,6 @@ __all__ = [
     "instance_name",
     "list_rings",
     "record_schema",
+    "universe",
+    "wait_for",
 ]
