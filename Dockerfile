@@ -1,4 +1,5 @@
-# One image for every service of docker-compose.yml: the simulator, the feeder and the consumers.
+# One image for every feeder service of docker-compose.yml: the simulator, the feeder, the consumers, the
+# mirror and the replica (the nats service uses the official nats image).
 # Rings are private to their user (mode 0600), so every service runs as the same non-root user.
 FROM python:3.11-slim
 
@@ -8,7 +9,8 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY feeder ./feeder
-RUN pip install .
+# the nats extra: the mirror and replica services bridge rings over NATS
+RUN pip install '.[nats]'
 
 # consumers/ is not part of the wheel: `python -m consumers.<name>` runs it from the working directory
 COPY consumers ./consumers

@@ -12,12 +12,14 @@ The public API, for strategies and consumers on the same host:
   zero-copy views (`book.bids`, `best_bid`, `mid`, `spread`, `valid`, times as `datetime`).
 - `feeder.recordings`: recordings of rings (.npy or Parquet), loaded as numpy, Arrow or pandas.
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
+- `NatsConfig`: where and how to reach NATS, for `FeederHandle(nats=...)` on another host.
 - `instance_name()`, `check_ring_name()`: the instance namespace in use and ring-name validation.
 - `universe()`, `wait_for(pattern)`: the instruments the running feeder serves (`Universe`, `Instrument`),
   read from its inventory; `ChainReader(ring)`: the latest record of every instrument of a chain ring.
 - The exception families of `feeder.errors`.
 """
 
+from feeder.bridge.natsconn import NatsConfig
 from feeder.errors import (
     ConfigError,
     ConnectionLost,
@@ -76,6 +78,7 @@ __all__ = [
     "FeederNotRunning",
     "FingerprintMismatch",
     "Instrument",
+    "NatsConfig",
     "NetworkError",
     "NoHealthyWorker",
     "NotAuthenticated",

@@ -1,13 +1,14 @@
-"""docker-compose.yml, without a Docker engine: its structure, and each service's command run for real
-against this checkout in its check mode (`--check`), and the simulator's command also started on a free
-local port until it serves, then stopped.
-
-The file is the JSON subset of YAML, so the standard library parses it (PyYAML is not a dependency).
+"""docker-compose.yml, without a Docker engine: YAML checked against the Compose Specification's JSON schema
+(tests/reference/compose-spec), its structure (who shares which IPC namespace, run directory, server),
+each service's command run for real against this checkout in its check mode (`--check`; nats-server's
+`-t` for the nats service's configuration file), and the simulator's command started on a free local
+port until it serves, then stopped. No image is built here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -20,15 +21,21 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import jsonschema
 import pytest
+import yaml
 
 from feeder import record_schema
+from feeder.bridge.natsserver import server_binary
 from feeder.runtime.config import DEFAULT_CAPACITY
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSE = json.loads((ROOT / "docker-compose.yml").read_text())
+TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE = yaml.safe_load(TEXT)
+SCHEMA = json.loads((ROOT / "tests" / "reference" / "compose-spec" / "compose-spec.json").read_text())
 SERVICES = COMPOSE["services"]
-CONSUMERS = ("strategy", "monitor")
+FEEDER_IMAGE = ("sim", "feeder", "strategy", "monitor", "mirror", "replica", "strategy-remote")
+CONSUMERS = ("strategy", "monitor", "mirror")  # in the feeder's IPC namespace
 RECORD_TYPE = {"book": "book", "trades": "trade", "ticker": "ticker"}
 UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -43,6 +50,7 @@ def local(command: list[str]) -> list[str]:
     return [sys.executable, *command[1:]]
 
 
+@functools.cache
 def run_check(service: str) -> subprocess.CompletedProcess:
     spec = SERVICES[service]
     env = {**os.environ, **spec.get("environment", {})}
@@ -51,12 +59,31 @@ def run_check(service: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_services_are_the_simulator_the_feeder_the_strategy_and_the_monitor():
-    assert set(SERVICES) == {"sim", "feeder", "strategy", "monitor"}
-    assert all(
-        spec["image"] == SERVICES["feeder"]["image"] and spec["build"] == "." for spec in SERVICES.values()
-    )
+def plan(service: str) -> dict:
+    done = run_check(service)
+    assert done.returncode == 0, f"{shlex.join(SERVICES[service]['command'])} --check:\n{done.stderr}"
+    return json.loads(done.stdout)
+
+
+def test_the_file_is_yaml_that_follows_the_compose_specification():
+    assert not TEXT.lstrip().startswith("{")  # written as YAML, with comments, not as JSON
+    validator = jsonschema.validators.validator_for(SCHEMA)(SCHEMA)
+    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(COMPOSE)]
+    assert problems == []
+
+
+def test_the_schema_check_catches_a_wrong_field():
+    broken = {**COMPOSE, "services": {**SERVICES, "feeder": {**SERVICES["feeder"], "shm_size": ["256m"]}}}
+    validator = jsonschema.validators.validator_for(SCHEMA)(SCHEMA)
+    assert any("shm_size" in e.absolute_path for e in validator.iter_errors(broken))
+
+
+def test_services_are_two_hosts_around_one_nats_server():
+    assert set(SERVICES) == {*FEEDER_IMAGE, "nats"}
+    for name in FEEDER_IMAGE:
+        assert SERVICES[name]["image"] == SERVICES["feeder"]["image"] and SERVICES[name]["build"] == "."
     assert (ROOT / "Dockerfile").is_file()
+    assert "nats" in (ROOT / "Dockerfile").read_text()  # the image has the nats extra
 
 
 def test_feeder_url_points_at_the_simulator_service():
@@ -73,43 +100,78 @@ def test_feeder_has_the_demo_credentials_in_its_environment():
     assert (env["DERIBIT_CLIENT_ID"], env["DERIBIT_CLIENT_SECRET"]) == ("demo-id", "demo-secret")
 
 
-def test_consumers_share_the_feeders_ipc_namespace():
+def test_the_feeder_host_shares_its_ipc_namespace_and_the_remote_host_has_its_own():
     assert SERVICES["feeder"]["ipc"] == "shareable"
     for name in CONSUMERS:
-        assert SERVICES[name]["ipc"] == "service:feeder"
-        assert "feeder" in SERVICES[name]["depends_on"]
+        assert SERVICES[name]["ipc"] == "service:feeder" and "feeder" in SERVICES[name]["depends_on"]
+    assert SERVICES["replica"]["ipc"] == "shareable"
+    assert SERVICES["strategy-remote"]["ipc"] == "service:replica"
 
 
-def test_shm_size_holds_every_ring_of_the_feeder():
-    plan = json.loads(run_check("feeder").stdout)
+def _shm_need() -> int:
     need = 0
-    for ring in plan["rings"]:
+    for ring in plan("feeder")["rings"]:
         stream = ring.split(".")[0]
         need += 512 + DEFAULT_CAPACITY[stream] * record_schema(RECORD_TYPE[stream]).size
-    size = re.fullmatch(r"(\d+)([kmg])", SERVICES["feeder"]["shm_size"])
-    assert size and int(size.group(1)) * UNITS[size.group(2)] >= 2 * need  # room for a replaced segment
+    return need
 
 
-def test_strategy_reaches_the_feeders_control_socket_through_a_shared_run_dir():
-    feeder, strategy = SERVICES["feeder"], SERVICES["strategy"]
+@pytest.mark.parametrize("service", ["feeder", "replica"])
+def test_shm_size_holds_every_ring_of_the_feeder(service):
+    size = re.fullmatch(r"(\d+)([kmg])", SERVICES[service]["shm_size"])
+    assert (
+        size and int(size.group(1)) * UNITS[size.group(2)] >= 2 * _shm_need()
+    )  # room for a replaced segment
+
+
+def test_strategy_and_mirror_reach_the_feeders_control_socket_through_a_shared_run_dir():
+    feeder = SERVICES["feeder"]
     run_dir = feeder["environment"]["FEEDER_RUN_DIR"]
-    assert strategy["environment"]["FEEDER_RUN_DIR"] == run_dir
     mounts = {v.split(":")[1]: v.split(":")[0] for v in feeder["volumes"]}
-    assert {v.split(":")[1]: v.split(":")[0] for v in strategy["volumes"]}[run_dir] == mounts[run_dir]
     assert mounts[run_dir] in COMPOSE["volumes"]
+    for name in ("strategy", "mirror"):
+        spec = SERVICES[name]
+        assert spec["environment"]["FEEDER_RUN_DIR"] == run_dir
+        assert {v.split(":")[1]: v.split(":")[0] for v in spec["volumes"]}[run_dir] == mounts[run_dir]
 
 
-@pytest.mark.parametrize("service", ["sim", "feeder", *CONSUMERS])
+def test_mirror_and_replica_meet_at_the_nats_service_and_the_remote_strategy_orders_through_it():
+    port = int(
+        re.search(r"^port:\s*(\d+)", (ROOT / "deploy" / "nats" / "feeder.conf").read_text(), re.M).group(1)
+    )
+    mirror, replica = plan("mirror"), plan("replica")
+    for got in (mirror, replica):
+        url = urlparse(got["nats"][0])
+        assert (url.scheme, url.hostname, url.port) == ("nats", "nats", port)
+    assert (
+        mirror["source"] == replica["source"] and mirror["stream"] == replica["stream"]
+    )  # JetStream on both
+    assert mirror["orders"] is not None
+    remote = urlparse(SERVICES["strategy-remote"]["environment"]["FEEDER_HANDLE_NATS"])
+    assert (remote.hostname, remote.port) == ("nats", port)
+    assert {"nats", "feeder"} <= set(SERVICES["mirror"]["depends_on"])
+
+
+def test_the_nats_services_configuration_file_is_valid_for_nats_server():
+    spec = SERVICES["nats"]
+    config = option(spec["command"], "--config")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in spec["volumes"]}
+    done = subprocess.run(
+        [server_binary(), "-c", str(ROOT / mounts[config]), "-t"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("service", FEEDER_IMAGE)
 def test_service_command_is_valid(service):
-    done = run_check(service)
-    assert done.returncode == 0, f"{shlex.join(SERVICES[service]['command'])} --check:\n{done.stderr}"
-    assert json.loads(done.stdout)["ok"] is True
+    assert plan(service)["ok"] is True
 
 
 def test_consumers_read_rings_the_feeder_writes():
-    rings = set(json.loads(run_check("feeder").stdout)["rings"])
-    assert json.loads(run_check("strategy").stdout)["ring"] in rings
-    assert set(json.loads(run_check("monitor").stdout)["rings"]) <= rings
+    rings = set(plan("feeder")["rings"])
+    assert plan("strategy")["ring"] in rings and plan("strategy-remote")["ring"] in rings
+    assert set(plan("monitor")["rings"]) <= rings
+    assert plan("replica")["rings"] == plan("mirror")["rings"] == ["*"]  # every ring reaches the replica
 
 
 def test_simulator_command_serves(tmp_path):

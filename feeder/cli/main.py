@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "recording": "feeder.consumers.recording",
     "latency": "feeder.consumers.latency",
     "example-strategy": "feeder.consumers.strategy",
+    "mirror": "feeder.cli.mirror",
+    "replicate": "feeder.cli.replicate",
 }
 
 

@@ -6,6 +6,7 @@ from feeder.client import Client, ClientConfig, Hooks
 from feeder.client.config import ClientConfig, RateLimit
 from feeder.client.connection import Client
 from feeder.client.hooks import EVENT_NAMES, Event, Hooks
+from feeder.client.setup import Setup
 from feeder.client.sharedbucket import SharedBucket
 from feeder.core.failure import Explanation, explain
 from feeder.core.recording import metadata, replay
@@ -21,6 +22,7 @@ __all__ = [
     "Explanation",
     "Hooks",
     "RateLimit",
+    "Setup",
     "SharedBucket",
     "SubscribeResult",
     "explain",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from feeder.client.transport import ENGINES, picows_installed
 from feeder.core.heartbeat import KINDS
 from feeder.core.ratelimit import DEFAULT, CostSpec, cost_function
 from feeder.core.recording import REDACTED, redact_url
@@ -92,6 +93,8 @@ class ClientConfig:
     heartbeat: str = "ping_pong"
     heartbeat_interval: float = 10.0
     max_missed_heartbeats: int = 2
+    probe_after: float | None = 1.0  # seconds without any frame before a ping probes the link; None: never
+    probe_timeout: float = 0.75  # a probe with no frame at all in answer this long: the link is dead
     reconnect_on_error: bool = True
     restore_subscriptions: bool = True
     request_timeout: float = 5.0
@@ -101,6 +104,7 @@ class ClientConfig:
     latency_window: int = 1024
     record_to: str | Path | None = None
     rate_limit: RateLimit | None = None
+    transport: str = "auto"  # WebSocket engine: "websockets", "picows" (extra feeder[picows]), "auto"
 
     def __post_init__(self) -> None:
         self._check_url()
@@ -124,11 +128,20 @@ class ClientConfig:
         if self.heartbeat not in KINDS:
             raise ConfigError("heartbeat", self.heartbeat, f"expected one of {', '.join(sorted(KINDS))}")
         _integer("max_missed_heartbeats", self.max_missed_heartbeats, 1)
+        if self.probe_after is not None:
+            _number("probe_after", self.probe_after)
+        _number("probe_timeout", self.probe_timeout)
         for name in ("reconnect_on_error", "restore_subscriptions", "debug"):
             _boolean(name, getattr(self, name))
         _integer("max_frame_size", self.max_frame_size, 1024)
         _integer("latency_window", self.latency_window, 1)
         self._check_record_to()
+        if self.transport not in ENGINES:
+            raise ConfigError("transport", self.transport, f"expected one of {', '.join(ENGINES)}")
+        if self.transport == "picows" and not picows_installed():
+            raise ConfigError(
+                "transport", self.transport, "picows is not installed: pip install 'feeder[picows]'"
+            )
         if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
             raise ConfigError("rate_limit", self.rate_limit, "expected a feeder.client.RateLimit or None")
 

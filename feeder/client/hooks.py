@@ -1,12 +1,13 @@
 """What an exchange adapter plugs into the client, and the events the client reports.
 
 The client knows JSON-RPC 2.0 and WebSockets, not venues. An adapter hands it `Hooks`:
-- `on_connected(client)`: awaited after every (re)connect, after the heartbeat is set up and before
+- `on_connected(setup)`: awaited after every (re)connect, after the heartbeat is set up and before
   subscriptions are restored: authenticate, enable cancel-on-disconnect, whatever the venue needs
-  first. Requests made from inside it go out at once (the others wait until it has finished). If it
-  raises, the connection is dropped and the error classified (bad credentials stop the retries).
-- `on_disconnected()`: called once each time an established connection is lost (sync or async): reset
-  per-connection state (books awaiting snapshots, auth tokens).
+  first. `setup.request(...)` goes out at once on that connection (the client's own requests wait
+  until setup and restore are done); `setup.client` is the client. If it raises, the connection is
+  dropped and the error classified (bad credentials stop the retries).
+- `on_disconnected()`: called once each time a connection that opened is lost (sync or async), whether
+  it was live, still setting up or restoring: reset per-connection state (books, auth tokens).
 - `subscribe_method(channel)` / `unsubscribe_method(channel)`: the JSON-RPC method for a channel
   (e.g. a public and a private one); a string means the same for every channel.
 - `max_channels_per_request`: subscribe/unsubscribe requests are split into chunks of this size.
@@ -21,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 from feeder.errors import UsageError
 
 if TYPE_CHECKING:
-    from feeder.client.connection import Client
+    from feeder.client.setup import Setup
 
 MethodFor = Callable[[str], str]
 
 
 @dataclass(frozen=True)
 class Hooks:
-    on_connected: Callable[[Client], Awaitable[None]] | None = None
+    on_connected: Callable[[Setup], Awaitable[None]] | None = None
     on_disconnected: Callable[[], Any] | None = None
     subscribe_method: str | MethodFor | None = None
     unsubscribe_method: str | MethodFor | None = None
@@ -58,7 +59,7 @@ EVENT_NAMES = frozenset(
     {
         "state",  # every state change: {"from", "to"}
         "connected",  # set up and ready: {"url", "attempt"}
-        "disconnected",  # an established connection ended: {"reason", "category"}
+        "disconnected",  # a connection that opened ended: {"reason", "category"}
         "reconnecting",  # waiting before the next attempt: {"delay", "attempt", "reason"}
         "gave_up",  # stopped retrying: {"reason", "advice", "fatal"}
         "subscribed",  # {"channels"}

@@ -4,8 +4,8 @@ The asyncio shell around three pure objects: the limiter (feeder.core.ratelimit)
 (feeder.core.correlator) and the latency window (feeder.core.latency). Rules it keeps:
 - admission is first in, first out; a request still queued at its deadline fails as not sent;
 - one timer, armed for the earliest deadline, times requests out one by one;
-- a frame is marked sent once websockets accepted it for an open connection: if the send itself fails
-  the request may still have reached the exchange, and the error says so;
+- a frame is marked sent once the transport accepted it for an open connection: if the send itself
+  fails the request may still have reached the exchange, and the error says so;
 - failing is explicit: pending requests fail with ConnectionLost(sent=...), queued ones as not sent.
 """
 
@@ -13,19 +13,41 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidState
 
+from feeder.client.config import RateLimit
+from feeder.client.sharedbucket import SharedBucket
 from feeder.core import failure
 from feeder.core.correlator import Correlator, outcome
 from feeder.core.latency import LatencyWindow
-from feeder.core.ratelimit import Limiter
+from feeder.core.ratelimit import DEFAULT, Bucket, Limiter, TokenBucket, cost_function
 from feeder.errors import ConnectionLost, ExchangeError, RateLimited, RequestTimeout
 
 SendFrame = Callable[[bytes], Awaitable[None]]
+
+
+def make_limiter(rl: RateLimit | None, never_wait: Iterable[str]) -> Limiter | None:
+    """The limiter for `rl` (None: no limits); `never_wait` methods (heartbeat answers) get credits
+    held in reserve so that they never queue."""
+    if rl is None:
+        return None
+    limits = {DEFAULT: (rl.capacity, rl.refill_per_s), **rl.buckets}
+    buckets: dict[str, Bucket] = {}
+    for name, (capacity, refill) in limits.items():
+        if rl.shared_dir is None:
+            buckets[name] = TokenBucket.full(capacity, refill, time.monotonic())
+        else:
+            file = rl.shared_name if name == DEFAULT else f"{rl.shared_name}.{name}"
+            buckets[name] = SharedBucket(rl.shared_dir, file, capacity, refill)
+    limiter = Limiter(buckets, cost_function(rl.cost, "rate_limit.cost"), rl.max_queue)
+    for method in never_wait:
+        name, cost = limiter.charge(method)
+        limiter.reserve[name] = max(limiter.reserve.get(name, 0.0), cost)
+    return limiter
 
 
 class Requests:
@@ -113,7 +135,7 @@ class Requests:
         )
         try:
             await send(frame)
-        except ConnectionClosed as e:
+        except (ConnectionClosed, InvalidState) as e:
             self.correlator.discard(p)
             raise ConnectionLost(method, sent=True, reason=f"send failed: {e}") from e
         p.sent = True

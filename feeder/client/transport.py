@@ -1,52 +1,96 @@
-"""Opening the WebSocket: websockets' client on the event loop, with messages dispatched as parsed.
+"""The WebSocket link the client runs on, and the choice of engine behind it.
 
-`DispatchingConnection` hands every complete data frame to a callback inside `data_received`: no queue
-and no task switch per message (a bare `recv()` loop pays for both; see scripts/bench_client.py). The
-first fragment of a fragmented message switches the connection back to websockets' own assembler for
-good (the client's read loop then gets every later message through `recv()`), so the order of
-messages is kept either way. Control frames (ping, pong, close) are left to websockets.
+Two engines keep the same `Link` interface:
+- `websockets` (link_websockets.py, always there): websockets' Sans-I/O ClientProtocol driven from our
+  own asyncio.Protocol;
+- `picows` (link_picows.py, the optional extra `feeder[picows]`): frames parsed in Cython; several
+  times cheaper per message (scripts/bench_client.py).
+`ClientConfig.transport` picks one: "auto" (the default) takes picows when it is installed.
+
+What every link does: each complete message goes to `on_message(data, recv_ns)` from inside the read
+callback (no queue, no task switch), whole (fragments reassembled) and in order, with recv_ns read
+once per read from the socket; pings are answered, pongs go to `on_pong(payload)`; a message over
+`max_frame_size` fails the connection with close code 1009; `on_lost(error)` is called exactly once
+when an opened connection's TCP connection is gone, with websockets' ConnectionClosed (its close
+codes say why) whichever engine ran. Opening raises websockets' InvalidHandshake family
+(InvalidStatus for an HTTP answer other than 101), OSError, ssl errors or TimeoutError.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import fcntl
+import importlib.util
+import struct
+import termios
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
-import websockets
-from websockets.asyncio.client import ClientConnection
-from websockets.frames import Frame, Opcode
+if TYPE_CHECKING:
+    from feeder.client.config import ClientConfig
 
-from feeder.client.config import ClientConfig
+OnMessage = Callable[[bytes | bytearray, int], None]
+OnPong = Callable[[bytes], None]
+OnLost = Callable[[BaseException], None]
 
-Dispatch = Callable[[bytes], None]
-_DATA = frozenset({Opcode.TEXT, Opcode.BINARY})
-
-
-class DispatchingConnection(ClientConnection):
-    def __init__(self, protocol: Any, *, dispatch: Dispatch, **kwargs: Any):
-        super().__init__(protocol, **kwargs)
-        self.dispatch: Dispatch | None = dispatch
-
-    def process_event(self, event: Any) -> None:
-        dispatch = self.dispatch
-        if dispatch is not None and type(event) is Frame and event.opcode in _DATA:
-            if event.fin:
-                dispatch(event.data)
-                return
-            self.dispatch = None
-        super().process_event(event)
+ENGINES = ("auto", "websockets", "picows")
+_INT = struct.Struct("i")
 
 
-async def open_connection(config: ClientConfig, dispatch: Dispatch) -> DispatchingConnection:
-    """Connect and complete the handshake (websockets' own keepalive off: the heartbeat kind rules)."""
-    return await websockets.connect(
-        config.url,
-        additional_headers=dict(config.headers) or None,
-        open_timeout=config.connect_timeout,
-        close_timeout=config.close_timeout,
-        max_size=config.max_frame_size,
-        ping_interval=None,
-        compression=None,
-        create_connection=functools.partial(DispatchingConnection, dispatch=dispatch),
-    )
+class Link(Protocol):
+    last_rx_ns: int  # wall clock of the last read from the socket that carried a frame
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def send_text(self, data: bytes) -> None: ...
+
+    def send_binary(self, data: bytes) -> None: ...
+
+    def ping(self, payload: bytes) -> None: ...
+
+    async def drain(self) -> None:
+        """Wait while the write buffer is above its high-water mark."""
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; abort the TCP connection if still open after close_timeout."""
+
+    def abort(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+    def unread_bytes(self) -> int:
+        """Bytes the kernel holds for the socket that nobody has read yet."""
+
+
+def picows_installed() -> bool:
+    return importlib.util.find_spec("picows") is not None
+
+
+def engine(choice: str) -> str:
+    """The engine `choice` ("auto", "websockets" or "picows") stands for on this installation."""
+    if choice == "auto":
+        return "picows" if picows_installed() else "websockets"
+    return choice
+
+
+async def open_link(config: ClientConfig, on_message: OnMessage, on_pong: OnPong, on_lost: OnLost) -> Link:
+    """TCP (and TLS for wss://) and the opening handshake, all within `connect_timeout`."""
+    if engine(config.transport) == "picows":
+        from feeder.client.link_picows import open_picows
+
+        return await open_picows(config, on_message, on_pong, on_lost)
+    from feeder.client.link_websockets import open_websocket
+
+    return await open_websocket(config, on_message, on_pong, on_lost)
+
+
+def unread_bytes(transport: asyncio.BaseTransport | None) -> int:
+    """Bytes waiting unread in the kernel for `transport`'s socket (0 if unknown)."""
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        return _INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0

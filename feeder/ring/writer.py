@@ -363,6 +363,43 @@ class RingWriter:
         self._hqi[LAST_PUBLISH_NS] = now
         return s
 
+    def publish_verbatim(self, records: np.ndarray) -> int:
+        """Publish copies of another ring's records byte for byte, each at the seq it carries; returns
+        the new write_seq. For replicas: seq and ts_publish are kept, not assigned. Seqs must increase
+        and start at write_seq or later; every seq skipped is stamped torn, so readers count it lost."""
+        n = self._check_batch(records)
+        if self._mm is None:
+            raise self._closed_error()
+        hq = self._hq
+        s = hq[WRITE_SEQ]
+        if n == 0:
+            return s
+        raw = records.tobytes()
+        if n == 1 and int.from_bytes(raw[:8], "little") == s:  # the next seq, one record: a plain copy
+            start = HEADER_SIZE + (s & self._mask) * self._size
+            hq[CLAIM_SEQ] = s + 1
+            self._mm[start : start + self._size] = raw
+            hq[WRITE_SEQ] = s + 1
+            self._hqi[LAST_PUBLISH_NS] = time.time_ns()
+            return s + 1
+        source = np.frombuffer(raw, np.uint64).reshape(n, self._words_per_record)
+        seqs = source[:, 0]
+        end = int(seqs[-1]) + 1
+        if int(seqs[0]) < s or (n > 1 and not bool(np.all(seqs[1:] > seqs[:-1]))):
+            raise UsageError(
+                f"ring {self.name!r}: verbatim records need increasing seqs from write_seq {s} on; got "
+                f"{int(seqs[0])}..{end - 1} ({n} records)"
+            )
+        hq[CLAIM_SEQ] = end
+        keep = seqs >= end - self.capacity  # older ones would be overwritten in this same publish
+        if end - s != n:
+            skipped = np.arange(max(s, end - self.capacity), end, dtype=np.uint64)
+            self._slots[skipped & np.uint64(self._mask), 0] = TORN_SEQ
+        self._slots[seqs[keep] & np.uint64(self._mask)] = source[keep]
+        hq[WRITE_SEQ] = end
+        self._hqi[LAST_PUBLISH_NS] = time.time_ns()
+        return end
+
     def _check_batch(self, records: np.ndarray) -> int:
         if not isinstance(records, np.ndarray) or records.ndim != 1 or records.dtype != self.dtype:
             raise self._not_a_record(records, batch=True)

@@ -35,6 +35,7 @@ DEFAULT_TIMEOUT = 10.0
 STATUS_METHOD = "feeder/status"
 DEFAULT_MARGIN_S = 6.0  # a supervisor that does not say its answer margin: the default hang_timeout + 1 s
 TRANSIT_S = 2.0  # socket and scheduling delays between the supervisor's answer and this handle
+ENV_NATS = "FEEDER_HANDLE_NATS"  # handles reach a feeder on another host over NATS (feeder.bridge.remote)
 
 
 def _not_running(instance: str, why: str) -> errors.FeederNotRunning:
@@ -87,7 +88,16 @@ def _handshake_reply(message: dict, instance: str) -> float:
 class FeederHandle:
     """Synchronous, thread-safe handle on a running feeder instance."""
 
-    def __init__(self, instance: str | None = None, connect_timeout: float = 5.0):
+    def __new__(cls, *args: Any, nats: Any = None, **kwargs: Any) -> FeederHandle:
+        # nats=URL or NatsConfig (else $FEEDER_HANDLE_NATS): a feeder on another host, through its
+        # `feeder mirror --orders`; nats="" is this host whatever the environment says
+        if (os.environ.get(ENV_NATS) if nats is None else nats) and cls is FeederHandle:
+            from feeder.bridge.remote import RemoteFeederHandle
+
+            return super().__new__(RemoteFeederHandle)
+        return super().__new__(cls)
+
+    def __init__(self, instance: str | None = None, connect_timeout: float = 5.0, nats: Any = None):
         rd = RunDir(instance)
         self.instance = rd.instance
         self._pid = os.getpid()
@@ -219,7 +229,14 @@ class AsyncFeederHandle:
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def connect(cls, instance: str | None = None, connect_timeout: float = 5.0) -> AsyncFeederHandle:
+    async def connect(
+        cls, instance: str | None = None, connect_timeout: float = 5.0, nats: Any = None
+    ) -> AsyncFeederHandle:
+        nats = os.environ.get(ENV_NATS) if nats is None else nats
+        if nats:  # a feeder on another host, through its `feeder mirror --orders`
+            from feeder.bridge.remote import AsyncRemoteFeederHandle
+
+            return await AsyncRemoteFeederHandle.open(nats, instance, connect_timeout)
         rd = RunDir(instance)
         key = _read_key(rd)
         try:

@@ -7,7 +7,7 @@ on the next book message (snapshot or change, any `book.{instrument}.{raw|100ms|
 | fault              | params                                  | effect                                            |
 |--------------------|-----------------------------------------|---------------------------------------------------|
 | drop               | conn, how=close/reset, code, reason     | close with that code, or abort (TCP reset)        |
-| stall              | conn, seconds (None: until resume)      | keep open, send nothing (frames are discarded)    |
+| stall              | conn, seconds (None: until resume)      | keep open, send nothing, pongs included           |
 | resume             | conn                                    | end a stall                                       |
 | gap                | instrument, conn, count=1               | skip the next `count` book messages               |
 | duplicate          | instrument, conn                        | send the next book message twice                  |

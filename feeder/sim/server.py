@@ -1,7 +1,8 @@
 """The asyncio shell: WebSocket and HTTP on one port, the publishing clock, heartbeats, faults.
 
-- `/ws/api/v2`: Deribit JSON-RPC over WebSocket (compression off, no WebSocket pings: liveness is
-  the JSON-RPC heartbeat, as on Deribit).
+- `/ws/api/v2`: Deribit JSON-RPC over WebSocket (compression off; the server sends no pings of its own,
+  liveness is the JSON-RPC heartbeat as on Deribit, and answers the client's pings, except while the
+  session is stalled: a stalled link sends nothing at all).
 - `GET /api/v2/<method>?<params>`: the same methods over HTTP (through websockets' process_request).
 - `/sim/control`: the control channel (JSON commands, see control.py).
 
@@ -28,6 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as HttpRequest
 from websockets.http11 import Response
+from websockets.protocol import State
 
 from feeder.errors import ConfigError
 from feeder.sim import faults
@@ -54,6 +56,22 @@ INTERVAL = 0.1  # 100ms and agg2 channels
 INDEX_INTERVAL = 1.0
 RECEIVED_KEPT = 10_000
 _REDACT = ("client_secret", "signature", "refresh_token", "access_token")
+
+
+class _Connection(ServerConnection):
+    """websockets' server connection, silent while its session is stalled: websockets answers pings by
+    itself, and a stalled link must not. A closing handshake still completes (a client that gives up
+    on a stalled link is not kept waiting)."""
+
+    session: Session | None = None
+
+    def send_data(self) -> None:
+        s = self.session
+        stalled = s is not None and s.stalled_until is not None and s.stalled(time.monotonic())
+        if stalled and self.protocol.state is State.OPEN:
+            self.protocol.data_to_send()  # discarded, like the stalled session's frames
+            return
+        super().send_data()
 
 
 class SimApp:
@@ -120,6 +138,7 @@ class SimApp:
             max_size=2**20,
             max_queue=64,
             server_header="feeder-sim",
+            create_connection=_Connection,
             open_timeout=60,  # generous: the machines running the tests are loaded
         )
         self.servers.append(server)
@@ -194,6 +213,8 @@ class SimApp:
     async def _serve_client(self, conn: ServerConnection) -> None:
         self._next_id += 1
         s = Session(self._next_id, conn, cod=False)
+        if isinstance(conn, _Connection):
+            conn.session = s
         self.hub.add_session(s)
         try:
             async for message in conn:

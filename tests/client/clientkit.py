@@ -13,7 +13,7 @@ from typing import Any
 
 import uvloop
 
-from feeder.client import Client, ClientConfig, Event, Hooks
+from feeder.client import ClientConfig, Event, Hooks, Setup
 from feeder.sim import SimServer
 
 INSTRUMENT = "BTC-PERPETUAL"
@@ -54,9 +54,9 @@ def channel_method(action: str) -> Callable[[str], str]:
     return method
 
 
-def auth_with(client_id: str, secret: str) -> Callable[[Client], Coroutine]:
-    async def on_connected(client: Client) -> None:
-        await client.request(
+def auth_with(client_id: str, secret: str) -> Callable[[Setup], Coroutine]:
+    async def on_connected(setup: Setup) -> None:
+        await setup.request(
             "public/auth",
             {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
         )

@@ -39,7 +39,10 @@ def test_a_stalled_connection_is_detected_and_replaced(sim):
             await client.close()
 
     stalled, dead, replacement, health = run(body())
-    assert "no frame for" in dead["reason"] and dead["verdict"] == "dead"
+    # the silence probe (1.75 s) or Deribit's own rule (2 intervals, 2 s), whichever looks first
+    assert ("no frame for" in dead["reason"] or "no message for" in dead["reason"]) and dead[
+        "verdict"
+    ] == "dead"
     assert replacement != stalled and health["misses_total"] >= 1
 
 
@@ -90,7 +93,7 @@ def test_ping_pong_measures_round_trips_from_matching_pongs(sim):
     health = run(body())
     assert health["kind"] == "ping_pong" and health["misses"] == 0
     assert health["rtt"] is not None and health["rtt"] > 0
-    assert health["pings_sent"] >= health["pongs"] >= 3
+    assert health["pings_sent"] + health["probes_sent"] >= health["pongs"] >= 3 and health["pings_sent"] >= 1
 
 
 def test_binance_kind_probes_a_silent_link_and_keeps_it_while_pongs_come_back(sim):

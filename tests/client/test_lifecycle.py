@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from client.clientkit import BOOK, Events, Notes, call, config, hooks, only_conn, run, until
 
-from feeder.client import Client, ConnState
+from feeder.client import Client, ConnState, Setup
+from feeder.errors import ConnectionLost
 
 
 def test_connect_request_and_close_walk_through_the_states(sim):
@@ -23,7 +25,9 @@ def test_connect_request_and_close_walk_through_the_states(sim):
 
     assert run(body()) == [
         ("idle", "connecting"),
-        ("connecting", "connected"),
+        ("connecting", "setting_up"),
+        ("setting_up", "restoring"),
+        ("restoring", "connected"),
         ("connected", "closing"),
         ("closing", "closed"),
     ]
@@ -158,9 +162,9 @@ def test_reconnect_replaces_the_connection_on_demand(sim):
 def test_on_connected_runs_before_restore_and_on_disconnected_once_per_loss(sim):
     calls: list[str] = []
 
-    async def on_connected(client: Client) -> None:
+    async def on_connected(setup: Setup) -> None:
         calls.append("connected")
-        await client.request(
+        await setup.request(
             "public/auth",
             {"grant_type": "client_credentials", "client_id": "client-id", "client_secret": "client-secret"},
         )
@@ -217,3 +221,51 @@ def test_close_waits_for_pending_answers_within_its_deadline(sim):
         return await pending
 
     assert isinstance(run(body()), int)
+
+
+def test_a_setup_request_after_its_connection_is_gone_fails_as_not_sent(sim):
+    kept: list[Setup] = []
+
+    async def on_connected(setup: Setup) -> None:
+        kept.append(setup)
+
+    async def body():
+        client = Client(config(sim), hooks=hooks(on_connected=on_connected))
+        await client.connect()
+        try:
+            await call(sim.disconnect, how="reset")
+            await until(lambda: len(kept) == 2 and client.state is ConnState.CONNECTED, "the next connection")
+            with pytest.raises(ConnectionLost) as info:
+                await kept[0].request("public/get_time")
+            return info.value, await kept[1].request("public/get_time")
+        finally:
+            await client.close()
+
+    lost, answer = run(body())
+    assert lost.sent is False and "gone" in str(lost) and isinstance(answer, int)
+
+
+def test_requests_made_during_the_setup_wait_for_it_while_the_hook_s_go_out_at_once(sim):
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def on_connected(setup: Setup) -> None:
+        order.append(f"hook got {type(await setup.request('public/get_time')).__name__}")
+        await release.wait()
+        order.append("hook done")
+
+    async def body():
+        client = Client(config(sim), hooks=hooks(on_connected=on_connected))
+        connecting = asyncio.create_task(client.connect())
+        await until(lambda: order, "the hook's own request answered")
+        waiting = asyncio.create_task(client.request("public/get_time"))
+        await asyncio.sleep(0.2)
+        early = waiting.done()
+        release.set()
+        await connecting
+        order.append(f"caller got {type(await waiting).__name__}")
+        await client.close()
+        return early
+
+    assert run(body()) is False
+    assert order == ["hook got int", "hook done", "caller got int"]

@@ -1,7 +1,7 @@
 """The Deribit session on one connection client: login, token refresh, cancel-on-disconnect, orders.
 
 A thin asyncio shell over `auth.py`. Rules it keeps:
-- `on_connected(client)` (the client's post-connect hook, run before subscriptions are restored) logs
+- `on_connected(setup)` (the client's post-connect hook, run before subscriptions are restored) logs
   in afresh after every (re)connect, then, on a connection that trades, enables cancel-on-disconnect
   and reads it back with get_cancel_on_disconnect: a connection where it is not on is dropped (and
   retried) rather than used. Bad credentials stop the client's retries (its failure classification).
@@ -19,7 +19,6 @@ A thin asyncio shell over `auth.py`. Rules it keeps:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import secrets
 import time
@@ -44,7 +43,7 @@ from feeder.exchanges.deribit.labels import with_label
 from feeder.exchanges.methods import is_private, is_read_only
 
 if TYPE_CHECKING:
-    from feeder.client import Client
+    from feeder.client import Client, Setup
 
 log = logging.getLogger(__name__)
 
@@ -108,27 +107,26 @@ class DeribitSession:
 
     # --- client hooks ---------------------------------------------------------------------------
 
-    async def on_connected(self, client: Client) -> None:
+    async def on_connected(self, setup: Setup) -> None:
         """Post-connect setup: log in, enable and verify cancel-on-disconnect, schedule the refresh."""
-        self.client = client
+        self.client = setup.client
         self._stop_refresh()
         self.token, self.cod_enabled = None, False
         if self.config.credentials is None:
             return
-        self.token = await self._login(client)
+        self.token = await self._login(setup)
         scope = self.config.cancel_on_disconnect
         if scope is not None:
-            await client.request("private/enable_cancel_on_disconnect", {"scope": scope})
-            state = await client.request("private/get_cancel_on_disconnect", {"scope": scope})
+            await setup.request("private/enable_cancel_on_disconnect", {"scope": scope})
+            state = await setup.request("private/get_cancel_on_disconnect", {"scope": scope})
             if type(state) is not dict or state.get("enabled") is not True:
                 raise RemoteProtocolError(
                     f"cancel-on-disconnect ({scope}) reads back as {state!r} after enabling it; "
                     "not trading on this connection"
                 )
             self.cod_enabled = True
-        # a fresh context: the refresher must not inherit the client's "inside setup" marker
         self._refresher = asyncio.get_running_loop().create_task(
-            self._refresh_loop(client), name="deribit-token-refresh", context=contextvars.Context()
+            self._refresh_loop(setup.client), name="deribit-token-refresh"
         )
 
     def on_disconnected(self) -> None:
@@ -147,7 +145,7 @@ class DeribitSession:
             task.cancel()
         return task
 
-    async def _login(self, client: Client) -> Token:
+    async def _login(self, client: Client | Setup) -> Token:
         credentials = self.config.credentials
         assert credentials is not None
         params = login_params(

@@ -1,0 +1,77 @@
+"""Liveness: a link that goes silent (TCP up, nothing sent, pings unanswered) is found by the silence
+probe, long before two Deribit heartbeat intervals, and every book of that connection is flagged GAP;
+a link whose data is merely quiet is kept. Against the simulator, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from client.clientkit import Events, call, only_conn, run, until
+from deribit.simfeed import Tape
+
+from feeder.client import Client, ClientConfig
+from feeder.exchanges.deribit.session import SessionConfig
+from feeder.ring import GAP, SNAPSHOT
+from feeder.runtime.feed import Feed, FeedConfig
+from feeder.sim import SimServer
+
+BTC, ETH = "BTC-PERPETUAL", "ETH-PERPETUAL"
+
+
+def _client_config(sim: SimServer) -> ClientConfig:
+    # A 10 s Deribit heartbeat: its own rule (no message for 20 s) cannot be what finds the stall.
+    return ClientConfig(
+        url=sim.ws_url, heartbeat="deribit", heartbeat_interval=10.0, initial_delay=0.05, max_backoff=0.5
+    )
+
+
+def test_a_stall_flags_every_book_of_the_connection_gap_and_the_link_is_replaced():
+    with SimServer(instruments=[BTC, ETH], rate=0, seed=7) as sim:
+
+        async def main():
+            events = Events()
+            config = FeedConfig(
+                client=_client_config(sim), rings=("book.BTC", "book.ETH"), session=SessionConfig()
+            )
+            async with Feed(config, on_event=events):
+                tapes = [Tape("book.BTC"), Tape("book.ETH")]
+                await call(sim.publish, 3)
+                await until(lambda: all(SNAPSHOT in t.flags() for t in tapes), "both books live")
+                stalled = await call(only_conn, sim)
+                await call(sim.fault, "stall", conn=stalled)
+                await until(lambda: all(t.flags()[-1] & GAP for t in tapes), "a GAP on every book")
+                dead = (await events.wait("heartbeat_dead"))[0].data
+                await until(lambda: sim.connections() and only_conn(sim) != stalled, "a new connection")
+                while not all(t.flags()[-1] & SNAPSHOT for t in tapes):
+                    await call(sim.publish, 1)
+                    await asyncio.sleep(0.05)
+                flags = [t.flags() for t in tapes]
+                for tape in tapes:
+                    tape.close()
+                return dead, events.named("disconnected")[0].data, flags
+
+        dead, disconnected, flags = run(main())
+    assert "a ping unanswered" in dead["reason"] and dead["verdict"] == "dead"
+    assert "heartbeat" in disconnected["reason"] and disconnected["category"] == "recoverable"
+    for book in flags:
+        gap = next(i for i, f in enumerate(book) if f & GAP)
+        assert any(f & SNAPSHOT for f in book[gap + 1 :]), "fresh snapshots after the reconnect"
+
+
+def test_quiet_data_is_not_death_while_probes_are_answered():
+    with SimServer(instruments=[BTC], rate=0, seed=7) as sim:
+
+        async def main():
+            events = Events()
+            config = dataclasses.replace(_client_config(sim), probe_after=0.3)
+            client = Client(config, on_event=events)
+            await client.connect()
+            try:
+                await until(lambda: client.heartbeat_health()["pongs"] >= 4, "four answered probes")
+                return client.heartbeat_health(), client.metrics()["connects"], events.named("heartbeat_dead")
+            finally:
+                await client.close()
+
+        health, connects, dead = run(main())
+    assert connects == 1 and dead == [] and health["probes_sent"] >= 4 and health["misses_total"] == 0
