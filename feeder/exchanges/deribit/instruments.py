@@ -12,6 +12,7 @@ Owns the instrument's metadata and its kind as the feeder sees it. Pure. Rules i
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,18 @@ from feeder.errors import BadMessage
 KINDS = ("option", "future", "perpetual", "spot")
 STATE_KIND = {"option": "option", "future": "future", "perpetual": "future", "spot": "spot"}
 _API_KINDS = ("option", "future", "spot")  # combos are never served
+_OPTION_NAME = re.compile(r"^[A-Z0-9_]+-\d{1,2}[A-Z]{3}\d{2}-[\dd.]+-[CP]$")
+_FUTURE_NAME = re.compile(r"^[A-Z0-9_]+-\d{1,2}[A-Z]{3}\d{2}$")
+
+
+def kind_by_name(name: str) -> str:
+    """The kind Deribit's naming says an instrument is (`BTC-PERPETUAL`, `BTC-27DEC26`, `...-100000-C`,
+    `BTC_USDC`): for plans made without asking the exchange."""
+    if name.endswith("-PERPETUAL"):
+        return "perpetual"
+    if _OPTION_NAME.match(name):
+        return "option"
+    return "future" if _FUTURE_NAME.match(name) else "spot"
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,24 @@ class InstrumentInfo:
             tick_step_above=_positive(first, "above_price") if first else math.nan,
             tick_step_size=_positive(first, "tick_size") if first else math.nan,
             currency=currency,
+        )
+
+    @classmethod
+    def unknown(cls, name: str) -> InstrumentInfo:
+        """What is known of an instrument the exchange was not asked about: its name and kind."""
+        group = name.partition("-")[0]
+        return cls(
+            name,
+            0,
+            kind_by_name(name),
+            group,
+            "",
+            "",
+            f"{group.lower()}_usd",
+            0,
+            math.nan,
+            math.nan,
+            math.nan,
         )
 
     @property
