@@ -2,7 +2,8 @@
 
 The public API, for strategies and consumers on the same host:
 
-- `RingReader(name)`: attach to a ring (`book.BTC`, `trades.ETH`, ...) and read its records.
+- `RingReader(name)`: attach to a ring (`book.BTC`, `trades.ETH`, ...) and read its records: polling,
+  spinning, asleep in the kernel until the writer wakes it (`wait="block"`), or from coroutines.
 - `SNAPSHOT`, `GAP`, `CROSSED`, `MARKER`, `FINAL`, `LOCKED`: record flags; a book is trustworthy from a
   SNAPSHOT until a GAP.
 - `FeederHandle()` / `AsyncFeederHandle.connect()`: send exchange requests (orders) through the running

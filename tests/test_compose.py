@@ -27,6 +27,7 @@ import yaml
 
 from feeder import record_schema
 from feeder.bridge.natsserver import server_binary
+from feeder.ring.header import HEADER_SIZE
 from feeder.runtime.config import DEFAULT_CAPACITY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +113,7 @@ def _shm_need() -> int:
     need = 0
     for ring in plan("feeder")["rings"]:
         stream = ring.split(".")[0]
-        need += 512 + DEFAULT_CAPACITY[stream] * record_schema(RECORD_TYPE[stream]).size
+        need += HEADER_SIZE + DEFAULT_CAPACITY[stream] * record_schema(RECORD_TYPE[stream]).size
     return need
 
 

@@ -1,6 +1,8 @@
 """The ring header: word-level access to its fields, writing a fresh one, and checking one found in memory.
 
 Offsets come from schemas/ring.json through `schema.header_layout()`; nothing here hard-codes them.
+The header is two pages: the header page, written only by the owner and the writer, and the wait
+page (`wakeups`, `sleepers`), the one part of a segment a sleeping reader maps writable.
 Hot fields (claim_seq, write_seq, ...) are read and written through `memoryview` casts, because one
 8-byte aligned store or load through them is a single machine instruction (atomic on x86-64 and
 AArch64) and ten times cheaper than numpy scalar access. `check_header` is pure: bytes in, a
@@ -52,6 +54,19 @@ CLOSED = _index("closed", 4)
 LAYOUT_VERSION = _index("layout_version", 4)
 HEADER_SIZE_FIELD = _index("header_size", 4)
 RECORD_SIZE = _index("record_size", 4)
+WRITER_FENCE = _index("writer_fence", 4)
+
+_MAGIC = LAYOUT.dtype.fields["magic"][1]
+_VERSION = LAYOUT.dtype.fields["layout_version"][1]
+_PREFIX = max(_MAGIC + len(LAYOUT.magic), _VERSION + 4)  # what tells a ring and its layout version
+
+PAGE = 4096
+WAIT_PAGE = LAYOUT.dtype.fields["wakeups"][1]
+# Indices into a 4-byte view of the wait page alone.
+WAKEUPS = 0
+SLEEPERS = (LAYOUT.dtype.fields["sleepers"][1] - WAIT_PAGE) // 4
+if WAIT_PAGE % PAGE or not 0 < SLEEPERS < PAGE // 4 or HEADER_SIZE != WAIT_PAGE + PAGE:
+    raise RingError("ring.json: wakeups and sleepers must share the last page of the header, alone")
 
 
 class HeaderWords:
@@ -137,21 +152,29 @@ def write_header(
 
 
 def check_header(buf: Buffer, file_size: int, where: str) -> HeaderInfo:
-    """Validate the header of a segment of `file_size` bytes; `where` names it in errors."""
-    if file_size < HEADER_SIZE:
-        raise NotARing(f"{where} is not a feeder ring: {file_size} bytes, smaller than a ring header")
+    """Validate the header of a segment of `file_size` bytes; `where` names it in errors.
+
+    `buf` may be shorter than a header when the segment is: magic and layout_version come first, so
+    a ring of another layout version is refused as such, whatever its size.
+    """
     with memoryview(buf) as view:
-        snapshot = bytes(view[:HEADER_SIZE])  # no view into the segment survives an error
-    head = np.frombuffer(snapshot, LAYOUT.dtype)[0]
-    magic = bytes(head["magic"])
-    if magic != LAYOUT.magic:
+        snapshot = bytes(view[: min(HEADER_SIZE, file_size)])  # no view into the segment survives an error
+    magic = snapshot[_MAGIC : _MAGIC + len(LAYOUT.magic)]
+    if len(snapshot) >= _PREFIX and magic != LAYOUT.magic:
         raise NotARing(f"{where} is not a feeder ring: it starts with {magic!r}, expected {LAYOUT.magic!r}")
-    version = int(head["layout_version"])
+    if len(snapshot) < _PREFIX:
+        raise NotARing(f"{where} is not a feeder ring: {file_size} bytes, smaller than a ring header")
+    version = int.from_bytes(snapshot[_VERSION : _VERSION + 4], "little")
     if version != LAYOUT.layout_version:
+        by = "an older" if version < LAYOUT.layout_version else "a newer"
         raise RingVersionMismatch(
-            f"{where} has ring layout version {version}; this feeder reads version "
-            f"{LAYOUT.layout_version}: use the same feeder version for writers and readers"
+            f"{where} has ring layout version {version}, written by {by} feeder; this feeder reads only "
+            f"version {LAYOUT.layout_version}: run writers and readers of the same feeder version (restart "
+            f"the feeder that owns the ring with this version, or read it with the version that wrote it)"
         )
+    if len(snapshot) < HEADER_SIZE:
+        raise NotARing(f"{where} is not a feeder ring: {file_size} bytes, smaller than a ring header")
+    head = np.frombuffer(snapshot, LAYOUT.dtype)[0]
     record_type = _text(bytes(head["record_type"]))
     if record_type not in RECORD_TYPES:
         raise RingVersionMismatch(

@@ -27,6 +27,7 @@ from feeder.ring.header import (
     check_header,
 )
 from feeder.ring.names import SHM_DIR, instance_name, split_segment_name
+from feeder.ring.wait import wake_for_close_fd
 
 # status of a ring
 LIVE = "live"  # its owner is alive
@@ -173,6 +174,7 @@ def _remove(info: RingInfo) -> bool:
             return False
         if info.status == STALE:
             os.pwrite(fd, (1).to_bytes(4, "little"), CLOSED * 4)
+            wake_for_close_fd(fd)
         path.unlink()
         return True
     finally:

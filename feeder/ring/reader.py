@@ -10,6 +10,9 @@ Rules kept here:
   order, or counted once in `lost`.
 - Records come back as read-only copies (numpy arrays over bytes objects): nothing a caller holds
   points into shared memory, and nothing in shared memory changes under it.
+- Waiting: "spin" loads write_seq in a loop, "spin_sleep" spins, yields, then sleeps in growing
+  steps, "block" sleeps in the kernel until the writer wakes it (wait.py). Coroutines (`next`,
+  `next_batch`, `async for`) always sleep in the kernel, through a thread of their own (aio.py).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from feeder.errors import NotARing, RingError, UsageError
 from feeder.ring import segment as seg
+from feeder.ring.aio import LoopWaiter
 from feeder.ring.header import (
     CLAIM_SEQ,
     CLOSED,
@@ -36,9 +40,10 @@ from feeder.ring.header import (
     check_header,
 )
 from feeder.ring.names import check_ring_name, instance_name
+from feeder.ring.wait import Sleeper
 
 STARTS = ("newest", "oldest")
-WAITS = ("spin", "spin_sleep")
+WAITS = ("spin", "spin_sleep", "block")
 
 _SPIN_ROUND = 256  # loads of write_seq (~10 us) between looks at the clock and the closed flag
 # spin_sleep: spin one round, then spin and yield the CPU between rounds for up to _YIELD_FOR_S, then
@@ -53,7 +58,8 @@ _ITER_CHUNK = 1024
 
 
 class RingReader:
-    """A reader of one ring, attached by name: `read()`, `latest()`, `wait()`, iteration."""
+    """A reader of one ring, attached by name: `read()`, `latest()`, `wait()`, iteration; for coroutines
+    `await next()`, `await next_batch()`, `async for`."""
 
     def __init__(self, name: str, *, instance: str | None = None, start: str = "newest", wait: str = "spin"):
         if start not in STARTS:
@@ -63,7 +69,7 @@ class RingReader:
         check_ring_name(name)
         self.instance: str = instance_name(instance)
         self.path: Path = seg.segment_path(name, self.instance)
-        self._mm = _map_read_only(name, self.instance, self.path)
+        self._mm, self._inode = _map_read_only(name, self.instance, self.path)
         try:
             self.info = check_header(self._mm, len(self._mm), str(self.path))
         except BaseException:
@@ -80,6 +86,14 @@ class RingReader:
         self._header = HeaderWords(self._mm)
         self._hq = self._header.u64
         self._spin = wait == "spin"
+        self._sleeper: Sleeper | None = None
+        self._loop_waiter: LoopWaiter | None = None
+        if wait == "block":
+            try:
+                self._sleeper = self._new_sleeper()
+            except BaseException:
+                self.close()
+                raise
         self._empty = np.frombuffer(b"", self.dtype)
         write_seq = self._hq[WRITE_SEQ]
         self.start_seq: int = write_seq if start == "newest" else max(0, write_seq - self.capacity)
@@ -203,10 +217,15 @@ class RingReader:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until there is something to read: True; False on timeout or once the ring is closed."""
         hq, r = self._hq, self._next
-        if hq[WRITE_SEQ] != r:
-            return True
+        try:
+            if hq[WRITE_SEQ] != r:
+                return True
+        except ValueError:  # the views were released by close()
+            raise UsageError(f"reader of ring {self.name!r} used after close()") from None
         began = time.monotonic()
         deadline = None if timeout is None else began + timeout
+        if self._sleeper is not None:
+            return self._sleeper.sleep(r, deadline)
         pause = _FIRST_SLEEP_S
         while True:
             for _ in range(_SPIN_ROUND):
@@ -234,12 +253,60 @@ class RingReader:
             elif not self.wait():
                 return
 
+    # --- asyncio ---------------------------------------------------------------------------------
+    # A closed reader (closed by another task, say) ends these quietly: no more records.
+
+    async def next_batch(self, max_records: int | None = None, timeout: float | None = None) -> np.ndarray:
+        """The next records in order (at least one, at most `max_records`), waiting for them without
+        blocking the event loop; empty on timeout, or once the ring is closed and drained."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._mm.closed:
+            records = self.read(max_records)
+            if len(records):
+                return records
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if (remaining is not None and remaining <= 0) or not await self._wait_async(remaining):
+                break
+        return self._empty
+
+    async def next(self, timeout: float | None = None) -> np.void | None:
+        """The next record, waiting for it without blocking the event loop; None on timeout, or once
+        the ring is closed and drained."""
+        records = await self.next_batch(1, timeout)
+        return records[0] if len(records) else None
+
+    def __aiter__(self) -> AsyncIterator[np.void]:
+        """`async for rec in reader`: every record in order; ends when the ring is closed and drained."""
+        return self._iterate_async()
+
+    async def _iterate_async(self) -> AsyncIterator[np.void]:
+        while len(records := await self.next_batch(_ITER_CHUNK)):
+            for record in records:
+                yield record
+
+    async def _wait_async(self, timeout: float | None) -> bool:
+        if self._mm.closed:
+            return False
+        if self._hq[WRITE_SEQ] != self._next:
+            return True
+        if self._header.u32[CLOSED]:  # (and maybe unlinked already: no wait page to map)
+            return self._hq[WRITE_SEQ] != self._next
+        if self._loop_waiter is None:
+            self._loop_waiter = LoopWaiter(self._new_sleeper(), self.name)
+        return await self._loop_waiter.wait(self._next, timeout)
+
+    def _new_sleeper(self) -> Sleeper:
+        return Sleeper(self.path, self._inode, self._header)
+
     # --- lifetime --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Unmap the ring (never touches the segment itself)."""
+        """Unmap the ring (never touches the segment itself); stops a coroutine's waiting thread."""
         if self._mm.closed:
             return
+        for part in (self._loop_waiter, self._sleeper):
+            if part is not None:
+                part.close()
         self._header.release()
         self._mm.close()
 
@@ -249,6 +316,12 @@ class RingReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> RingReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return (
             f"<RingReader {self.name!r} instance={self.instance!r} {self.record_type}x{self.capacity} "
@@ -256,7 +329,7 @@ class RingReader:
         )
 
 
-def _map_read_only(name: str, instance: str, path: Path) -> mmap.mmap:
+def _map_read_only(name: str, instance: str, path: Path) -> tuple[mmap.mmap, int]:
     try:
         fd = seg.open_existing(path, writable=False)
     except FileNotFoundError:
@@ -269,7 +342,8 @@ def _map_read_only(name: str, instance: str, path: Path) -> mmap.mmap:
     try:
         size = os.fstat(fd).st_size
         if size < HEADER_SIZE:
+            check_header(os.pread(fd, HEADER_SIZE, 0), size, str(path))  # says what it is instead
             raise NotARing(f"{path} is not a feeder ring: {size} bytes, smaller than a ring header")
-        return seg.map_fd(fd, size, writable=False)
+        return seg.map_fd(fd, size, writable=False), os.fstat(fd).st_ino
     finally:
         os.close(fd)

@@ -13,7 +13,8 @@ Rules kept here:
   byte 0 of the segment, the writer on byte 1. The kernel drops them however the process dies, so
   "is the owner alive?" never depends on a pid that may have been reused. A forked child closes the
   lock descriptors it inherited, so a child never keeps its parent's roles alive.
-- Readers open read-only, map read-only and keep no descriptor: they cannot damage a segment.
+- Readers open read-only, map read-only and keep no descriptor: they cannot damage a segment. A
+  reader that sleeps in the kernel also maps the header's wait page (and only it) writable.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def map_fd(fd: int, size: int, writable: bool) -> mmap.mmap:
         return mmap.mmap(fresh, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=prot)
     finally:
         os.close(fresh)
+
+
+def map_page(fd: int, offset: int) -> mmap.mmap:
+    """A writable shared mapping of the one page at `offset` of the file open on `fd`."""
+    return mmap.mmap(
+        fd, mmap.PAGESIZE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset
+    )
 
 
 def same_file(fd: int, path: Path) -> bool:

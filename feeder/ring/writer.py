@@ -1,220 +1,56 @@
-"""Owning and writing rings: `create_ring` / `RingOwner` and `RingWriter`.
+"""Writing rings: `RingWriter`, the one process (a worker) that publishes records into a ring.
 
-The owner (the supervisor) creates a ring's segment and removes it at clean shutdown; the writer (a
-worker) attaches, publishes, and detaches without removing anything, so a restarted worker finds
-the same ring and readers stay attached. `RingWriter.create` is both roles in one process.
+A writer attaches to a ring its owner (owner.py) created, publishes, and detaches without removing
+anything; `RingWriter.create` is both roles in one process.
 
 Rules kept here:
-- One live owner and one live writer per ring, enforced by kernel locks (see segment.py).
-- A stale ring (its owner died) is taken over as it is when its layout matches what is asked for:
-  records, sequence numbers and attached readers carry on. If the layout differs it is replaced by
-  a new segment, and the old one is marked closed so that its readers stop. A stale ring whose
-  writer is still alive is never replaced.
-- Publishing follows ring.json's write protocol: claim_seq, the slots, write_seq. claim_seq never
-  goes back: a writer taking over from one that died half-way through a publish declares those
-  records torn (seq TORN_SEQ) and moves write_seq past them, so readers count them lost.
+- One live writer per ring, enforced by a kernel lock (see segment.py).
+- Publishing follows ring.json's write protocol: claim_seq, the slots, write_seq, then one load of
+  `sleepers` to learn whether a reader sleeps and must be woken (wait.py). claim_seq never goes
+  back: a writer taking over from one that died half-way through a publish declares those records
+  torn (seq TORN_SEQ) and moves write_seq past them, so readers count them lost.
 - The writer never waits for readers.
+- Records go into slots with one copy from the caller's buffer (`publish`, `publish_batch`), or
+  are written in place (`claim`, then `commit`).
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-from feeder.errors import RingError, RingExists, UsageError
+from feeder.errors import RingExists, UsageError
 from feeder.ring import segment as seg
 from feeder.ring.header import (
     CLAIM_SEQ,
-    CLOSED,
     EPOCH,
     HEADER_SIZE,
     LAST_PUBLISH_NS,
-    OWNER_PID,
     TORN_SEQ,
     WRITE_SEQ,
+    WRITER_FENCE,
     WRITER_PID,
     HeaderInfo,
     HeaderWords,
-    check_capacity,
     check_header,
-    segment_size,
-    write_header,
 )
-from feeder.ring.names import check_ring_name, instance_name
-from feeder.ring.schema import RecordSchema, record_schema
+from feeder.ring.names import instance_name
+from feeder.ring.owner import RingOwner, create_ring
+from feeder.ring.wait import Waker
 
 log = logging.getLogger(__name__)
 
-_ATTEMPTS = 5
-
-
-class RingOwner:
-    """The owner of a ring's segment: `close()` marks it closed and removes it."""
-
-    def __init__(self, mapping: seg.Mapping, info: HeaderInfo):
-        self._mapping, self.info = mapping, info
-        self._words = HeaderWords(mapping.mm)
-        self.name: str = info.name
-        self.instance: str = info.instance
-        self.record_type: str = info.record_type
-        self.capacity: int = info.capacity
-        self.path: Path = mapping.path
-
-    @property
-    def closed(self) -> bool:
-        return self._mapping.fd is None
-
-    def close(self) -> None:
-        """Mark the ring closed and remove the segment (idempotent; a forked child only unmaps)."""
-        mapping = self._mapping
-        if mapping.fd is None:
-            return
-        if not mapping.inherited:
-            self._words.u32[CLOSED] = 1
-            if seg.same_file(mapping.fd, mapping.path):
-                mapping.path.unlink(missing_ok=True)
-        self._words.release()
-        mapping.close()
-
-    def __enter__(self) -> RingOwner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return (
-            f"<RingOwner {self.name!r} instance={self.instance!r} {self.record_type}x{self.capacity} {state}>"
-        )
-
-
-def create_ring(name: str, record_type: str, capacity: int, *, instance: str | None = None) -> RingOwner:
-    """Create a ring as its owner (no writer yet), or take over a stale one; `RingExists` if it is owned."""
-    check_ring_name(name)
-    inst = instance_name(instance)
-    schema = record_schema(record_type)
-    check_capacity(capacity)
-    path = seg.segment_path(name, inst)
-    for _ in range(_ATTEMPTS):
-        try:
-            fd = seg.open_existing(path, writable=True)
-        except FileNotFoundError:
-            owner = _create_new(path, schema, capacity, name, inst)
-        else:
-            owner = _take_over(fd, path, schema, capacity, name, inst)
-        if owner is not None:
-            return owner
-    raise RingError(
-        f"could not create ring {name!r}: {path} kept appearing and changing; is another feeder of "
-        f"instance {inst!r} starting at the same time?"
-    )
-
-
-def _build(
-    path: Path, schema: RecordSchema, capacity: int, name: str, inst: str
-) -> tuple[int, mmap.mmap, Path]:
-    def init(mm: mmap.mmap) -> None:
-        with memoryview(mm) as view:
-            write_header(view, schema, capacity, name, inst, os.getpid())
-
-    return seg.build(path, segment_size(schema, capacity), init)
-
-
-def _create_new(path: Path, schema: RecordSchema, capacity: int, name: str, inst: str) -> RingOwner | None:
-    fd, mm, tmp = _build(path, schema, capacity, name, inst)
-    if not seg.link_new(tmp, path):
-        mm.close()
-        seg.release_fd(fd)
-        return None
-    return RingOwner(seg.Mapping(path, fd, mm), check_header(mm, len(mm), str(path)))
-
-
-def _take_over(
-    fd: int, path: Path, schema: RecordSchema, capacity: int, name: str, inst: str
-) -> RingOwner | None:
-    """Become the owner of an existing segment, or replace it; None to look again."""
-    try:
-        if not seg.try_lock(fd, seg.OWNER_LOCK):
-            pid = seg.peek_i64(fd, OWNER_PID)
-            raise RingExists(
-                f"ring {name!r} of instance {inst!r} is owned by a live process (pid {pid}, segment "
-                f"{path}): stop that feeder first, or use another instance (FEEDER_INSTANCE)"
-            )
-        if not seg.same_file(fd, path):
-            seg.release_fd(fd)
-            return None
-        mm = seg.map_fd(fd, os.fstat(fd).st_size, writable=True)
-    except BaseException:
-        seg.release_fd(fd)
-        raise
-    old = seg.Mapping(path, fd, mm)
-    try:
-        info = check_header(mm, len(mm), str(path))
-    except RingError as problem:
-        return _replace(old, None, str(problem), schema, capacity, name, inst)
-    if info.record_type == schema.record_type and info.capacity == capacity:
-        return _adopt(old, info)
-    reason = f"it holds {info.record_type} x {info.capacity}, {schema.record_type} x {capacity} was asked for"
-    return _replace(old, info, reason, schema, capacity, name, inst)
-
-
-def _adopt(old: seg.Mapping, info: HeaderInfo) -> RingOwner:
-    owner = RingOwner(old, info)
-    words = owner._words
-    dead = words.i64[OWNER_PID]
-    words.i64[OWNER_PID] = os.getpid()
-    words.u32[CLOSED] = 0
-    log.warning(
-        "ring %s: took over the stale segment %s (owner pid %d is gone); write_seq %d, records kept",
-        info.name,
-        old.path,
-        dead,
-        words.u64[WRITE_SEQ],
-    )
-    return owner
-
-
-def _replace(
-    old: seg.Mapping,
-    info: HeaderInfo | None,
-    reason: str,
-    schema: RecordSchema,
-    capacity: int,
-    name: str,
-    inst: str,
-) -> RingOwner:
-    """Put a new segment in place of a stale one that cannot be taken over as it is."""
-    try:
-        if not seg.try_lock(old.fd, seg.WRITER_LOCK):
-            pid = seg.peek_i64(old.fd, WRITER_PID)
-            raise RingExists(
-                f"ring {name!r} of instance {inst!r} cannot be recreated: its owner is gone but its "
-                f"writer (pid {pid}) is alive and {reason}; stop pid {pid} first"
-            )
-        fd, mm, tmp = _build(old.path, schema, capacity, name, inst)
-        os.replace(tmp, old.path)
-        if info is not None:
-            with HeaderWords(old.mm) as words:
-                words.u32[CLOSED] = 1
-        log.warning("ring %s: replaced the stale segment %s: %s", name, old.path, reason)
-    finally:
-        old.close()
-    return RingOwner(seg.Mapping(old.path, fd, mm), check_header(mm, len(mm), str(old.path)))
-
 
 class RingWriter:
-    """The single writer of a ring: `publish` and `publish_batch` records, never waiting for readers."""
+    """The single writer of a ring: `publish`, `publish_batch`, or `claim` + `commit`; never waits for readers."""
 
     __slots__ = (
-        "_hq", "_hqi", "_mapping", "_mask", "_mm", "_owner", "_size", "_slot_i64", "_slot_u64", "_slots",
-        "_ts_word", "_words", "_words_per_record", "capacity", "dtype", "epoch", "info", "instance", "name",
-        "record_type",
+        "_claim_n", "_claim_seq", "_hq", "_hqi", "_mapping", "_mask", "_mm", "_owner", "_size", "_sleepers",
+        "_slot_i64", "_slot_u64", "_slots", "_ts_word", "_waker", "_words", "_words_per_record", "capacity",
+        "dtype", "epoch", "info", "instance", "name", "record_type", "records",
     )  # fmt: skip
 
     def __init__(self, mapping: seg.Mapping, info: HeaderInfo, owner: RingOwner | None = None):
@@ -232,10 +68,18 @@ class RingWriter:
         self._mm = mapping.mm
         self._words = HeaderWords(mapping.mm)
         self._hq, self._hqi = self._words.u64, self._words.i64
+        self._waker = Waker(mapping.mm)
         with memoryview(mapping.mm) as whole, whole[HEADER_SIZE:] as body:
             self._slot_u64 = body.cast("Q")
             self._slot_i64 = body.cast("q")
-        self._slots = np.ndarray((info.capacity, self._words_per_record), np.uint64, mapping.mm, HEADER_SIZE)
+            # Slot i, writable, for records written in place (`claim`); also a buffer for pack_into.
+            # Made through a memoryview, so that it and every view of it hold the mapping open: the
+            # segment cannot be unmapped under them (np.ndarray(buffer=mmap) would not hold it).
+            self.records: np.ndarray = np.frombuffer(body, self.dtype)
+        self._slots = self.records.view(np.uint64).reshape(info.capacity, self._words_per_record)
+        with self._waker.words[self._waker.sleepers :] as rest:
+            self._sleepers = rest[:1]  # a view of that one word: the cheapest load in the publish path
+        self._claim_seq = self._claim_n = 0
         self.epoch: int = self._take_over_sequence()
 
     def _take_over_sequence(self) -> int:
@@ -255,7 +99,9 @@ class RingWriter:
                 claim - 1,
             )
         self._hqi[WRITER_PID] = os.getpid()
+        self._words.u32[WRITER_FENCE] = self._waker.writer_fence()
         hq[EPOCH] += 1
+        self._waker.wake()  # the previous writer may have died between its write_seq store and its wake
         return hq[EPOCH]
 
     @classmethod
@@ -312,29 +158,33 @@ class RingWriter:
         return self._mm is None
 
     def publish(self, record: np.ndarray | np.void) -> int:
-        """Publish one record (a 1-element array or a structured scalar of `dtype`); returns its seq."""
+        """Publish one record (a 1-element array or a structured scalar of `dtype`); returns its seq.
+
+        One copy, from the record's own buffer into the slot: a record kept and updated in place
+        between publishes (only what changed) costs one memcpy here.
+        """
         try:
-            raw = record.tobytes()
-            same = record.dtype is self.dtype
+            if (record.dtype is not self.dtype and record.dtype != self.dtype) or record.nbytes != self._size:
+                raise self._not_a_record(record)
         except AttributeError:
             raise self._not_a_record(record) from None
-        size = self._size
-        if len(raw) != size or not (same or record.dtype == self.dtype):
-            raise self._not_a_record(record)
         hq = self._hq
         try:
             s = hq[WRITE_SEQ]
         except ValueError:  # the views were released by close()
             raise self._closed_error() from None
         slot = s & self._mask
-        word = slot * self._words_per_record
+        size = self._size
         start = HEADER_SIZE + slot * size
         hq[CLAIM_SEQ] = s + 1
-        self._mm[start : start + size] = raw
+        self._mm[start : start + size] = record
+        word = slot * self._words_per_record
         self._slot_u64[word] = s
         now = time.time_ns()
         self._slot_i64[word + self._ts_word] = now
         hq[WRITE_SEQ] = s + 1
+        if self._sleepers[0]:
+            self._waker.wake()
         self._hqi[LAST_PUBLISH_NS] = now
         return s
 
@@ -347,19 +197,23 @@ class RingWriter:
         s = hq[WRITE_SEQ]
         if n == 0:
             return s
+        if not records.flags.c_contiguous:
+            records = np.ascontiguousarray(records)
+        size = self._size
         first = s & self._mask
         head = min(n, self.capacity - first)
-        runs = ((first, 0, head), (0, head, n)) if head < n else ((first, 0, n),)
-        source = np.frombuffer(records.tobytes(), np.uint64).reshape(n, self._words_per_record)
-        slots = self._slots
+        start = HEADER_SIZE + first * size
         hq[CLAIM_SEQ] = s + n
+        if head == n:
+            self._mm[start : start + n * size] = records
+        else:
+            self._mm[start : start + head * size] = records[:head]
+            self._mm[HEADER_SIZE : HEADER_SIZE + (n - head) * size] = records[head:]
         now = time.time_ns()
-        for slot, lo, hi in runs:
-            block = slots[slot : slot + hi - lo]
-            block[:] = source[lo:hi]
-            block[:, 0] = np.arange(s + lo, s + hi, dtype=np.uint64)
-            block[:, self._ts_word] = now
+        self._stamp(s, n, now)
         hq[WRITE_SEQ] = s + n
+        if self._sleepers[0]:
+            self._waker.wake()
         self._hqi[LAST_PUBLISH_NS] = now
         return s
 
@@ -380,6 +234,8 @@ class RingWriter:
             hq[CLAIM_SEQ] = s + 1
             self._mm[start : start + self._size] = raw
             hq[WRITE_SEQ] = s + 1
+            if self._sleepers[0]:
+                self._waker.wake()
             self._hqi[LAST_PUBLISH_NS] = time.time_ns()
             return s + 1
         source = np.frombuffer(raw, np.uint64).reshape(n, self._words_per_record)
@@ -397,6 +253,8 @@ class RingWriter:
             self._slots[skipped & np.uint64(self._mask), 0] = TORN_SEQ
         self._slots[seqs[keep] & np.uint64(self._mask)] = source[keep]
         hq[WRITE_SEQ] = end
+        if self._sleepers[0]:
+            self._waker.wake()
         self._hqi[LAST_PUBLISH_NS] = time.time_ns()
         return end
 
@@ -422,6 +280,64 @@ class RingWriter:
             f"(np.zeros(n, writer.dtype)); got {type(value).__name__} with dtype {got} and shape {shape}"
         )
 
+    def claim(self, n: int = 1) -> int:
+        """Reserve the next `n` slots to write records in place; returns the index of the first in
+        `records`. Record k of the batch is `records[(first + k) & (capacity - 1)]`.
+
+        A slot holds the record published `capacity` records ago, not the last one: write every field
+        readers need. `seq` and `ts_publish` are the writer's (set by `commit`). Readers never see a
+        claimed slot as a new record before `commit()`; a `publish` in between voids the claim.
+        """
+        hq = self._hq
+        try:
+            s = hq[WRITE_SEQ]
+        except ValueError:
+            raise self._closed_error() from None
+        if n != 1 and not (isinstance(n, int) and 1 <= n <= self.capacity):
+            raise UsageError(
+                f"ring {self.name!r}: claim({n!r}) is not allowed: claim from 1 to {self.capacity} slots"
+            )
+        if hq[CLAIM_SEQ] < s + n:  # claim_seq never goes back (an earlier, larger claim stands)
+            hq[CLAIM_SEQ] = s + n
+        self._claim_seq, self._claim_n = s, n
+        return s & self._mask
+
+    def commit(self) -> int:
+        """Publish the records written into the slots of the last `claim`; returns the first one's seq."""
+        s, n = self._claim_seq, self._claim_n
+        hq = self._hq
+        try:
+            unclaimed = n == 0 or hq[WRITE_SEQ] != s
+        except ValueError:
+            raise self._closed_error() from None
+        if unclaimed:
+            raise UsageError(
+                f"ring {self.name!r}: commit() without a claim() before it, or with a publish in between"
+            )
+        self._claim_n = 0
+        now = time.time_ns()
+        if n == 1:
+            word = (s & self._mask) * self._words_per_record
+            self._slot_u64[word] = s
+            self._slot_i64[word + self._ts_word] = now
+        else:
+            self._stamp(s, n, now)
+        hq[WRITE_SEQ] = s + n
+        if self._sleepers[0]:
+            self._waker.wake()
+        self._hqi[LAST_PUBLISH_NS] = now
+        return s
+
+    def _stamp(self, s: int, n: int, now: int) -> None:
+        """seq and ts_publish of the n slots from seq s on (which may wrap around the ring's end)."""
+        first = s & self._mask
+        head = min(n, self.capacity - first)
+        runs = ((first, 0, head), (0, head, n)) if head < n else ((first, 0, n),)
+        for slot, lo, hi in runs:
+            block = self._slots[slot : slot + hi - lo]
+            block[:, 0] = np.arange(s + lo, s + hi, dtype=np.uint64)
+            block[:, self._ts_word] = now
+
     def close(self) -> None:
         """Detach (writer_pid = 0); if this writer created the ring, also remove it."""
         if self._mm is None:
@@ -432,12 +348,21 @@ class RingWriter:
             seg.unlock(mapping.fd, seg.WRITER_LOCK)
         self._slot_u64.release()
         self._slot_i64.release()
+        self._sleepers.release()
+        self._waker.release()
         self._words.release()
-        self._slots = self._mm = None
-        if self._owner is not None:
-            self._owner.close()
-        else:
-            mapping.close()
+        self._slots = self.records = self._mm = None
+        try:
+            if self._owner is not None:
+                self._owner.close()
+            else:
+                mapping.close()
+        except BufferError:  # detached (and removed, if ours) all the same: only the unmapping waits
+            raise UsageError(
+                f"writer of ring {self.name!r} closed while views of its slots (writer.records, or "
+                f"arrays and memoryviews made from it) are alive: the segment stays mapped until they "
+                f"are dropped, and writes through them would still reach it"
+            ) from None
 
     def __enter__(self) -> RingWriter:
         return self

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from feeder.ring import RingReader, RingWriter
-from feeder.ring.header import HEADER_SIZE, HeaderWords
+from feeder.ring import RingReader, RingWriter, futex
+from feeder.ring.header import HEADER_SIZE, WAIT_PAGE, HeaderWords
 from feeder.ring.schema import record_schema
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
@@ -69,7 +69,8 @@ def torn_count(records: np.ndarray) -> int:
 
 
 def stress_writer(ring: str, total: int, seed: int) -> None:
-    """Attach as writer and publish `total` self-checking records at full speed, singly and in batches."""
+    """Attach as writer and publish `total` self-checking records at full speed: singly and in batches,
+    copied in (`publish`, `publish_batch`) and written in place (`claim`, `commit`)."""
     rng = random.Random(seed)
     with RingWriter.attach(ring, "book") as writer:
         seq = writer.write_seq
@@ -77,16 +78,31 @@ def stress_writer(ring: str, total: int, seed: int) -> None:
         while seq < end:
             n = min(rng.choice((1, 1, 1, 3, 17, 64)), end - seq)
             records = selfcheck_records(seq, n)
-            if n == 1:
+            if rng.random() < 0.5:
+                write_in_place(writer, records)
+            elif n == 1:
                 writer.publish(records)
             else:
                 writer.publish_batch(records)
             seq += n
 
 
+def write_in_place(writer: RingWriter, records: np.ndarray) -> int:
+    """Publish `records` by writing them straight into their slots (one record: field by field, so that
+    the slot spends longest half-written), then committing."""
+    first = writer.claim(len(records))
+    if len(records) == 1:
+        slot = writer.records[first]
+        for name in BOOK.names[1:]:
+            slot[name] = records[0][name]
+    else:
+        writer.records[(first + np.arange(len(records))) & (writer.capacity - 1)] = records
+    return writer.commit()
+
+
 def stress_reader(ring: str, until: int, mode: str) -> None:
     """Read until seq `until`, check every record, print a JSON summary (fast, sleepy or slow)."""
-    wait = "spin_sleep" if mode == "sleepy" else "spin"
+    wait = {"sleepy": "spin_sleep", "blocking": "block"}.get(mode, "spin")
     torn = disorder = 0
     with RingReader(ring, start="oldest", wait=wait) as reader:
         start, last = reader.start_seq, -1
@@ -107,6 +123,45 @@ def stress_reader(ring: str, until: int, mode: str) -> None:
             "torn": torn, "disorder": disorder,
         }  # fmt: skip
     print(json.dumps(summary), flush=True)
+
+
+def futex_waiting_threads(pid: int) -> int:
+    """How many threads of `pid` are asleep in FUTEX_WAIT_BITSET on a shared futex (op 9, as the ring's
+    sleepers wait: no FUTEX_PRIVATE_FLAG, which the interpreter's own locks always use)."""
+    count = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "syscall").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if (
+            len(fields) > 2
+            and fields[0] == str(futex._SYS_FUTEX)
+            and int(fields[2], 16) == futex.FUTEX_WAIT_BITSET
+        ):
+            count += 1
+    return count
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+@contextmanager
+def wait_words(path: Path):
+    """The wait page of a segment, as a foreign process maps it: a 4-byte view (index with WAKEUPS, SLEEPERS)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        page = mmap.mmap(fd, mmap.PAGESIZE, offset=WAIT_PAGE)
+    finally:
+        os.close(fd)
+    words = memoryview(page).cast("I")
+    try:
+        yield words
+    finally:
+        words.release()
+        page.close()
 
 
 def hold() -> None:

@@ -46,8 +46,22 @@ def test_header_fields_sit_at_the_offsets_ring_json_declares():
 
 
 def test_a_segment_smaller_than_a_header_is_not_a_ring():
+    with pytest.raises(NotARing, match="100 bytes, smaller than a ring header"):
+        check_header(fresh_segment()[:100], 100, "seg")
+
+
+def test_a_segment_too_small_to_hold_a_magic_is_not_a_ring():
     with pytest.raises(NotARing, match="smaller than a ring header"):
-        check_header(b"\0" * 100, 100, "seg")
+        check_header(b"FEED", 4, "seg")
+
+
+def test_a_layout_1_ring_is_refused_as_written_by_an_older_feeder_whatever_its_size():
+    v1 = fresh_segment()[: 512 + 2 * BOOK.size]  # layout 1: a 512-byte header, then the slots
+    with HeaderWords(v1) as words:
+        words.u32[LAYOUT_VERSION] = 1
+    with pytest.raises(RingVersionMismatch, match="layout version 1, written by an older feeder") as caught:
+        check_header(v1, len(v1), "seg")
+    assert f"reads only version {LAYOUT.layout_version}" in str(caught.value)
 
 
 def test_bad_magic_is_not_a_ring_and_the_error_shows_what_was_found():

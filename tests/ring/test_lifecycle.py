@@ -221,12 +221,15 @@ def test_a_forked_child_does_not_keep_its_dead_parents_ownership_alive(procs):
         "owner = create_ring('book.BTC', 'book', 64)\n"
         "child = os.fork()\n"
         "if child == 0:\n"
+        "    print('forked', flush=True)\n"  # past fork(): its at-fork handlers have run
         "    hold()\n"
         "    os._exit(0)\n"
         "print(child, flush=True)\n"
         "hold()\n"
     )
-    child = int(read_line(parent))
+    lines = {read_line(parent), read_line(parent)}
+    lines.remove("forked")
+    child = int(lines.pop())
     kill(parent)
     assert psutil.pid_exists(child)
     with create_ring("book.BTC", "book", 64) as owner:
@@ -264,3 +267,25 @@ def test_clean_stale_removes_a_dead_owners_ring_and_marks_it_closed_for_its_read
         assert [info.name for info in removed] == ["book.BTC"]
         assert not segment(instance).exists() and segment(instance, "book.ETH").exists()
         assert reader.ring_closed
+
+
+def test_records_a_writer_claimed_and_never_committed_before_it_died_are_lost(procs):
+    with create_ring("book.BTC", "book", 8), RingReader("book.BTC") as reader:
+        first = procs(
+            "from feeder.ring import RingWriter\n"
+            "from ring.ringkit import hold, selfcheck_records\n"
+            "w = RingWriter.attach('book.BTC', 'book')\n"
+            "w.publish(selfcheck_records(0, 1))\n"
+            "slot = w.claim(2)\n"
+            "w.records[slot] = selfcheck_records(1, 1)[0]\n"
+            "print('ready', flush=True)\n"
+            "hold()\n"
+        )
+        assert read_line(first) == "ready"
+        kill(first)
+        with RingWriter.attach("book.BTC", "book") as second:
+            assert second.write_seq == 3
+            second.publish(selfcheck_records(3, 1))
+        got = reader.read()
+        assert got["seq"].tolist() == [0, 3] and torn_count(got) == 0
+        assert reader.lost == 2

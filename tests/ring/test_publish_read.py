@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ from ring.ringkit import selfcheck_records, torn_count
 
 from feeder.errors import UsageError
 from feeder.ring import RingReader, RingWriter, create_ring
+from feeder.ring.header import CLAIM_SEQ
 
 
 @pytest.fixture
@@ -200,7 +202,7 @@ def test_iteration_yields_every_record_and_ends_when_the_ring_is_closed_and_drai
         assert [int(rec["seq"]) for rec in r] == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize(("arg", "value"), [("start", "middle"), ("wait", "block")])
+@pytest.mark.parametrize(("arg", "value"), [("start", "middle"), ("wait", "nap")])
 def test_reader_options_are_checked(writer, arg, value):
     with pytest.raises(UsageError, match=f"{arg}='{value}' is not allowed"):
         RingReader("book.BTC", **{arg: value})
@@ -222,7 +224,7 @@ def test_the_segment_never_grows(writer):
     size = os.stat(path).st_size
     for first in range(0, 200, 16):
         writer.publish_batch(selfcheck_records(first, 16))
-    assert os.stat(path).st_size == size == 512 + 16 * writer.dtype.itemsize
+    assert os.stat(path).st_size == size == 8192 + 16 * writer.dtype.itemsize
 
 
 def test_a_closed_writer_refuses_to_publish():
@@ -239,3 +241,99 @@ def test_a_closed_reader_refuses_to_read(writer):
     reader.close()
     with pytest.raises(UsageError, match="used after close"):
         reader.read()
+
+
+# --- records written in place: claim, then commit --------------------------------------------------
+
+
+def test_a_record_written_in_place_is_published_by_commit_with_its_seq_and_ts_publish(writer, reader):
+    writer.publish(selfcheck_records(0, 1))
+    slot = writer.claim()
+    assert slot == 1
+    writer.records[slot] = selfcheck_records(1, 1)[0]
+    writer.records[slot]["seq"] = 999  # the writer's to set
+    assert len(reader.read()) == 1  # claimed is not published
+    before = time.time_ns()
+    assert writer.commit() == 1
+    got = reader.read()
+    assert got["seq"].tolist() == [1] and torn_count(got) == 0
+    assert before <= got["ts_publish"][0] <= time.time_ns()
+
+
+def test_struct_pack_into_can_write_a_claimed_slot_through_records(writer, reader):
+    bid_px = writer.dtype.fields["bid_px"][1]
+    slot = writer.claim()
+    struct.pack_into("<2d", writer.records, slot * writer.dtype.itemsize + bid_px, 50_000.5, 50_000.0)
+    writer.commit()
+    assert reader.read()["bid_px"][0][:2].tolist() == [50_000.5, 50_000.0]
+
+
+def test_a_claimed_batch_that_wraps_around_the_end_of_the_ring_is_intact(writer, reader):
+    writer.publish_batch(selfcheck_records(0, 12))
+    reader.read()
+    first = writer.claim(10)  # slots 12..15 then 0..5
+    writer.records[(first + np.arange(10)) % writer.capacity] = selfcheck_records(12, 10)
+    assert writer.commit() == 12
+    got = reader.read()
+    assert got["seq"].tolist() == list(range(12, 22)) and torn_count(got) == 0
+    assert len(set(got["ts_publish"].tolist())) == 1
+
+
+def test_commit_without_a_claim_is_refused(writer):
+    with pytest.raises(UsageError, match=r"commit\(\) without a claim\(\)"):
+        writer.commit()
+    writer.claim()
+    writer.commit()
+    with pytest.raises(UsageError, match=r"commit\(\) without a claim\(\)"):
+        writer.commit()
+    assert writer.write_seq == 1
+
+
+def test_a_publish_between_claim_and_commit_voids_the_claim(writer, reader):
+    writer.claim()
+    writer.publish(selfcheck_records(0, 1))
+    with pytest.raises(UsageError, match="with a publish in between"):
+        writer.commit()
+    got = reader.read()
+    assert got["seq"].tolist() == [0] and torn_count(got) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 17, 2.0, "1"])
+def test_claim_takes_1_to_capacity_slots(writer, bad):
+    with pytest.raises(UsageError, match=r"claim\(.*\) is not allowed: claim from 1 to 16 slots"):
+        writer.claim(bad)
+
+
+def test_a_refused_record_claims_nothing(writer):
+    with pytest.raises(UsageError):
+        writer.publish(np.zeros(2, writer.dtype))
+    with RingReader("book.BTC") as r:
+        assert r._hq[CLAIM_SEQ] == r.write_seq == 0
+
+
+def test_a_closed_writer_refuses_to_claim_or_commit():
+    writer = RingWriter.create("book.BTC", "book", 16)
+    writer.claim()
+    writer.close()
+    with pytest.raises(UsageError, match="used after close"):
+        writer.claim()
+    with pytest.raises(UsageError, match="used after close"):
+        writer.commit()
+
+
+def test_a_strided_batch_is_published_like_a_contiguous_one(writer, reader):
+    every_other = selfcheck_records(0, 8)[::2]
+    every_other["seq"] = 0  # the writer's to set
+    writer.publish_batch(every_other)
+    got = reader.read()
+    assert got["seq"].tolist() == [0, 1, 2, 3]
+    assert got["change_id"].tolist() == selfcheck_records(0, 8)["change_id"][::2].tolist()
+
+
+def test_closing_a_writer_whose_slots_are_still_viewed_says_so_and_detaches_all_the_same(instance):
+    writer = RingWriter.create("book.BTC", "book", 16)
+    kept = writer.records[3:5]
+    with pytest.raises(UsageError, match=r"views of its slots \(writer.records"):
+        writer.close()
+    assert writer.closed and not os.path.exists(f"/dev/shm/feeder.{instance}.book.BTC")
+    del kept

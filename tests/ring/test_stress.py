@@ -1,4 +1,5 @@
-"""The torn-read stress test: a writer at full speed, readers of every speed, exact accounting."""
+"""The torn-read stress test: a writer at full speed (copying records in and writing them in place),
+readers of every speed and way of waiting, exact accounting."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from feeder.ring import create_ring
 
 TOTAL = 200_000
 CAPACITY = 64  # small, so that readers are lapped and slots are overwritten while being copied
-READERS = ("fast", "fast", "sleepy", "slow")
+READERS = ("fast", "fast", "sleepy", "slow", "blocking")
 
 
 def test_no_reader_ever_gets_a_torn_record_and_every_missing_record_is_counted_lost(procs):
