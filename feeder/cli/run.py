@@ -196,3 +196,6 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"feeder: {exc}", file=sys.stderr)
         return 2
+    except ExchangeUnavailable as exc:
+        print(f"feeder: {exc}", file=sys.stderr)
+        return 1

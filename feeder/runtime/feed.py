@@ -109,7 +109,7 @@ class Feed:
         self,
         config: FeedConfig,
         on_event: Callable[[Event], None] | None = None,
-        on_universe: Callable[[list[InstrumentState]], None] | None = None,
+        on_universe: Callable[[list[tuple[InstrumentState, str]]], None] | None = None,
     ):
         self.config = config
         self.session = DeribitSession(config.session)

@@ -34,7 +34,6 @@ import psutil
 from feeder import errors
 from feeder.core.health import Candidate, ErrorWindow, HealthInputs, Router, score
 from feeder.core.restart import RestartPolicy
-from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
 from feeder.exchanges.deribit.costs import DeribitCosts
 from feeder.exchanges.deribit.credentials import Credentials, load_credentials
 from feeder.exchanges.methods import is_private, is_read_only
@@ -44,7 +43,11 @@ from feeder.runtime.account import account_costs
 from feeder.runtime.config import FeederConfig
 from feeder.runtime.control import ControlServer
 from feeder.runtime.handle import STATUS_METHOD
+from feeder.runtime.listings import Listings
+from feeder.runtime.plan import RingSpec, initial, layout_of
+from feeder.runtime.resolve import resolve, sim_instruments
 from feeder.runtime.rundir import RunDir
+from feeder.runtime.sizing import check_free
 from feeder.runtime.worker import EXIT_FATAL, WorkerSpec, worker_main
 
 log = logging.getLogger("feeder.supervisor")
@@ -163,6 +166,7 @@ class Supervisor:
         self.costs = DeribitCosts(config.tier)
         self.costs_note = f"configured tier {config.tier}"
         self.exit_code = EXIT_OK
+        self.listings: Listings | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -187,7 +191,7 @@ class Supervisor:
         else:
             self.credentials = load_credentials(self.config.credentials_file)
         self.costs, self.costs_note = await account_costs(self.url, self.credentials, self.config.tier)
-        self._create_rings()
+        await self._plan()
         # buckets of an earlier run may hold other limits (another tier, or the account's): start afresh
         shutil.rmtree(self.limits_dir, ignore_errors=True)
         self.limits_dir.mkdir(mode=0o700)
@@ -218,8 +222,9 @@ class Supervisor:
         from feeder.sim import SimServer
         from feeder.sim.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
+        instruments = sim_instruments(self.config)
         self.sim = SimServer(
-            instruments=list(self.config.instruments),
+            **({"instruments": list(instruments)} if instruments else {}),
             rate=self.config.sim_rate,
             credentials={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET},
         )
@@ -228,39 +233,50 @@ class Supervisor:
         self.credentials = Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
         log.info("embedded simulator at %s (demo credentials %s)", self.url, DEMO_CLIENT_ID)
 
-    def _create_rings(self) -> None:
+    async def _plan(self) -> None:
+        """Resolve the selection with the exchange, plan rings and workers, check /dev/shm, create the
+        rings and the inventory (`Listings` keeps the universe up to date from then on)."""
         c = self.config
-        channels = ChannelMap(ChannelConfig(interval=c.interval), authenticated=self.credentials is not None)
-        per_worker: list[list[str]] = [[] for _ in range(min(c.workers, len(c.instruments)))]
-        if c.workers > len(c.instruments):
+        resolved = await resolve(c, self.url)
+        plan = initial(
+            layout_of(c, authenticated=self.credentials is not None), c.workers, resolved.instruments
+        )
+        check_free(plan.size_bytes)
+        if c.workers > plan.workers:
             log.warning(
-                "%d workers for %d instruments: running %d", c.workers, len(c.instruments), len(per_worker)
+                "%d workers for %d units of instruments: running %d", c.workers, plan.workers, plan.workers
             )
-        for i, instrument in enumerate(c.instruments):
-            for stream in c.streams:
-                ring = channels.ring_name(stream, instrument)
-                route = channels.route(ring)
-                self.owners[ring] = create_ring(
-                    ring, route.record_type, c.capacity[stream], instance=self.instance
-                )
-                per_worker[i % len(per_worker)].append(ring)
+        self.listings = Listings(
+            resolved, plan, self.instance, c.removal_grace,
+            create_ring=self._create_ring, mark_closed=lambda ring: self.owners[ring].mark_closed(),
+            remove_ring=lambda ring: self.owners.pop(ring).close(), send=lambda i, m: self._tell(self.slots[i], m),
+            rpc=lambda method, params: self.dispatch(method, params, 10.0), workers_changed=self._rings_moved,
+        )  # fmt: skip
+        self.listings.start()
         cpus = list(c.cpus) if c.cpus else sorted(os.sched_getaffinity(0))
-        if len(per_worker) > len(cpus):
-            log.warning("%d workers share %d CPUs: expect contention", len(per_worker), len(cpus))
-        if c.busy_poll and len(per_worker) >= len(cpus):
-            log.warning(
-                "busy_poll with %d workers on %d CPUs: they take every core", len(per_worker), len(cpus)
-            )
-        for index, rings in enumerate(per_worker):
+        if plan.workers > len(cpus):
+            log.warning("%d workers share %d CPUs: expect contention", plan.workers, len(cpus))
+        if c.busy_poll and plan.workers >= len(cpus):
+            log.warning("busy_poll with %d workers on %d CPUs: they take every core", plan.workers, len(cpus))
+        for index in range(plan.workers):
             policy = RestartPolicy(max_restarts=c.max_restarts, window_s=c.restart_window)
-            self.slots.append(Slot(index, tuple(rings), cpus[index % len(cpus)], policy))
+            self.slots.append(Slot(index, tuple(plan.rings_of(index)), cpus[index % len(cpus)], policy))
+
+    def _create_ring(self, spec: RingSpec) -> None:
+        self.owners[spec.name] = create_ring(
+            spec.name, spec.record_type, spec.capacity, instance=self.instance
+        )
+
+    def _rings_moved(self) -> None:
+        """Listings or ends changed what each worker writes."""
+        for slot in self.slots:
+            slot.rings = tuple(self.listings.plan.rings_of(slot.index))
 
     def _spec(self, slot: Slot) -> WorkerSpec:
         c = self.config
         return WorkerSpec(
             index=slot.index,
             instance=self.instance,
-            rings=slot.rings,
             url=self.url,
             interval=c.interval,
             heartbeat_interval=c.heartbeat_interval,
@@ -273,6 +289,7 @@ class Supervisor:
             audit_interval=c.audit_interval,
             crossed=c.crossed,
             costs=self.costs,
+            **self.listings.spec(slot.index),
         )
 
     def _new_process(self) -> tuple[Any, Connection]:
@@ -351,6 +368,8 @@ class Supervisor:
                     os.kill(slot.process.pid, signal.SIGKILL)
         for owner in self.owners.values():
             owner.close()
+        if self.listings is not None:
+            self.listings.inventory.close()
         self.rundir.release()
         os._exit(EXIT_FORCED)  # the simulator exits by itself when its lifeline pipe closes
 
@@ -372,6 +391,8 @@ class Supervisor:
             await self._reap(slot, deadline)
         for owner in self.owners.values():
             owner.close()
+        if self.listings is not None:
+            self.listings.close()
         shutil.rmtree(self.limits_dir, ignore_errors=True)
         if self.sim is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.sim.stop)
@@ -436,6 +457,10 @@ class Supervisor:
             log.error("worker %d cannot start: %s", slot.index, slot.last_error)
         elif kind == "event":
             self._on_worker_event(slot, message)
+        elif kind == "instrument_state" and self.listings is not None and not self._stop.is_set():
+            self.listings.on_states(message["events"])
+        elif kind == "removed" and self.listings is not None:
+            self.listings.on_removed(message["instruments"])
         return True
 
     def _on_heartbeat(self, slot: Slot, health: dict) -> None:
@@ -458,7 +483,9 @@ class Supervisor:
         name, data = message.get("name"), message.get("data") or {}
         if self._stop.is_set():
             return
-        if name in ("disconnected", "gave_up", "heartbeat_dead"):
+        if name == "connected" and self.listings is not None:
+            self.listings.on_connected(slot.index)
+        elif name in ("disconnected", "gave_up", "heartbeat_dead"):
             slot.last_error = str(data.get("reason") or name)
             log.warning("worker %d: %s %s", slot.index, name, data.get("reason", ""))
         elif name == "subscription_refused":
@@ -637,6 +664,7 @@ class Supervisor:
             "workers": [self._worker_status(s) for s in self.slots],
             "rings": self._ring_status(),
             "rate_limits": {**self.costs.figures(), "why": self.costs_note},
+            "universe": self.listings.status() if self.listings is not None else None,
             "audit_interval_s": self.config.audit_interval,
         }
 

@@ -188,7 +188,8 @@ class Worker:
     def _add(self, message: dict) -> None:
         """More instruments to serve (the supervisor created their rings first)."""
         try:
-            assert self.feed is not None
+            if self.feed is None:
+                raise FeederError("the worker is not running its feed yet")
             self.feed.add(
                 message["members"], message.get("ids"), message.get("indexes"), message.get("watch", ())
             )
@@ -207,7 +208,7 @@ class Worker:
         self._send({"type": "removed", "instruments": instruments, "rings": closed})
 
     def _on_universe(self, events: list) -> None:
-        self._send({"type": "instrument_state", "events": [tuple(e) for e in events]})
+        self._send({"type": "instrument_state", "events": [(*event, channel) for event, channel in events]})
 
     async def _rpc(self, message: dict) -> None:
         rid = message["id"]

@@ -204,7 +204,9 @@ def test_instrument_state_notifications_become_events():
     adapter.watch(["instrument.state.option.BTC"])
     example = channel_examples("instrument.state.(kind).(currency)")["repeated"]
     assert adapter.feed(_msg("instrument.state.option.BTC", example), 1) == []
-    assert adapter.take_events() == [InstrumentState("BTC-22MAR19", "created", 1553080940000)]
+    assert adapter.take_events() == [
+        (InstrumentState("BTC-22MAR19", "created", 1553080940000), "instrument.state.option.BTC")
+    ]
     adapter.feed(_msg("instrument.state.option.BTC", {"state": "blooming"}), 1)
     assert adapter.take_events() == [] and adapter.stats.rejected == 1
 

@@ -29,6 +29,7 @@ exchange's own `public/get_order_book` answer against what was published. Rules 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -122,7 +123,7 @@ class DeribitAdapter:
         self._out: list[Emit] = []
         self._marked: set[str] = set()  # event rings given a marker during this disconnect
         self._requests: list[Resubscribe] = []
-        self._events: list[InstrumentState] = []
+        self._events: list[tuple[InstrumentState, str]] = []
         self._feeds: dict[str, ChannelFeed] = {}
         self._books: dict[str, BookFeed] = {}
         self._by_instrument: dict[str, list[Route]] = {}
@@ -177,7 +178,11 @@ class DeribitAdapter:
         """Follow the market itself: `instrument.state.*` channels (events) and `platform_state`."""
         new = [channel for channel in channels if channel not in self._notices]
         for channel in new:
-            self._notices[channel] = self._platform if channel == PLATFORM_STATE else self._instrument_state
+            self._notices[channel] = (
+                self._platform
+                if channel == PLATFORM_STATE
+                else functools.partial(self._instrument_state, channel)
+            )
         return new
 
     @property
@@ -211,14 +216,14 @@ class DeribitAdapter:
         feed(data, recv_ns)
         return out
 
-    def _instrument_state(self, data: Any, recv_ns: int) -> None:
+    def _instrument_state(self, channel: str, data: Any, recv_ns: int) -> None:
         try:
             event = parse_instrument_state(data)
         except BadMessage as exc:
             self._reject(None, exc)
             return
         self.stats.instrument_states += 1
-        self._events.append(event)
+        self._events.append((event, channel))
 
     def _platform(self, data: Any, recv_ns: int) -> None:
         try:
@@ -240,8 +245,8 @@ class DeribitAdapter:
                     self._feeds[route.channel].lock(flag, recv_ns)
         log.warning("%s %s by the exchange", lock.price_index, "locked" if lock.locked else "unlocked")
 
-    def take_events(self) -> list[InstrumentState]:
-        """Instrument listings and ends seen since the last call, oldest first."""
+    def take_events(self) -> list[tuple[InstrumentState, str]]:
+        """Instrument listings and ends seen since the last call, oldest first, with their channel."""
         events, self._events = self._events, []
         return events
 
