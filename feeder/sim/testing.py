@@ -37,8 +37,9 @@ from websockets.exceptions import InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from feeder.errors import SimControlError, UsageError
+from feeder.sim.catalogue import build_catalogue
+from feeder.sim.clock import SimClock, wall_ms
 from feeder.sim.config import SimConfig
-from feeder.sim.instruments import build_catalogue
 from feeder.sim.tls import client_context
 
 Match = str | re.Pattern | dict | Callable[[Any], Any]
@@ -64,7 +65,8 @@ class SimServer:
         if config is not None and overrides:
             raise UsageError("give SimServer either a SimConfig or keyword overrides, not both")
         config = config if config is not None else SimConfig(**overrides)
-        build_catalogue(config.instruments)  # a bad instrument name fails here, not in the child
+        clock = SimClock(config.start_ms, config.clock_speed, wall_ms())
+        build_catalogue(config.instruments, clock.now(wall_ms()), config.chain)  # bad names fail here
         self._base_config = self.config = config
         self._tempdir: tempfile.TemporaryDirectory | None = None
         self.startup_timeout = startup_timeout

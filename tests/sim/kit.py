@@ -130,6 +130,10 @@ def openapi() -> dict:
       example (here and in asyncapi.json) sends null and booleans: both are allowed.
     - instrument.tick_size_steps is declared one object, and every example is a list of them;
       instrument.quote_currency allows only USD, and the option example says BTC.
+    - instrument.settlement_period allows month, week and perpetual; Deribit lists daily
+      expiries with "day" (what its get_instruments answers for them), so "day" is allowed too.
+    - book_summary declares numbers where its own description and example say `null` when there
+      is no bid, ask or trade (bid_price, ask_price, mid_price, last, high, low, price_change).
     - Some results (public/ticker, public/get_order_book) point at ErrorResponse, the spec's
       placeholder "for broken references": they are left open here and checked against the
       method's response example instead (check_response does both).
@@ -138,6 +142,10 @@ def openapi() -> dict:
     instrument = doc["components"]["schemas"]["instrument"]["properties"]
     instrument["tick_size_steps"] = {"type": "array", "items": instrument["tick_size_steps"]}
     instrument["quote_currency"] = {"type": "string"}
+    instrument["settlement_period"]["enum"] = [*instrument["settlement_period"]["enum"], "day"]
+    summary = doc["components"]["schemas"]["book_summary"]["properties"]
+    for name in ("bid_price", "ask_price", "mid_price", "last", "high", "low", "price_change"):
+        summary[name] = {**summary[name], "type": ["number", "null"]}
     trade = doc["components"]["schemas"]["user_trade"]["properties"]
     trade["matching_id"] = {"type": ["string", "null"]}
     trade["reduce_only"] = trade["post_only"] = {"type": ["boolean", "string"]}
