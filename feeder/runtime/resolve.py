@@ -62,7 +62,6 @@ async def resolve(config: FeederConfig, url: str) -> Resolved:
 
 
 def sim_instruments(config: FeederConfig) -> tuple[str, ...] | None:
-    """What the embedded simulator is started with: the exact names asked for, or None for its own
-    catalogue (a selection by pattern, kind or currency is resolved against what it lists)."""
-    selection = selection_of(config)
-    return selection.patterns if selection.exact else None
+    """What the embedded simulator is started with: the names and patterns asked for (it lists them
+    and moves their books), or None for its own catalogue when only kinds or currencies select."""
+    return selection_of(config).patterns or None

@@ -6,8 +6,8 @@ Pure except `check_free`, which asks the kernel how much /dev/shm has free. Rule
   1024}`), then the stream (`book = 4096`, every ring of that stream), then the defaults below, which
   follow the update rates: a perpetual's book changes hundreds of times a second, an option's a few
   times a minute, and a chain ring carries a whole chain's rate. With them all BTC and ETH options,
-  futures and perpetuals (about 1,600 instruments) take about 0.6 GB in per-instrument rings and
-  about 0.2 GB with option chains.
+  futures and perpetuals (about 1,600 instruments) take about 0.7 GB in per-instrument rings and
+  about 0.13 GB with option chains.
 - Nothing is created before the whole plan is known to fit: `check_free` compares the total with what
   /dev/shm has free and fails with the amount needed and the docker-compose `shm_size` to set.
 """

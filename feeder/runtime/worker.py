@@ -134,6 +134,8 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         self._last_frames = -1
         self._last_data = time.monotonic()
+        self._started = False
+        self._early: list[dict] = []  # add / remove messages that came before the feed started
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -149,6 +151,10 @@ class Worker:
             self._send({"type": "fatal", "error": wire.error_to_wire(exc)})
             hb.cancel()
             return EXIT_FATAL
+        self._started = True
+        for message in self._early:
+            self._on_message(message)
+        self._early.clear()
         self._send({"type": "ready"})
         await self._stop.wait()
         hb.cancel()
@@ -171,6 +177,12 @@ class Worker:
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
             self._stop.set()
             return
+        if message.get("type") in ("add", "remove") and not self._started:
+            self._early.append(message)
+        else:
+            self._on_message(message)
+
+    def _on_message(self, message: dict) -> None:
         kind = message.get("type")
         if kind == "rpc":
             task = asyncio.get_running_loop().create_task(self._rpc(message))

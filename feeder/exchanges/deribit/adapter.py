@@ -135,9 +135,15 @@ class DeribitAdapter:
         """Serve more routes; returns the channels to subscribe (new ones only)."""
         new: list[str] = []
         for route in routes:
+            feed = self._feeds.get(route.channel)
+            if (
+                feed is not None
+                and not isinstance(feed, MarkpriceFeed)
+                and self.routes[route.channel] == route
+            ):
+                continue  # served already (a worker started with it and was told to add it too)
             self.ids.setdefault(route.instrument, route.instrument_id)
             self._by_instrument.setdefault(route.instrument, []).append(route)
-            feed = self._feeds.get(route.channel)
             if feed is None:
                 feed = self._feeds[route.channel] = _FEEDS[route.stream](self, route)
                 self.routes[route.channel] = route
@@ -149,6 +155,8 @@ class DeribitAdapter:
                     "routes", route.channel, "one ring per channel: the channel is served already"
                 )
             if isinstance(feed, MarkpriceFeed):
+                if route.instrument in feed.members:
+                    self._by_instrument[route.instrument].pop()
                 feed.members[route.instrument] = route.instrument_id
             if self.indexes.get(route.instrument) in self.locked:
                 feed.locked = LOCKED

@@ -236,7 +236,7 @@ def parse_trade(item: Any, instrument: str) -> Trade:
             _trade_id(item.get("trade_id")),
             _price(item, "price"),
             _amount(item, "amount", positive=True),
-            _price(item, "mark_price"),
+            _amount(item, "mark_price"),  # a model value: an option worth nothing has mark 0
             _price(item, "index_price"),
             _optional(item, "iv"),
             direction,
