@@ -447,7 +447,7 @@ def _summarise(writer: dict, readers: list[dict], workload: dict) -> dict:
 # --- the ring's publish, measured alone ----------------------------------------------------------
 
 # A typical book change: 2 of the top 10 levels change (a price and a size each); the record header too.
-HEAD_FIELDS = ("flags", "_reserved", "ts_exchange", "ts_recv", "change_id", "prev_change_id", "bid_count",
+HEAD_FIELDS = ("flags", "instrument_id", "ts_exchange", "ts_recv", "change_id", "prev_change_id", "bid_count",
                "ask_count")  # fmt: skip
 BOOK_FIELDS = (*HEAD_FIELDS, "_reserved2", "bid_px", "bid_sz", "ask_px", "ask_sz")
 LEVELS = np.arange(10, dtype=np.float64)
