@@ -1,9 +1,10 @@
 """The records a replica writes where the source's records are missing. Pure numpy, time as an argument.
 
 A run of missing seqs [a, b) becomes one record at seq b - 1 (the others are skipped, so readers count
-them lost): on a book ring a GAP copy of the last book before it (not SNAPSHOT: the book is not to be
-trusted until the next SNAPSHOT), or a MARKER|GAP record with no book if there was none; on trade and
-ticker rings a MARKER|GAP record that carries no event, never a copy of an old one.
+them lost): on a book ring a GAP copy of the last book before it (SNAPSHOT and CROSSED cleared: the book
+is not to be trusted until the next SNAPSHOT), or a MARKER|GAP record with no book if there was none; on
+trade and ticker rings a MARKER|GAP record that carries no event, never a copy of an old one. The
+contents follow feeder.ring.gaps, like every other writer of such records.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from feeder.ring.flags import GAP, MARKER, SNAPSHOT
+from feeder.ring import gaps
+from feeder.ring.flags import MARKER
 
 Span = tuple[int, int]
 
 
 def gap_record(dtype: np.dtype, record_type: str, last: np.void | None, seq: int, now_ns: int) -> np.ndarray:
-    """The one record that stands for a run of missing seqs ending at `seq`."""
-    if record_type == "book" and last is not None and not int(last["flags"]) & MARKER:
+    """The one record that stands for a run of missing seqs ending at `seq` (contents by the rules of
+    feeder.ring.gaps, which every writer of such records follows)."""
+    if record_type == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
         out = np.array([last], dtype)
-        out["flags"] = (int(last["flags"]) & ~SNAPSHOT) | GAP
+        gaps.gap_copy(out, now_ns)
     else:
-        out = np.zeros(1, dtype)
-        out["flags"] = MARKER | GAP
+        out = gaps.marker(dtype, now_ns)
     out["seq"] = seq
-    out["ts_recv"] = now_ns
     out["ts_publish"] = now_ns
     return out
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 
 from feeder.errors import ConfigError, UsageError
@@ -131,7 +132,8 @@ def plan(config: cfg.FeederConfig, resolved: Resolved | None = None) -> dict:
     from feeder.runtime.plan import initial, layout_of
 
     resolved = resolved or without_exchange(config)
-    p = initial(layout_of(config, authenticated=config.sim), config.workers, resolved.instruments)
+    cpus = list(config.cpus) if config.cpus else sorted(os.sched_getaffinity(0))
+    p, _ = initial(layout_of(config, authenticated=config.sim), config.workers, resolved.instruments, cpus)
     needed = p.size_bytes
     return {
         "exchange": config.exchange,

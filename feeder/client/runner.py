@@ -186,7 +186,7 @@ class Runner:
     def _do_WaitToRetry(self, a: lc.WaitToRetry) -> None:
         self.reconnects += 1
         self._emit("reconnecting", delay=a.delay, attempt=a.attempt, reason=str(a.explanation))
-        logger.warning("connection lost (%s); reconnecting in %.2f s", a.explanation, a.delay)
+        logger.info("connection lost (%s); reconnecting in %.2f s", a.explanation, a.delay)
         self._retry = asyncio.get_running_loop().call_later(a.delay, self.feed, lc.RetryDue())
 
     def _do_GiveUp(self, a: lc.GiveUp) -> None:
@@ -301,7 +301,7 @@ class Runner:
 
     def _on_verdict(self, verdict: Verdict, reason: str) -> None:
         self._emit("heartbeat_dead", reason=reason, verdict=verdict.value)
-        logger.warning("heartbeat: %s; replacing the connection", reason)
+        logger.info("heartbeat: %s; replacing the connection", reason)
         self.feed(lc.Replace(LinkDead(f"heartbeat: {reason}"), abort=verdict is Verdict.DEAD))
 
     def _call_disconnected_hook(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from feeder.core.placement import Placement, least_loaded, place
 from feeder.exchanges.deribit.channels import STREAM_RECORDS, ChannelConfig, ChannelMap
 from feeder.exchanges.deribit.instruments import InstrumentInfo
 from feeder.ring.chains import MARKPRICE, chain_symbol, instrument_group, is_chain
@@ -122,7 +123,7 @@ class Plan:
     def _place(self, unit: str, kind: str) -> int:
         worker = self.worker_of.get(unit)
         if worker is None:
-            worker = self.worker_of[unit] = min(range(self.workers), key=self.loads.__getitem__)
+            worker = self.worker_of[unit] = least_loaded(self.loads)
         self.loads[worker] += WEIGHT[kind]
         return worker
 
@@ -160,22 +161,34 @@ class Plan:
         return sum(spec.size_bytes for spec in self.rings.values())
 
 
-def initial(layout: Layout, workers: int, infos: Sequence[InstrumentInfo]) -> Plan:
-    """The plan at start: heaviest units first, each to the least loaded worker; never more workers
-    than units."""
-    trial = Plan(layout, 1)
-    trial.add(infos)
-    plan = Plan(layout, max(1, min(workers, len(set(trial.worker_of)))))
-    by_unit: dict[str, list[InstrumentInfo]] = {}
+def initial(
+    layout: Layout,
+    workers: int,
+    infos: Sequence[InstrumentInfo],
+    cpus: Sequence[int] = (0,),
+    busy_poll: bool = False,
+) -> tuple[Plan, Placement]:
+    """The plan at start and its placement (`feeder.core.placement`: workers to CPUs, warnings): units
+    heaviest first, each to the least loaded worker by weight; never more workers than units."""
+    units: dict[str, list[str]] = {}  # unit -> its rings
     weight: dict[str, int] = {}
     for info in infos:
-        served = layout.serve(info)
-        unit = next(iter(served.units.values()))
-        by_unit.setdefault(unit, []).append(info)
-        weight[unit] = weight.get(unit, 0) + WEIGHT[info.kind]
-    for unit in sorted(by_unit, key=lambda u: -weight[u]):
-        plan.add(by_unit[unit])
-    return plan
+        for ring, unit in layout.serve(info).units.items():
+            rings = units.setdefault(unit, [])
+            if ring not in rings:
+                rings.append(ring)
+            weight[unit] = (
+                weight.get(unit, 0) + WEIGHT[MARKPRICE if ring.startswith(f"{MARKPRICE}.") else info.kind]
+            )
+    order = sorted(units, key=lambda u: -weight[u])
+    placement = place([units[u] for u in order], workers, cpus, busy_poll, [weight[u] for u in order])
+    plan = Plan(layout, len(placement.rings))
+    for worker, rings in enumerate(placement.rings):
+        for unit in order:
+            if units[unit][0] in rings:
+                plan.worker_of[unit] = worker
+    plan.add(infos)
+    return plan, placement
 
 
 def layout_of(config: Any, authenticated: bool) -> Layout:

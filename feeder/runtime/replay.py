@@ -30,7 +30,8 @@ from feeder.exchanges.deribit.adapter import DeribitAdapter
 from feeder.exchanges.deribit.channels import STREAM_RECORDS, ChannelConfig, ChannelMap, Route
 from feeder.recordings import Recording, read, recordings_in
 from feeder.recordings.files import META
-from feeder.ring import GAP, MARKER, RingWriter
+from feeder.ring import RingWriter
+from feeder.ring.gaps import marker
 from feeder.ring.schema import record_schema
 
 
@@ -247,8 +248,6 @@ def with_markers(records: np.ndarray) -> np.ndarray:
     holes = np.flatnonzero(np.diff(records["seq"].astype(np.int64)) != 1) + 1
     if not len(holes):
         return records
-    markers = np.zeros(len(holes), records.dtype)
-    markers["flags"] = GAP | MARKER
-    for field in ("ts_recv", "ts_publish"):
-        markers[field] = records[field][holes]
+    markers = marker(records.dtype, records["ts_recv"][holes])
+    markers["ts_publish"] = records["ts_publish"][holes]  # its place in the recorded publish order
     return np.insert(records, holes, markers)

@@ -7,7 +7,8 @@ import pytest
 
 from feeder import record_schema
 from feeder.ring import GAP, MARKER, SNAPSHOT, RingReader, RingWriter
-from feeder.ring.marking import gap_record, last_content, mark_gap, needs_mark
+from feeder.ring.gaps import gap_record
+from feeder.ring.marking import last_content, mark_gap, needs_mark
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import psutil
 import pytest
 from helpers import wait_until
 from runtime.feederkit import FeederProcess, cleanup_run_dir
+from runtime.test_logs import noise
 
 from feeder import GAP, SNAPSHOT, FeederHandle, OutcomeUnknown, RingReader
 from feeder.runtime import wire
@@ -88,6 +89,7 @@ def test_feeder_on_the_embedded_simulator_fills_every_ring_and_stops_cleanly(fee
     wait_until(
         lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in children)
     )
+    assert noise(proc.output()) == [], "a stop by SIGTERM is as quiet as one at --duration"
 
 
 def test_a_busy_polling_worker_keeps_its_core_busy_while_it_delivers(feeder):

@@ -7,6 +7,7 @@ import pytest
 from universe.universekit import CALL, PUT
 
 from feeder import FINAL, GAP, MARKER, SNAPSHOT, ChainReader, RingWriter, UsageError, record_schema
+from feeder.ring.marking import mark_gap, needs_mark
 from feeder.universe.inventory import InventoryWriter, entry_for
 
 
@@ -90,3 +91,13 @@ def test_a_lapped_reader_flags_every_row_it_may_have_missed(chain):
 def test_a_chain_reader_refuses_a_per_instrument_ring():
     with RingWriter.create("book.BTC", "book", 16), pytest.raises(UsageError, match="RingReader"):
         ChainReader("book.BTC")
+
+
+def test_a_dead_writers_chain_ring_is_marked_once_for_every_instrument(chain):
+    writer, reader = chain
+    writer.publish_batch(np.concatenate([book(301, 1, 10.0, SNAPSHOT), book(302, 1, 20.0, SNAPSHOT)]))
+    assert needs_mark("book.BTC-options", "book") and mark_gap(writer)
+    assert not needs_mark("book.BTC-options", "book") and not mark_gap(writer)
+    records = reader.poll()
+    assert (records[-1]["flags"], records[-1]["instrument_id"]) == (MARKER | GAP, 0)
+    assert reader.book(CALL.name).is_gap and reader.book(PUT.name).is_gap

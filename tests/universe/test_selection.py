@@ -12,7 +12,7 @@ from universe.universekit import CALL, PUT, option
 from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.deribit.instruments import InstrumentInfo
 from feeder.exchanges.deribit.selection import Selection, SelectionError
-from feeder.runtime.plan import Layout, initial
+from feeder.runtime.plan import Layout, Plan, initial
 from feeder.runtime.sizing import SharedMemoryTooSmall, capacity, check_free, shm_size_advice
 
 PERP = InstrumentInfo(
@@ -85,12 +85,16 @@ def test_listings_are_followed_when_the_selection_can_grow_or_its_instruments_ex
     assert Selection(("BTC-*-C",)).matches(option("BTC-3JAN27-120000-C", 9))
 
 
+def initial_plan(layout: Layout, workers: int, infos) -> Plan:
+    return initial(layout, workers, infos, cpus=(0, 1))[0]
+
+
 def _layout(chains=(), table=None) -> Layout:
     return Layout(STREAMS, chains, table or {}, ChannelMap(authenticated=True))
 
 
 def test_chain_instruments_share_rings_and_one_worker():
-    plan = initial(_layout(("option",)), 4, CATALOG)
+    plan = initial_plan(_layout(("option",)), 4, CATALOG)
     call = plan.served[CALL.name]
     assert call.rings == {
         "book": "book.BTC-options", "trades": "trades.BTC-options", "ticker": "ticker.BTC-options",
@@ -105,13 +109,13 @@ def test_chain_instruments_share_rings_and_one_worker():
 
 
 def test_the_busiest_units_are_spread_first_and_never_more_workers_than_units():
-    plan = initial(_layout(("option",)), 2, CATALOG)
+    plan = initial_plan(_layout(("option",)), 2, CATALOG)
     assert plan.worker_of["BTC-PERPETUAL"] != plan.worker_of["ETH-PERPETUAL"]
-    assert initial(_layout(), 8, [PERP]).workers == 1
+    assert initial_plan(_layout(), 8, [PERP]).workers == 1
 
 
 def test_a_listing_joins_its_chains_worker_and_an_end_frees_its_rings():
-    plan = initial(_layout(("option",)), 2, CATALOG)
+    plan = initial_plan(_layout(("option",)), 2, CATALOG)
     new = option("BTC-3JAN27-120000-C", 999)
     served, rings = plan.add([new])
     assert (
@@ -143,7 +147,7 @@ def test_the_defaults_put_all_btc_and_eth_options_futures_and_perpetuals_under_1
     catalog = [PERP, ETH_PERP, *futures, *options[:1580]]
     assert len(catalog) >= 1600
     for chains in ((), ("option",)):
-        size = initial(_layout(chains), 2, catalog).size_bytes
+        size = initial_plan(_layout(chains), 2, catalog).size_bytes
         assert size < 1 << 30, (chains, size / 2**20)
 
 

@@ -29,6 +29,7 @@ from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, SNAPSHOT
+from feeder.ring.gaps import COPY_CLEARS, gap_copy
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -42,7 +43,7 @@ _LEVELS_END = ASK_OFFSET + 16 * DEPTH
 if ASK_OFFSET != BID_OFFSET + 16 * DEPTH:
     raise SchemaError("book.json: bid_px, bid_sz, ask_px, ask_sz must lie back to back (audits compare them)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
-_NOT_LOCKED = 0xFFFFFFFF ^ (SNAPSHOT | LOCKED)
+_NOT_LOCKED = 0xFFFFFFFF ^ (COPY_CLEARS | LOCKED)
 
 
 class BookFeed(ChannelFeed):
@@ -53,15 +54,15 @@ class BookFeed(ChannelFeed):
         self.state = BookSync.AWAITING_SNAPSHOT
         self.book = L2Book()
         self.record = scratch("book")
+        self.record["instrument_id"] = self.iid  # GAP copies before the first book name it too
         self.buf = memoryview(self.record.view(np.uint8))
         self.levels = self.buf[BID_OFFSET:_LEVELS_END]
         self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
         self.resync_crossed = adapter.crossed == "resync"
-        self.change_id = self.prev_change_id = self.ts_exchange = 0
+        self.change_id = 0
         self.counts = (0, 0)
-        self.last_flags = GAP  # an empty book until the first snapshot
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
         self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
@@ -123,7 +124,7 @@ class BookFeed(ChannelFeed):
 
     def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
         """The record after an applied message: valid, or found crossed or wrong by a pending audit."""
-        self.change_id, self.prev_change_id, self.ts_exchange = change_id, prev, ts_exchange
+        self.change_id = change_id
         book = self.book
         if book.bids.dirty or book.asks.dirty:  # the top-N changes: so do the bytes the audit keeps
             bid_count, ask_count = self.counts = book.write_top(self.buf)
@@ -144,7 +145,6 @@ class BookFeed(ChannelFeed):
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.audit_failed()
         flags |= self.locked
-        self.last_flags = flags
         _pack_book(
             self.buf, _BOOK_OFF, flags, self.iid, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count
         )
@@ -174,30 +174,31 @@ class BookFeed(ChannelFeed):
             self.publish_gap(now_ns)
 
     def publish_gap(self, recv_ns: int) -> None:
-        """Re-publish the last top-N (or an empty book) flagged GAP."""
-        self.republish(GAP | self.locked, recv_ns)
-
-    def republish(self, flags: int, recv_ns: int) -> None:
-        """The last top-N (or an empty book) again, with `flags` (SNAPSHOT never)."""
-        self.last_flags = flags = flags & _NO_SNAPSHOT
-        bid_count, ask_count = self.counts
-        _pack_book(
-            self.buf, _BOOK_OFF, flags, self.iid, self.ts_exchange, recv_ns, self.change_id,
-            self.prev_change_id, bid_count, ask_count,
-        )  # fmt: skip
+        """Re-publish the last top-N (or an empty book) as its GAP copy (`feeder.ring.gaps`): the scratch
+        record always holds the last published record, since only `publish` writes its levels."""
+        gap_copy(self.buf, recv_ns)
         self.stats.records += 1
         self.out.append(self.emit)
 
     def lock(self, locked: int, now_ns: int) -> None:
-        """The currency was locked (LOCKED) or unlocked (0): the last book again at once, so flagged."""
+        """The currency was locked (LOCKED) or unlocked (0): a copy of the last book at once, so flagged."""
         if locked != self.locked:
             self.locked = locked
-            self.republish((self.last_flags & _NOT_LOCKED) | locked, now_ns)
+            if self.state is BookSync.AWAITING_SNAPSHOT:
+                return  # nothing was published: there is no book to flag
+            record = self.record
+            record["flags"] = (int(record["flags"][0]) & _NOT_LOCKED) | locked
+            record["ts_recv"] = now_ns
+            self.stats.records += 1
+            self.out.append(self.emit)
 
     def final(self, now_ns: int) -> None:
-        """The instrument ended: its last book once more, GAP|FINAL; nothing follows."""
+        """The instrument ended: its last book once more as a GAP copy, flagged FINAL; nothing follows."""
         self.state = next_state(self.state, SyncEvent.DISCONNECTED)
-        self.republish(GAP | FINAL | self.locked, now_ns)
+        gap_copy(self.buf, now_ns)
+        self.record["flags"] |= FINAL
+        self.stats.records += 1
+        self.out.append(self.emit)
 
     # --- the live audit ------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ Rules they keep (the adapter's module doc has the whole contract):
 - Trades: one record per trade; a trade_seq jump flags that record GAP and is counted; repeated
   trade_seq are dropped and counted. Tickers: one record per notification (options with their IVs,
   greeks and underlying). Markprice: one record per option of the served chain in each notification.
-- A disconnect gets a MARKER|GAP record (`feeder.ring.marking`) on every event ring that published
+- A disconnect gets a MARKER|GAP record (`feeder.ring.gaps`) on every event ring that published
   since its last marker (one per ring: in a chain ring it has instrument_id 0 and speaks for all):
   readers learn at once that the stream is interrupted, and no event is repeated (a reader summing
   trade amounts over non-MARKER records counts each trade once).
@@ -27,7 +27,7 @@ from feeder.exchanges.deribit.notices import markprice_items
 from feeder.exchanges.deribit.parse import Ticker, Trade, parse_ticker, parse_trade, trades_list
 from feeder.exchanges.deribit.records import packer, scratch
 from feeder.ring.flags import FINAL, GAP, MARKER
-from feeder.ring.marking import marker
+from feeder.ring.gaps import marker
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
