@@ -29,6 +29,11 @@ WEIGHT = {"perpetual": 100, "spot": 20, "future": 20, "option": 1, MARKPRICE: 5,
 UNIVERSE = "universe"
 
 
+def _weight_of(ring: str, info: InstrumentInfo) -> int:
+    """What writing `ring` for `info` weighs (a markprice chain ring weighs as one)."""
+    return WEIGHT[MARKPRICE if ring.startswith(f"{MARKPRICE}.") else info.kind]
+
+
 @dataclass(frozen=True)
 class Served:
     """One instrument as the feeder serves it."""
@@ -117,18 +122,19 @@ class Plan:
                     spec = self.layout.ring_spec(ring, unit, info.kind)
                     self.rings[ring] = spec
                     new_rings.append(spec)
-                self._place(unit, MARKPRICE if ring.startswith(f"{MARKPRICE}.") else info.kind)
+                self._place(unit, _weight_of(ring, info))
         return new_served, new_rings
 
-    def _place(self, unit: str, kind: str) -> int:
+    def _place(self, unit: str, weight: int) -> int:
         worker = self.worker_of.get(unit)
         if worker is None:
             worker = self.worker_of[unit] = least_loaded(self.loads)
-        self.loads[worker] += WEIGHT[kind]
+        self.loads[worker] += weight
         return worker
 
     def place_universe(self) -> int:
-        return self._place(UNIVERSE, UNIVERSE)
+        """The worker that subscribes the instrument.state channels."""
+        return self._place(UNIVERSE, WEIGHT[UNIVERSE])
 
     def remove(self, names: Iterable[str]) -> tuple[list[Served], list[str]]:
         """Stop serving instruments: (what they were, the rings no instrument uses any more)."""
@@ -137,8 +143,7 @@ class Plan:
         dropped = []
         for served in gone:
             for ring, unit in served.units.items():
-                kind = MARKPRICE if ring.startswith(f"{MARKPRICE}.") else served.info.kind
-                self.loads[self.worker_of[unit]] -= WEIGHT[kind]
+                self.loads[self.worker_of[unit]] -= _weight_of(ring, served.info)
                 if ring not in used and ring in self.rings:
                     del self.rings[ring]
                     dropped.append(ring)
@@ -177,9 +182,7 @@ def initial(
             rings = units.setdefault(unit, [])
             if ring not in rings:
                 rings.append(ring)
-            weight[unit] = (
-                weight.get(unit, 0) + WEIGHT[MARKPRICE if ring.startswith(f"{MARKPRICE}.") else info.kind]
-            )
+            weight[unit] = weight.get(unit, 0) + _weight_of(ring, info)
     order = sorted(units, key=lambda u: -weight[u])
     placement = place([units[u] for u in order], workers, cpus, busy_poll, [weight[u] for u in order])
     plan = Plan(layout, len(placement.rings))
