@@ -20,7 +20,7 @@ from feeder.sim import messages as msg
 from feeder.sim.account import account_summary
 from feeder.sim.auth import Accounts, Grant
 from feeder.sim.hub import Hub
-from feeder.sim.instruments import OTHER_CURRENCIES, currency_object
+from feeder.sim.instruments import CURRENCY_INFO, OTHER_CURRENCIES, currency_object
 from feeder.sim.market import Market
 from feeder.sim.params import MethodSpec, method_spec, validate
 from feeder.sim.ratelimit import Limiter
@@ -217,7 +217,7 @@ class Api:
     def status(self, ctx: Ctx, p: dict) -> dict:
         locked = sorted(self.market.locked)
         return {
-            "locked": "true" if len(locked) == 2 else "partial" if locked else "false",
+            "locked": "true" if len(locked) == len(CURRENCY_INFO) else "partial" if locked else "false",
             "locked_currencies": locked,
             "locked_indices": [f"{b.lower()}_usd" for b in locked],
         }
@@ -279,7 +279,7 @@ class Api:
         st = self._state(p["instrument_name"])
         index = self.market.index_price(st.inst.base)
         count = p.get("count", 10)
-        trades = [msg.public_trade(st, tp, index) for tp in st.trades[-count:]]
+        trades = [msg.public_trade(st, tp, index, self.market.marks) for tp in st.trades[-count:]]
         if p.get("sorting") == "desc":
             trades.reverse()
         return {"trades": trades, "has_more": len(st.trades) > count}

@@ -33,6 +33,9 @@ class SimConfig:
     clock_speed: float = 1.0  # simulated seconds per wall second (the exchange clock: expiries come sooner)
     start_ms: int | None = None  # the exchange clock at start (ms since the epoch); None: now
     settlement_grace: float = 1.0  # wall seconds from settled or closed to terminated
+    instrument_states: str = (
+        "classic"  # instrument.state names: the vendored spec's, or "book" (Deribit 2026)
+    )
     seed: int = 1
     credentials: dict[str, str] = field(default_factory=lambda: dict(DEMO_CREDENTIALS), repr=False)
     rate_limits: bool = True
@@ -79,6 +82,12 @@ class SimConfig:
             "start_ms",
             self.start_ms,
             "ms since the Unix epoch (or None: now)",
+        )
+        _check(
+            self.instrument_states in ("classic", "book"),
+            "instrument_states",
+            self.instrument_states,
+            "classic (created, started, settled, closed, terminated) or book (open, delivered, ...)",
         )
         _check(
             _num(self.settlement_grace) and self.settlement_grace >= 0,

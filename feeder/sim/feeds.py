@@ -4,10 +4,10 @@ A feed exists while somebody subscribes to its channel. It reacts to book change
 to the 100 ms clock (`on_tick`, for aggregated intervals), to the index clock (`on_index`, once a
 second: option tickers, whose model moves then) and to user order/trade events, and hands
 encoded frames to the hub. This module holds the feeds of one instrument and the user's own;
-channels about a whole market (index, marks, instrument states, platform state) are in notices.py. Interval book feeds keep Deribit's
-chaining: each message carries the last change_id of its interval and the previous message's
-change_id as `prev_change_id`; a new subscriber gets its snapshot at the next tick, so the chain
-it sees is unbroken. The truth at any sent change_id is the book after that change. `agg2` is
+channels about a whole market (index, marks, instrument states, platform state) are in
+notices.py. Interval book feeds keep Deribit's chaining: each message carries the last change_id
+of its interval and the previous message's change_id as `prev_change_id`; a new subscriber gets
+its snapshot at the next tick, so the chain it sees is unbroken. The truth at any sent change_id is the book after that change. `agg2` is
 aggregated on the same 100 ms clock (its period is not documented by Deribit).
 """
 
@@ -254,7 +254,7 @@ class Trades(Feed):
             return
         st = self.state
         index = self.hub.market.index_price(st.inst.base)
-        trades = [msg.public_trade(st, tp, index) for tp in change.trades]
+        trades = [msg.public_trade(st, tp, index, self.hub.market.marks) for tp in change.trades]
         if self.interval_driven:
             self.batch.extend(trades)
         else:

@@ -1,13 +1,15 @@
 """Instruments coming and going as the exchange's clock runs: listings, expiries, delistings, locks.
 
-The states, in `instrument.state.{kind}.{currency}` notifications (the lifecycle of the vendored
-spec): a listing is `created` then `started` (it trades at once). At its expiry (08:00 UTC) an
-instrument is `settled`: its user orders are cancelled (`cancel_reason` "settlement"), its book is
-emptied by one last change (so the truth knows the empty book at that change_id), its ticker says
-state "closed" with the delivery price (the index then) as settlement_price; `get_instruments`
-lists it only with `expired=true`. A delisted one is `closed` the same way, without a delivery
-price. `settlement_grace` wall seconds later either is `terminated`: its channels end (the
-subscriptions silently go away) and subscribing to them is refused. When the clock passes an
+The steps, and the states `instrument.state.{kind}.{currency}` announces for them (`ANNOUNCED`: the
+vendored spec's lifecycle, "classic", or the order book states Deribit moved to in January 2026,
+"book"): a listing is `created` then `started` (book: `open`); it trades at once. At its expiry
+(08:00 UTC) an instrument is `settled` (book: `settlement`, `delivered`): its user orders are
+cancelled (`cancel_reason` "settlement"), its book is emptied by one last change (so the truth
+knows the empty book at that change_id), its ticker's state is "closed" (book: "delivered") with
+the delivery price (the index then) as settlement_price; `get_instruments` lists it only with
+`expired=true`. A delisted one is `closed` (book: `inactive`) the same way, without a delivery
+price. `settlement_grace` wall seconds later either is `terminated` (book: `archivized`): its
+channels end (the subscriptions silently go away) and subscribing to them is refused. When the clock passes an
 08:00 UTC, what expired there settles and the expiries that schedule brings in (chain.py) are
 listed around the index of then, so the chain keeps its shape.
 
@@ -25,6 +27,25 @@ from feeder.sim.clock import expiry_hours
 from feeder.sim.hub import Hub
 from feeder.sim.instruments import Instrument
 from feeder.sim.market import InstrumentState, Market
+
+ANNOUNCED = {
+    "classic": {
+        "listed": ("created", "started"),
+        "settled": ("settled",),
+        "closed": ("closed",),
+        "terminated": ("terminated",),
+    },
+    "book": {
+        "listed": ("open",),
+        "settled": ("settlement", "delivered"),
+        "closed": ("inactive",),
+        "terminated": ("archivized",),
+    },
+}
+BOOK_STATE = {  # what a ticker's `state` says once an instrument stopped trading
+    "classic": {"settled": "closed", "closed": "closed"},
+    "book": {"settled": "delivered", "closed": "inactive"},
+}
 
 
 @dataclass
@@ -46,8 +67,11 @@ class Events:
 
 
 class Lifecycle:
-    def __init__(self, market: Market, hub: Hub, size: ChainSize, grace: float, now_ms: int):
+    def __init__(
+        self, market: Market, hub: Hub, size: ChainSize, grace: float, now_ms: int, states: str = "classic"
+    ):
         self.market, self.hub, self.size, self.grace = market, hub, size, grace
+        self.announced, self.book_state = ANNOUNCED[states], BOOK_STATE[states]
         self.last_ms = now_ms  # the exchange time the schedule was last brought up to
         self.ending: list[tuple[float, int]] = []  # (monotonic deadline, index) to terminate
         self.unlock_at: dict[str, float] = {}
@@ -93,20 +117,20 @@ class Lifecycle:
     def list(self, inst: Instrument, ts_ms: int) -> InstrumentState:
         st = self.market.add(inst)
         self.hub.add_instrument()
-        self.hub.instrument_state(st.inst, "created", ts_ms)
-        self.hub.instrument_state(st.inst, "started", ts_ms)
+        self._announce(st, "listed", ts_ms)
         return st
 
     def end(self, st: InstrumentState, status: str, ts_ms: int, mono: float) -> str:
         """Settle (at the index of now) or close `st`; terminated `grace` seconds after `mono`."""
         settlement = self.market.index_price(st.inst.base) if status == "settled" else None
+        st.book_state = self.book_state[status]
         orders, change = self.market.end(st, status, settlement, ts_ms)
         if change is not None:
             self.hub.publish([change])
         if orders:
             self.hub.user_events(orders, [])
         self.hub.final_ticker(st.index, ts_ms)
-        self.hub.instrument_state(st.inst, status, ts_ms)
+        self._announce(st, status, ts_ms)
         self.ending.append((mono + self.grace, st.index))
         return st.inst.name
 
@@ -114,8 +138,12 @@ class Lifecycle:
         st.status = "terminated"
         self.market.catalogue.terminate(st.index)
         self.hub.forget_instrument(st.index, ts_ms)
-        self.hub.instrument_state(st.inst, "terminated", ts_ms)
+        self._announce(st, "terminated", ts_ms)
         return st.inst.name
+
+    def _announce(self, st: InstrumentState, step: str, ts_ms: int) -> None:
+        for state in self.announced[step]:
+            self.hub.instrument_state(st.inst, state, ts_ms)
 
     # --- locks ---------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class InstrumentState:
     """One instrument's live state."""
 
     __slots__ = (
-        "book", "change_id", "changes", "high", "index", "inst", "ivs", "last_trade", "low", "matcher", "model",
+        "book", "book_state", "change_id", "changes", "high", "index", "inst", "ivs", "last_trade", "low", "matcher", "model",
         "open_interest", "rng", "settlement", "status", "tick_direction", "trade_seq", "trades", "truth",
         "volume_lots", "walk",
     )  # fmt: skip
@@ -86,7 +86,8 @@ class InstrumentState:
         self.high: int | None = None
         self.low: int | None = None
         self.open_interest = own.randrange(10**6, 10**7) if inst.kind == "future" else own.randrange(10, 5000)
-        self.status = "started"  # created | started | settled | closed | terminated (instrument.state)
+        self.status = "started"  # started | settled | closed | terminated (lifecycle.py)
+        self.book_state = "open"  # what its ticker says
         self.settlement: float | None = None  # the delivery price, once settled
         self.model: tuple | None = None  # (epoch, Quote): the option model's cache (marks.py)
         self.ivs: dict[float, float] = {}
@@ -151,7 +152,7 @@ class Market:
         self, st: InstrumentState, status: str, settlement: float | None, ts_ms: int
     ) -> tuple[list[Order], BookChange | None]:
         """Stop trading `st` (settled or closed): the orders cancelled and the last change (an empty book)."""
-        st.status, st.settlement = status, settlement
+        st.status, st.settlement, st.model = status, settlement, None
         if st in self.active:
             self.active.remove(st)
         orders = [o for o in self.orders.values() if o.inst == st.index and o.state == "open"]
@@ -261,7 +262,16 @@ class Market:
             b = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(bids, True)]
             a = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(asks, False)]
             h = book_hash([x[0] for x in b], [x[1] for x in b], [x[0] for x in a], [x[1] for x in a])
-            out.append({"instrument": st.inst.name, "change_id": cid, "bids": b, "asks": a, "hash": h})
+            out.append(
+                {
+                    "instrument": st.inst.name,
+                    "instrument_id": st.inst.instrument_id,
+                    "change_id": cid,
+                    "bids": b,
+                    "asks": a,
+                    "hash": h,
+                }
+            )
         return out
 
     # --- orders ------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def mark_price(st: InstrumentState) -> float:
 
 def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) -> dict:
     """A ticker; options add the model's greeks and IVs (bid_iv / ask_iv: those of the book's best
-    prices, 0 without one). An instrument out of trading says state "closed"; once settled its
+    prices, 0 without one). An instrument out of trading says so in `state`; once settled its
     settlement_price is the delivery and estimated_delivery_price is "expired", as on Deribit."""
     inst = st.inst
     option = inst.kind == "option"
@@ -131,7 +131,7 @@ def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) ->
     settled = st.settlement is not None
     data = {
         **quote(st, ts_ms),
-        "state": "open" if st.trading else "closed",
+        "state": st.book_state,
         "settlement_price": mark if option or not settled else st.settlement,
         "open_interest": float(st.open_interest) if not option else inst.amt(st.open_interest),
         "min_price": _band(inst, mark, -1),
@@ -176,9 +176,10 @@ def _stats(st: InstrumentState, last: float) -> dict:
     }
 
 
-def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dict:
+def public_trade(st: InstrumentState, tp: TradePrint, index_price: float, marks: Marks | None = None) -> dict:
+    """A public trade; an option's carries `iv`, the implied volatility of its price (given `marks`)."""
     inst = st.inst
-    return {
+    out = {
         "trade_seq": tp.trade_seq,
         "trade_id": tp.trade_id,
         "timestamp": tp.ts_ms,
@@ -190,6 +191,9 @@ def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dic
         "direction": "buy" if tp.is_buy else "sell",
         "amount": inst.amt(tp.lots),
     }
+    if marks is not None and inst.kind == "option":
+        out["iv"] = marks.iv(st, out["price"])
+    return out
 
 
 def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: float) -> dict:
@@ -269,7 +273,6 @@ def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict:
     """public/get_book_summary_by_*: one instrument (null where there is no bid, ask or trade)."""
     inst = st.inst
     bid, ask = st.book.bids.best(), st.book.asks.best()
-    traded = st.last_trade is not None
     option = inst.kind == "option"
     q = marks.quote(st) if option else None
     mark = q.mark if q is not None else mark_price(st)
@@ -278,7 +281,7 @@ def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict:
         "volume_usd": round(volume * (1.0 if not option else mark * index_price), 2),
         "volume": volume if option else round(volume / mark, 8) if mark else 0.0,
         "quote_currency": inst.base if option else "USD",
-        "price_change": 0.0 if traded else None,
+        "price_change": 0.0,
         "open_interest": inst.amt(st.open_interest) if option else float(st.open_interest),
         "mid_price": (
             round((inst.px(bid) + inst.px(ask)) / 2, inst.tick_decimals + 1)

@@ -92,7 +92,9 @@ class SimApp:
         self.market = Market(self.catalogue, config.seed, config.truth_window, self.truth_log)
         self.market.reprice(now)
         self.hub = Hub(self.market, self.clock, config.send_buffer_limit, config.sent_window, self.truth_log)
-        self.lifecycle = Lifecycle(self.market, self.hub, config.chain, config.settlement_grace, now)
+        self.lifecycle = Lifecycle(
+            self.market, self.hub, config.chain, config.settlement_grace, now, config.instrument_states
+        )
         self.accounts = Accounts(config.credentials, config.token_ttl)
         self.limiter = Limiter(config.matching_limit) if config.rate_limits else None
         self.api = Api(
