@@ -74,6 +74,7 @@ def test_listings_expiries_and_locks_reach_readers(sim, feeder):
     assert all(u[name].rings["book"] == "book.BTC-options" for name in options)
     with ChainReader("book.BTC-options") as chain, RingReader(f"book.{FUTURE}", start="oldest") as future:
         wait_until(lambda: _books(chain, options), what="a book for every option in the chain reader")
+        _option_tickers_and_marks(options, u)
 
         # a listing at run time: in the inventory, then served into the chain ring, within seconds
         sim.control("list", instrument=NEW)
@@ -117,6 +118,23 @@ def test_listings_expiries_and_locks_reach_readers(sim, feeder):
         sim.fault("unlock", currency="BTC")
         wait_until(lambda: _flagged(perp, 0), what="an unlocked record on book.BTC")
         assert not _flagged(trades, MARKER)  # a lock interrupts nothing
+
+
+def _option_tickers_and_marks(options: list[str], u) -> None:
+    """Option tickers carry their IVs, greeks and underlying; mark prices come as a chain too."""
+    with ChainReader("ticker.BTC-options") as tickers, ChainReader("markprice.btc_usd") as marks:
+        wait_until(lambda: tickers.poll() is not None and all(tickers.latest(n) is not None for n in options))
+        for name in options:
+            t = tickers.latest(name)
+            assert t["instrument_id"] == u[name].instrument_id and t["underlying_type"] in (1, 2, 3)
+            assert np.isfinite(
+                [t["mark_iv"], t["bid_iv"], t["delta"], t["gamma"], t["vega"], t["theta"]]
+            ).all()
+            assert np.isfinite(t["underlying_price"]) and (t["delta"] > 0) == name.endswith("-C")
+        wait_until(
+            lambda: marks.poll() is not None and len(marks) == len(options), what="a mark for each option"
+        )
+        assert np.all(marks.books()["mark_price"] > 0) and np.all(np.isfinite(marks.books()["iv"]))
 
 
 def _flagged(reader: RingReader, flag: int) -> bool:
