@@ -29,7 +29,7 @@ _TYPES = {
     "i8": "<i8",
     "f8": "<f8",
 }
-RECORD_TYPES = ("book", "trade", "ticker")
+RECORD_TYPES = ("book", "trade", "ticker", "markprice")
 COMMON_FIELDS = ("seq", "flags", "instrument_id", "ts_exchange", "ts_recv", "ts_publish")
 
 

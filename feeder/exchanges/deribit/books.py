@@ -28,8 +28,8 @@ from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped
 from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
-from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
-from feeder.ring.gaps import gap_copy
+from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, SNAPSHOT
+from feeder.ring.gaps import COPY_CLEARS, gap_copy
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -43,6 +43,7 @@ _LEVELS_END = ASK_OFFSET + 16 * DEPTH
 if ASK_OFFSET != BID_OFFSET + 16 * DEPTH:
     raise SchemaError("book.json: bid_px, bid_sz, ask_px, ask_sz must lie back to back (audits compare them)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
+_NOT_LOCKED = 0xFFFFFFFF ^ (COPY_CLEARS | LOCKED)
 
 
 class BookFeed(ChannelFeed):
@@ -53,6 +54,7 @@ class BookFeed(ChannelFeed):
         self.state = BookSync.AWAITING_SNAPSHOT
         self.book = L2Book()
         self.record = scratch("book")
+        self.record["instrument_id"] = self.iid  # GAP copies before the first book name it too
         self.buf = memoryview(self.record.view(np.uint8))
         self.levels = self.buf[BID_OFFSET:_LEVELS_END]
         self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
@@ -142,7 +144,10 @@ class BookFeed(ChannelFeed):
             if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.audit_failed()
-        _pack_book(self.buf, _BOOK_OFF, flags, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count)
+        flags |= self.locked
+        _pack_book(
+            self.buf, _BOOK_OFF, flags, self.iid, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count
+        )
         self.stats.records += 1
         self.out.append(self.emit)
 
@@ -172,6 +177,26 @@ class BookFeed(ChannelFeed):
         """Re-publish the last top-N (or an empty book) as its GAP copy (`feeder.ring.gaps`): the scratch
         record always holds the last published record, since only `publish` writes its levels."""
         gap_copy(self.buf, recv_ns)
+        self.stats.records += 1
+        self.out.append(self.emit)
+
+    def lock(self, locked: int, now_ns: int) -> None:
+        """The currency was locked (LOCKED) or unlocked (0): a copy of the last book at once, so flagged."""
+        if locked != self.locked:
+            self.locked = locked
+            if self.state is BookSync.AWAITING_SNAPSHOT:
+                return  # nothing was published: there is no book to flag
+            record = self.record
+            record["flags"] = (int(record["flags"][0]) & _NOT_LOCKED) | locked
+            record["ts_recv"] = now_ns
+            self.stats.records += 1
+            self.out.append(self.emit)
+
+    def final(self, now_ns: int) -> None:
+        """The instrument ended: its last book once more as a GAP copy, flagged FINAL; nothing follows."""
+        self.state = next_state(self.state, SyncEvent.DISCONNECTED)
+        gap_copy(self.buf, now_ns)
+        self.record["flags"] |= FINAL
         self.stats.records += 1
         self.out.append(self.emit)
 

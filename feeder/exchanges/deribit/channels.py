@@ -8,6 +8,8 @@ Owns the mapping between a ring (`<stream>.<symbol>`) and the Deribit channel th
 | `book.BTC-27DEC24`       | `book.BTC-27DEC24.raw`                   | book   |
 | `trades.ETH-PERPETUAL`   | `trades.ETH-PERPETUAL.raw`               | trade  |
 | `ticker.BTC`             | `ticker.BTC-PERPETUAL.raw`               | ticker |
+| `book.BTC-options`       | `book.<every BTC option>.raw`            | book (a chain ring) |
+| `markprice.btc_usd`      | `markprice.options.btc_usd`              | markprice (a chain ring) |
 
 Rules it keeps:
 - A symbol is an alias (default `BTC` -> `BTC-PERPETUAL`, `ETH` -> `ETH-PERPETUAL`; configurable) or a
@@ -16,6 +18,8 @@ Rules it keeps:
   `100ms` without, unless set explicitly. Books may instead use Deribit's grouped snapshots
   (`book.{instrument}.{group}.{depth}.{interval}`) by setting `book_depth`.
 - Each channel feeds exactly one ring: two rings naming the same channel are a configuration error.
+  A chain ring (`feeder.ring.chains`) is fed by many channels, one per instrument, each route naming
+  its instrument; `markprice.<index>` is fed by the one `markprice.options.<index>` channel.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from feeder.errors import ConfigError
+from feeder.ring.chains import MARKPRICE, is_chain
 from feeder.ring.names import check_ring_name
 
-STREAM_RECORDS: Mapping[str, str] = MappingProxyType({"book": "book", "trades": "trade", "ticker": "ticker"})
+STREAM_RECORDS: Mapping[str, str] = MappingProxyType(
+    {"book": "book", "trades": "trade", "ticker": "ticker", MARKPRICE: "markprice"}
+)
 INTERVALS = ("raw", "100ms", "agg2")
 BOOK_GROUPS = ("none", "1", "2", "5", "10", "25", "100", "250")
 BOOK_DEPTHS = (1, 10, 20)
@@ -76,6 +83,7 @@ class Route:
     instrument: str
     channel: str
     grouped: bool = False  # a grouped book: a whole top-depth snapshot in every message
+    instrument_id: int = 0  # the exchange's id, written into every record (0 when unknown)
 
     @property
     def needs_auth(self) -> bool:
@@ -105,16 +113,31 @@ class ChannelMap:
         _check_stream(stream, stream)
         return check_ring_name(f"{stream}.{self._short.get(instrument, instrument)}")
 
-    def route(self, ring: str) -> Route:
-        """The route of one ring name."""
+    def route(self, ring: str, instrument: str | None = None, instrument_id: int = 0) -> Route:
+        """The route of one ring name; a chain ring needs the `instrument` the route carries (the
+        routes of `markprice.<index>` share its one channel, which carries every option of the index)."""
         stream, _, symbol = check_ring_name(ring).partition(".")
         record_type = _check_stream(stream, ring)
-        instrument = self.instrument(symbol)
+        if stream == MARKPRICE:
+            if instrument is None:
+                raise ConfigError("ring", ring, "a markprice route names its option")
+            return Route(
+                ring, stream, record_type, instrument, f"markprice.options.{symbol}", False, instrument_id
+            )
+        if instrument is None:
+            if is_chain(ring):
+                raise ConfigError("ring", ring, "a chain ring's route names its instrument")
+            instrument = self.instrument(symbol)
+        elif not _INSTRUMENT_RE.match(instrument):
+            raise ConfigError(
+                "instrument", instrument, "a Deribit instrument name (letters, digits, '_', '-')"
+            )
         config = self.config
         if stream == "book" and config.book_depth is not None:
             channel = f"book.{instrument}.{config.book_group}.{config.book_depth}.{self.interval}"
-            return Route(ring, stream, record_type, instrument, channel, grouped=True)
-        return Route(ring, stream, record_type, instrument, f"{stream}.{instrument}.{self.interval}")
+            return Route(ring, stream, record_type, instrument, channel, True, instrument_id)
+        channel = f"{stream}.{instrument}.{self.interval}"
+        return Route(ring, stream, record_type, instrument, channel, instrument_id=instrument_id)
 
     def routes(self, rings: Iterable[str]) -> dict[str, Route]:
         """Routes keyed by channel; two rings on one channel are refused."""
