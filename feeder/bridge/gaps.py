@@ -19,10 +19,13 @@ from feeder.ring.flags import MARKER
 Span = tuple[int, int]
 
 
-def gap_record(dtype: np.dtype, record_type: str, last: np.void | None, seq: int, now_ns: int) -> np.ndarray:
+def gap_record(
+    dtype: np.dtype, record_type: str, last: np.void | None, seq: int, now_ns: int, chain: bool = False
+) -> np.ndarray:
     """The one record that stands for a run of missing seqs ending at `seq` (contents by the rules of
-    feeder.ring.gaps, which every writer of such records follows)."""
-    if record_type == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
+    feeder.ring.gaps, which every writer of such records follows: a chain ring gets one chain-wide
+    MARKER|GAP, never a copy of one of its instruments' books)."""
+    if not chain and record_type == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
         out = np.array([last], dtype)
         gaps.gap_copy(out, now_ns)
     else:
@@ -33,7 +36,12 @@ def gap_record(dtype: np.dtype, record_type: str, last: np.void | None, seq: int
 
 
 def compose(
-    records: np.ndarray, holes: Sequence[Span], record_type: str, last: np.void | None, now_ns: int
+    records: np.ndarray,
+    holes: Sequence[Span],
+    record_type: str,
+    last: np.void | None,
+    now_ns: int,
+    chain: bool = False,
 ) -> np.ndarray:
     """The records in seq order with a gap record at the end of each hole; `last` is the record before."""
     if not holes:
@@ -46,7 +54,7 @@ def compose(
             parts.append(records[taken:upto])
             last = records[upto - 1]
         taken = upto
-        gap = gap_record(records.dtype, record_type, last, end - 1, now_ns)
+        gap = gap_record(records.dtype, record_type, last, end - 1, now_ns, chain)
         parts.append(gap)
         last = gap[0]
     parts.append(records[taken:])
