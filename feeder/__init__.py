@@ -4,7 +4,8 @@ The public API, for strategies and consumers on the same host:
 
 - `RingReader(name)`: attach to a ring (`book.BTC`, `trades.ETH`, ...) and read its records: polling,
   spinning, asleep in the kernel until the writer wakes it (`wait="block"`), or from coroutines.
-- `SNAPSHOT`, `GAP`, `CROSSED`: record flags; a book is trustworthy from a SNAPSHOT until a GAP.
+- `SNAPSHOT`, `GAP`, `CROSSED`, `MARKER`, `FINAL`, `LOCKED`: record flags; a book is trustworthy from a
+  SNAPSHOT until a GAP.
 - `FeederHandle()` / `AsyncFeederHandle.connect()`: send exchange requests (orders) through the running
   feeder, and read its status.
 - `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
@@ -14,6 +15,8 @@ The public API, for strategies and consumers on the same host:
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
 - `NatsConfig`: where and how to reach NATS, for `FeederHandle(nats=...)` on another host.
 - `instance_name()`, `check_ring_name()`: the instance namespace in use and ring-name validation.
+- `universe()`, `wait_for(pattern)`: the instruments the running feeder serves (`Universe`, `Instrument`),
+  read from its inventory; `ChainReader(ring)`: the latest record of every instrument of a chain ring.
 - The exception families of `feeder.errors`.
 """
 
@@ -39,7 +42,9 @@ from feeder.errors import (
 from feeder.records import Book, Books, Ticker, Tickers, Trade, Trades
 from feeder.ring import (
     CROSSED,
+    FINAL,
     GAP,
+    LOCKED,
     MARKER,
     SNAPSHOT,
     RingInfo,
@@ -53,15 +58,19 @@ from feeder.ring import (
 from feeder.ring.names import check_ring_name, instance_name
 from feeder.ring.schema import record_schema
 from feeder.runtime.handle import AsyncFeederHandle, FeederHandle
+from feeder.universe import ChainReader, Instrument, Universe, universe, wait_for
 
 __all__ = [
     "CROSSED",
+    "FINAL",
     "GAP",
+    "LOCKED",
     "MARKER",
     "SNAPSHOT",
     "AsyncFeederHandle",
     "Book",
     "Books",
+    "ChainReader",
     "ConfigError",
     "ConnectionLost",
     "ExchangeError",
@@ -69,6 +78,7 @@ __all__ = [
     "FeederHandle",
     "FeederNotRunning",
     "FingerprintMismatch",
+    "Instrument",
     "NatsConfig",
     "NetworkError",
     "NoHealthyWorker",
@@ -87,6 +97,7 @@ __all__ = [
     "Tickers",
     "Trade",
     "Trades",
+    "Universe",
     "UsageError",
     "check_ring_name",
     "clean_stale",
@@ -94,4 +105,6 @@ __all__ = [
     "instance_name",
     "list_rings",
     "record_schema",
+    "universe",
+    "wait_for",
 ]

@@ -20,8 +20,11 @@ climbs past the first rate the simulator alone does not sustain (the fixed rates
 always measured). Sustained = nothing lost or GAP-flagged, in order, no pipeline restart, latency not
 growing over the window (last quarter's median <= 2x the first quarter's + 1 ms, and the median under
 50 ms), and the simulator really produced >= 90% of the rate (when it cannot, the pipeline's limit is
-above what this machine can generate). Then the feeder alone at one total rate over 1, 10, 100 and
-1000 instruments: CPU per update and memory (RSS, USS, ring segments allocated and resident).
+above what this machine can generate). Then the feeder alone at one total rate over 1, 100, 1000 and
+2000 instruments (the simulator's first N: perpetuals, futures, then options, which the feeder serves
+in chain rings): worker and supervisor CPU per update (and the worker's as a ratio of the
+1-instrument figure), memory (RSS, USS, ring segments allocated and resident); and a ChainReader's
+CPU per record over chains of as many instruments.
 
 Pinning: the pipeline under test (the feeder's worker via its --cpus, or cryptofeed's process) gets a
 CPU to itself; on 2 CPUs the simulator and the strategy process share the other one.
@@ -32,9 +35,11 @@ supervisor CPU per second with 1 and 1,000 quiet books, audits on and off.
 
 Usage: python scripts/bench_e2e.py [--quick] [--json] [--seconds S] [--rates R,R..] [--counts N,N..]
                                    [--feeder-config FILE] [--busy-poll] [--idle-counts N,N..] [--idle-seconds S]
+                                   [--scaling-only] [--repeat K]
 Targets (issue 11): feeder p50 <= 0.25x cryptofeed's at 1k and 10k/s; highest sustained rate >= 3x;
 worker receive -> ring publish p50 <= 10 us at 1k and 10k/s, p99 <= 40 us at 1k/s; worker CPU per
 update <= 25 us at 1k/s and <= 10 us at 10k/s.
+(issue 12): the worker's CPU per update at every count within 1.25x of the 1-instrument figure.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import time
 
 from bench_e2e.analysis import SUSTAINED, highest_sustained, mark_simulator_bound
 from bench_e2e.ceiling import NAME as CEILING
+from bench_e2e.chaincost import chain_reader_cost
 from bench_e2e.idle import idle_cost
 from bench_e2e.pipelines import PIPELINES, Bench, Layout, TrialSpec, run_trial
 from bench_e2e.report import fmt
@@ -57,7 +63,7 @@ RAMP_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL")
 FIXED_RATES = (1_000, 10_000)
 FULL = {
     "rates": (1_000, 5_000, 10_000, 20_000, 40_000, 80_000),
-    "counts": (1, 10, 100, 1000),
+    "counts": (1, 100, 1000, 2000),
     "seconds": 20.0,
     "warmup": 2.0,
     "scaling_rate": 5_000,
@@ -79,6 +85,8 @@ TARGET_WORKER = {  # rate: (receive -> publish p50 us, p99 us or None, worker CP
     1_000: (10.0, 40.0, 25.0),
     10_000: (10.0, None, 10.0),
 }
+TARGET_SCALING_RATIO = 1.25
+SCALING_CHAINS = ("option",)
 
 
 def _progress(message: str) -> None:
@@ -166,9 +174,39 @@ def idle(counts: list[int], seconds: float, bench: Bench) -> list[dict]:
     return out
 
 
-def scaling(counts: list[int], rate: float, seconds: float, warmup: float, bench: Bench) -> list:
-    """The feeder at one total rate spread over more and more instruments."""
-    return [_trial(TrialSpec("feeder", n, rate, warmup, seconds), bench) for n in counts]
+def scaling(counts: list[int], rate: float, seconds: float, warmup: float, bench: Bench, repeat: int) -> list:
+    """The feeder at one total rate spread over more and more instruments (options in chain rings),
+    `repeat` trials per count, interleaved, the median trial by worker CPU kept (with the others' figures)."""
+    runs: dict[int, list[dict]] = {n: [] for n in counts}
+    for _ in range(repeat):
+        for n in counts:
+            runs[n].append(
+                _trial(TrialSpec("feeder", n, rate, warmup, seconds, chains=SCALING_CHAINS), bench)
+            )
+    out = [_median_trial(runs[n]) for n in counts]
+    base = _worker_cpu(out[0]) if out else None
+    for trial in out:
+        cpu = _worker_cpu(trial)
+        trial["worker_cpu_ratio"] = _ratio(cpu, base) if counts and counts[0] == 1 else None
+    return out
+
+
+def _worker_cpu(trial: dict) -> float | None:
+    return trial.get("cpu", {}).get("by_process_us_per_update", {}).get("worker0")
+
+
+def _median_trial(trials: list[dict]) -> dict:
+    measured = sorted((t for t in trials if _worker_cpu(t) is not None), key=_worker_cpu)
+    if not measured:
+        return trials[0]
+    median = dict(measured[len(measured) // 2])
+    median["worker_us_per_update_runs"] = [_worker_cpu(t) for t in trials]
+    return median
+
+
+def chain_costs(counts: list[int], instance: str, repeat: int) -> list[dict]:
+    """A ChainReader's CPU per record over chains of `counts` instruments."""
+    return [chain_reader_cost(n, instance, repeat=repeat) for n in counts]
 
 
 def summarise(ramp_results: dict) -> dict:
@@ -238,6 +276,15 @@ def _at(trials: list[dict], rate: float) -> dict | None:
     return next((t for t in trials if t["rate"] == rate and "latency_us" in t), None)
 
 
+def _scaling_target(trials: list[dict]) -> dict:
+    ratios = {str(t.get("instruments")): t.get("worker_cpu_ratio") for t in trials}
+    return {
+        "worker_cpu_ratio_at_most": TARGET_SCALING_RATIO,
+        "ratios": ratios,
+        "met": all(r is not None and r <= TARGET_SCALING_RATIO for r in ratios.values()) if trials else None,
+    }
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -261,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="measured seconds per trial")
     parser.add_argument("--rates", help="the ramp's ladder of total updates/s, comma-separated")
     parser.add_argument("--counts", help="instrument counts of the feeder's cost trials, comma-separated")
+    parser.add_argument("--scaling-only", action="store_true", help="only the cost trials (no ramp)")
+    parser.add_argument("--repeat", type=int, default=1, help="cost trials per count (the median is kept)")
     parser.add_argument(
         "--feeder-config",
         metavar="FILE",
@@ -306,23 +355,30 @@ def main(argv: list[str] | None = None) -> int:
             "idle_counts": idle_counts,
             "idle_seconds": plan["idle_seconds"],
             "busy_poll_row": args.busy_poll,
+            "scaling_chains": list(SCALING_CHAINS),
+            "scaling_repeat": args.repeat,
             "feeder_config": _config_text(feeder_config),
         },
     }
     _progress(f"bench_e2e: {layout.describe()}")
-    _progress("ramp (both pipelines, interleaved):")
-    report["ramp"] = ramp(rates, plan["seconds"], plan["warmup"], bench)
-    report["summary"] = summarise(report["ramp"])
-    if args.busy_poll:
-        _progress("feeder with busy_poll at the fixed rates:")
-        with tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
-            fixed = [r for r in rates if r in FIXED_RATES]
-            report["busy_poll"] = busy_poll(fixed, plan["seconds"], plan["warmup"], bench, workdir)
+    if not args.scaling_only:
+        _progress("ramp (both pipelines, interleaved):")
+        report["ramp"] = ramp(rates, plan["seconds"], plan["warmup"], bench)
+        report["summary"] = summarise(report["ramp"])
+        if args.busy_poll:
+            _progress("feeder with busy_poll at the fixed rates:")
+            with tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
+                fixed = [r for r in rates if r in FIXED_RATES]
+                report["busy_poll"] = busy_poll(fixed, plan["seconds"], plan["warmup"], bench, workdir)
     if idle_counts:
         _progress(f"feeder at rest, {plan['idle_seconds']:g} s each:")
         report["idle"] = idle(idle_counts, plan["idle_seconds"], bench)
     _progress(f"feeder cost vs instruments at {plan['scaling_rate']:,}/s:")
-    report["scaling"] = scaling(counts, plan["scaling_rate"], plan["seconds"], plan["warmup"], bench)
+    report["scaling"] = scaling(
+        counts, plan["scaling_rate"], plan["seconds"], plan["warmup"], bench, args.repeat
+    )
+    report["scaling_target"] = _scaling_target(report["scaling"])
+    report["chain_reader"] = chain_costs(counts, instance, max(3, args.repeat))
     report["machine"]["load_average_after"] = os.getloadavg()[0]
     report["machine"]["wall_s"] = round(time.monotonic() - began, 1)
     if args.json:

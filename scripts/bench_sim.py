@@ -12,6 +12,11 @@ own process. Side by side, at the same total rate:
   raw x1000    1000 instruments, raw
   100ms x1     1 instrument,    book.{inst}.100ms     (aggregated: ~10 messages/s)
   max x1       1 instrument,    raw, rate far above what one core can do (capacity)
+  chain x1000  Deribit's full option chain (~1,140 listed), the first 1,000 instruments moving,
+               book.{inst}.raw on all of them, at --chain-rate (5,000/s: what the feeder's chain
+               benchmark asks for)
+  chain x1000 t  the same plus ticker.{inst}.100ms on all 1,000 (greeks and IVs: the option model)
+  chain x2000  2,000 instruments (the full chain and further strikes), book raw, at --chain-rate
 
 Three receivers: a bare socket that does the handshake itself and counts frames by their headers
 (so it measures the simulator, not a Python client's per-message cost), a plain `websockets`
@@ -179,12 +184,16 @@ RECEIVERS = {"websockets": RECEIVER, "socket": SOCKET_RECEIVER, "cryptofeed": CR
 
 
 def run_scenario(
-    name: str, instruments: int, interval: str, receiver_kind: str, rate: float, seconds: float
-) -> dict:
+    name: str, instruments: int, interval: str, receiver_kind: str, rate: float, seconds: float,
+    chain: bool = False, tickers: bool = False,
+) -> dict:  # fmt: skip
     tls = receiver_kind == "cryptofeed"
-    with SimServer(instruments=instruments, rate=0, rate_limits=False, seed=1, tls=tls) as sim:
+    full = {"option_expiries": None, "option_strikes": None} if chain else {}
+    with SimServer(instruments=instruments, rate=0, rate_limits=False, seed=1, tls=tls, **full) as sim:
         names = sim.info()["active"]
         channels = [f"book.{n}.{interval}" for n in names]
+        if tickers:
+            channels += [f"ticker.{n}.100ms" for n in names]
         env = (
             {**os.environ, "SSL_CERT_FILE": sim.tls_cert, "REQUESTS_CA_BUNDLE": sim.tls_cert} if tls else None
         )
@@ -207,6 +216,7 @@ def run_scenario(
             receiver.kill()
             receiver.wait()
     updates = after["changes_total"] - before["changes_total"]
+    notifications = sum(after["published"].values()) - sum(before["published"].values())
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     us_per_update = 1e6 * cpu / updates if updates else float("nan")
     return {
@@ -217,6 +227,7 @@ def run_scenario(
         "rate": rate,
         "generated_per_s": updates / (t1 - t0),
         "received_per_s": result["frames"] / result["seconds"],
+        "notifications_per_s": notifications / (t1 - t0),
         "received_mb_per_s": result["bytes"] / result["seconds"] / 1e6,
         "sim_cpu_us_per_update": us_per_update,
         "capacity_per_core": 1e6 / us_per_update if updates else 0.0,
@@ -272,11 +283,17 @@ SCENARIOS = [
     ("raw x1000", 1000, "raw", "socket"),
     ("100ms x1", 1, "100ms", "socket"),
 ]
+CHAIN_SCENARIOS = [  # (name, instruments, with tickers): at --chain-rate
+    ("chain x1000", 1000, False),
+    ("chain x1000 t", 1000, True),
+    ("chain x2000", 2000, False),
+]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rate", type=float, default=50_000.0, help="book updates/s across instruments")
+    p.add_argument("--chain-rate", type=float, default=5_000.0, help="book updates/s of the chain scenarios")
     p.add_argument("--seconds", type=float, default=10.0, help="measurement per scenario")
     p.add_argument("--soak", type=float, default=0.0, help="seconds of RSS sampling (0: skip)")
     p.add_argument("--only", default=None, help="run only scenarios whose name contains this")
@@ -290,6 +307,11 @@ def main() -> int:
     ]
     if args.only is None or args.only in "max x1":
         rows.append(run_scenario("max x1", 1, "raw", "socket", 1_000_000.0, args.seconds))
+    rows += [
+        run_scenario(name, count, "raw", "socket", args.chain_rate, args.seconds, chain=True, tickers=tickers)
+        for name, count, tickers in CHAIN_SCENARIOS
+        if args.only is None or args.only in name
+    ]
     out = {"load_before": load, "load_after": psutil.getloadavg(), "cpus": psutil.cpu_count(), "rows": rows}
     if args.soak:
         out["soak"] = soak(args.rate, args.soak)
@@ -305,14 +327,15 @@ def print_table(out: dict) -> None:
     base = rows[0]["capacity_per_core"] if rows else 1.0
     print(f"load average {out['load_before'][0]:.2f} -> {out['load_after'][0]:.2f} on {out['cpus']} cpus")
     head = (
-        f"{'scenario':12} {'rate':>9} {'generated/s':>12} {'received/s':>11} {'MB/s':>6} "
+        f"{'scenario':13} {'rate':>9} {'generated/s':>12} {'received/s':>11} {'notes/s':>9} {'MB/s':>6} "
         f"{'cpu us/upd':>10} {'capacity/core':>13} {'ratio':>6} {'lagged':>9} {'rss MB':>7}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['scenario']:12} {r['rate']:>9,.0f} {r['generated_per_s']:>12,.0f} {r['received_per_s']:>11,.0f} "
+            f"{r['scenario']:13} {r['rate']:>9,.0f} {r['generated_per_s']:>12,.0f} {r['received_per_s']:>11,.0f} "
+            f"{r['notifications_per_s']:>9,.0f} "
             f"{r['received_mb_per_s']:>6.1f} {r['sim_cpu_us_per_update']:>10.2f} {r['capacity_per_core']:>13,.0f} "
             f"{r['capacity_per_core'] / base:>6.2f} {r['lagged']:>9,} {r['rss_mb']:>7.1f}"
             + ("  (receiver too slow: reset as a slow consumer)" if r["receiver_reset"] else "")

@@ -25,10 +25,7 @@ import jsonschema
 import pytest
 import yaml
 
-from feeder import record_schema
 from feeder.bridge.natsserver import server_binary
-from feeder.ring.header import HEADER_SIZE
-from feeder.runtime.config import DEFAULT_CAPACITY
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -110,11 +107,9 @@ def test_the_feeder_host_shares_its_ipc_namespace_and_the_remote_host_has_its_ow
 
 
 def _shm_need() -> int:
-    need = 0
-    for ring in plan("feeder")["rings"]:
-        stream = ring.split(".")[0]
-        need += HEADER_SIZE + DEFAULT_CAPACITY[stream] * record_schema(RECORD_TYPE[stream]).size
-    return need
+    feeder = plan("feeder")
+    assert feeder["shm_bytes"] == sum(feeder["ring_bytes"].values())
+    return feeder["shm_bytes"]
 
 
 @pytest.mark.parametrize("service", ["feeder", "replica"])

@@ -20,10 +20,14 @@ from feeder.ring.schema import record_kind
 Span = tuple[int, int]
 
 
-def gap_record(dtype: np.dtype, record_type: str, last: np.void | None, seq: int, now_ns: int) -> np.ndarray:
+def gap_record(
+    dtype: np.dtype, record_type: str, last: np.void | None, seq: int, now_ns: int, chain: bool = False
+) -> np.ndarray:
     """The one record that stands for a run of missing seqs ending at `seq` (contents by the rules of
-    feeder.ring.gaps, which every writer of such records follows)."""
-    if record_kind(record_type) == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
+    feeder.ring.gaps, which every writer of such records follows: a chain ring gets one chain-wide
+    MARKER|GAP, never a copy of one of its instruments' books)."""
+    book = record_kind(record_type) == gaps.BOOK
+    if not chain and book and last is not None and not int(last["flags"]) & MARKER:
         out = np.array([last], dtype)
         gaps.gap_copy(out, now_ns)
     else:
@@ -34,7 +38,12 @@ def gap_record(dtype: np.dtype, record_type: str, last: np.void | None, seq: int
 
 
 def compose(
-    records: np.ndarray, holes: Sequence[Span], record_type: str, last: np.void | None, now_ns: int
+    records: np.ndarray,
+    holes: Sequence[Span],
+    record_type: str,
+    last: np.void | None,
+    now_ns: int,
+    chain: bool = False,
 ) -> np.ndarray:
     """The records in seq order with a gap record at the end of each hole; `last` is the record before."""
     if not holes:
@@ -47,7 +56,7 @@ def compose(
             parts.append(records[taken:upto])
             last = records[upto - 1]
         taken = upto
-        gap = gap_record(records.dtype, record_type, last, end - 1, now_ns)
+        gap = gap_record(records.dtype, record_type, last, end - 1, now_ns, chain)
         parts.append(gap)
         last = gap[0]
     parts.append(records[taken:])

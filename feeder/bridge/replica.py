@@ -40,6 +40,7 @@ from feeder.bridge.wire import (
 )
 from feeder.errors import RingError
 from feeder.ring import RingOwner, RingWriter, clean_stale, create_ring
+from feeder.ring.chains import is_chain
 
 log = logging.getLogger("feeder.bridge.replica")
 
@@ -70,6 +71,11 @@ class LocalRing:
     _last: np.ndarray | None = None  # the last batch written
     upstream: int = 0  # the furthest seq the mirror has accounted for
     queue: list[tuple[Any, bool]] | None = None  # messages waiting for a repair; None when live
+
+    @property
+    def chain(self) -> bool:
+        """A chain ring (many instruments): its holes get one chain-wide marker."""
+        return is_chain(self.name)
 
     def follows(self, header: BatchHeader, n: int) -> bool:
         """The batch is the very next one, complete, from the same writer: write it as it is."""
@@ -111,7 +117,9 @@ class LocalRing:
             if self.track.next is not None:
                 seq = max(self.writer.write_seq, self.track.next)
                 self.writer.publish_verbatim(
-                    gap_record(self.writer.dtype, self.writer.record_type, self.last, seq, time.time_ns())
+                    gap_record(
+                        self.writer.dtype, self.writer.record_type, self.last, seq, time.time_ns(), self.chain
+                    )
                 )
         self.writer.close()
         self.owner.close()
@@ -251,7 +259,7 @@ class Replica:
         fresh = records[plan.keep :]
         holes = ((plan.missing,) if plan.missing else ()) + plan.holes
         now = time.time_ns()
-        out = compose(fresh, holes, header.identity.record_type, local.last, now)
+        out = compose(fresh, holes, header.identity.record_type, local.last, now, local.chain)
         local.write(out)
         local.track = Track(header.identity, header.epoch, plan.end)
         figures = local.figures

@@ -17,6 +17,7 @@ COLUMNS = (
     "STREAM",
     "TYPE",
     "CAPACITY",
+    "MEMORY",
     "WRITE_SEQ",
     "WRITER",
     "EPOCH",
@@ -54,18 +55,29 @@ def _writer(info: RingInfo) -> str:
 def _row(info: RingInfo) -> tuple[str, ...]:
     status = f"{info.status}: {info.problem}" if info.problem else info.status
     return (
-        info.name, info.instance, info.stream, info.record_type or "?", str(info.capacity), str(info.write_seq),
+        info.name, info.instance, info.stream, info.record_type or "?", str(info.capacity),
+        _bytes(info.size_bytes), str(info.write_seq),
         _writer(info), str(info.epoch), _age(info), status,
     )  # fmt: skip
+
+
+def _bytes(n: int) -> str:
+    """Shared memory in binary units: 6.0MiB, 384.5KiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n}B"
 
 
 def _table(infos: list[RingInfo]) -> str:
     rows = [COLUMNS, *(_row(info) for info in infos)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
-    return "\n".join(
+    lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in rows
-    )
+    ]
+    lines.append(f"{len(infos)} rings, {_bytes(sum(info.size_bytes for info in infos))} of shared memory")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:

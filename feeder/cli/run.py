@@ -6,10 +6,20 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 
 from feeder.errors import ConfigError, UsageError
 from feeder.runtime import config as cfg
+from feeder.runtime.resolve import (
+    ExchangeUnavailable,
+    Resolved,
+    resolve,
+    selection_of,
+    sim_instruments,
+    without_exchange,
+)
+from feeder.runtime.sizing import check_free, shm_size_advice
 
 EPILOG = """\
 exit codes:
@@ -44,8 +54,15 @@ def parser() -> argparse.ArgumentParser:
     a("--config", metavar="FILE", help="TOML file with any of the settings below (flags override it)")
     a("--exchange", choices=cfg.EXCHANGES, help="exchange adapter (default deribit)")
     a("--workers", type=int, help="worker processes, one connection each (default 2)")
-    a("--instruments", help="comma-separated instrument names (default BTC-PERPETUAL,ETH-PERPETUAL)")
-    a("--streams", help="comma-separated streams among book,trades,ticker (default all)")
+    a(
+        "--instruments",
+        help="comma-separated instrument names and glob patterns, e.g. BTC-PERPETUAL,BTC-*-C "
+        "(default BTC-PERPETUAL,ETH-PERPETUAL unless --kind or --currency select)",
+    )
+    a("--kind", help="comma-separated kinds among option,future,perpetual,spot (default any)")
+    a("--currency", help="comma-separated currencies such as BTC,ETH (default any)")
+    a("--chains", help="comma-separated kinds whose instruments share chain rings, e.g. option")
+    a("--streams", help="comma-separated streams among book,trades,ticker,markprice (default all)")
     a("--url", help="exchange WebSocket URL (default production Deribit)")
     a("--testnet", action="store_const", const=True, help="use test.deribit.com")
     a("--sim", action="store_const", const=True, help="start the embedded local exchange (no network)")
@@ -90,7 +107,12 @@ def parser() -> argparse.ArgumentParser:
         help="live view on a terminal, log lines otherwise",
     )
     a("--log-level", choices=("debug", "info", "warning", "error"), help="default info")
-    a("--check", action="store_true", help="validate the configuration, print the plan and exit")
+    a(
+        "--check",
+        action="store_true",
+        help="validate the configuration, print the plan (instruments, rings, shared memory) and exit; "
+        "patterns, kinds and currencies are resolved with the exchange (with --sim, the embedded one)",
+    )
     return p
 
 
@@ -105,21 +127,51 @@ def _overrides(ns: argparse.Namespace) -> dict:
     return out
 
 
-def plan(config: cfg.FeederConfig) -> dict:
-    """What the feeder would run: rings per worker, URL; no side effects."""
-    from feeder.exchanges.deribit.channels import ChannelMap
+def plan(config: cfg.FeederConfig, resolved: Resolved | None = None) -> dict:
+    """What the feeder would run: instruments, rings per worker, shared memory, URL; no side effects."""
+    from feeder.runtime.plan import initial, layout_of
 
-    channels = ChannelMap(config.channel_config(), authenticated=config.sim)
-    rings = [channels.ring_name(s, i) for i in config.instruments for s in config.streams]
-    records = {ring: channels.route(ring).record_type for ring in rings}
+    resolved = resolved or without_exchange(config)
+    cpus = list(config.cpus) if config.cpus else sorted(os.sched_getaffinity(0))
+    p, _ = initial(layout_of(config, authenticated=config.sim), config.workers, resolved.instruments, cpus)
+    needed = p.size_bytes
     return {
         "exchange": config.exchange,
         "url": "embedded simulator" if config.sim else config.ws_url,
-        "workers": min(config.workers, len(config.instruments)),
-        "rings": rings,
-        "records": records,
+        "workers": p.workers,
+        "instruments": [info.name for info in resolved.instruments],
+        "asked_exchange": resolved.asked,
+        "rings": sorted(p.rings),
+        "records": {name: spec.record_type for name, spec in sorted(p.rings.items())},
+        "ring_bytes": {name: spec.size_bytes for name, spec in sorted(p.rings.items())},
+        "shm_bytes": needed,
+        "shm_size_advice": shm_size_advice(needed),
+        "follows_listings": bool(resolved.selection.state_channels(resolved.instruments)),
         "instance": config.instance,
     }
+
+
+async def _ask_exchange(config: cfg.FeederConfig) -> Resolved:
+    if not config.sim:
+        return await resolve(config, config.ws_url)
+    from feeder.sim import SimServer
+
+    loop = asyncio.get_running_loop()
+    sim = SimServer(**({"instruments": sim_instruments(config)} if sim_instruments(config) else {}))
+    await loop.run_in_executor(None, sim.start)
+    try:
+        return await resolve(config, sim.ws_url)
+    finally:
+        await loop.run_in_executor(None, sim.stop)
+
+
+def check(config: cfg.FeederConfig) -> dict:
+    """`--check`: the plan, after asking the exchange when the selection needs it; the shared memory
+    it needs must fit (SharedMemoryTooSmall otherwise)."""
+    resolved = without_exchange(config) if selection_of(config).exact else asyncio.run(_ask_exchange(config))
+    out = plan(config, resolved)
+    check_free(out["shm_bytes"])
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -127,11 +179,14 @@ def main(argv: list[str]) -> int:
     try:
         config = cfg.build(cfg.load_file(ns.config) if ns.config else None, _overrides(ns))
         if ns.check:
-            print(json.dumps({"ok": True, **plan(config)}, indent=2))
+            print(json.dumps({"ok": True, **check(config)}, indent=2))
             return 0
     except UsageError as exc:
         print(f"feeder: {exc}", file=sys.stderr)
         return 2
+    except ExchangeUnavailable as exc:
+        print(f"feeder: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -144,3 +199,6 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         print(f"feeder: {exc}", file=sys.stderr)
         return 2
+    except ExchangeUnavailable as exc:
+        print(f"feeder: {exc}", file=sys.stderr)
+        return 1

@@ -6,6 +6,8 @@ Rules it keeps:
 - There are never more workers than instruments.
 - Each instrument goes to the worker with the fewest instruments (the lowest index among equals): from
   empty workers this is round robin, and an instrument listed later joins the least loaded worker.
+  With `weights`, load is their sum instead of a count (a busy perpetual weighs more than an option;
+  a whole chain of instruments, written by one worker, is one "instrument" of its summed weight).
 - Workers go round robin over the CPUs they may use.
 - What is questionable about the plan is returned as warnings a user can act on; the shell logs them.
 """
@@ -31,9 +33,14 @@ def least_loaded(loads: Sequence[int]) -> int:
 
 
 def place(
-    instruments: Sequence[Sequence[str]], workers: int, cpus: Sequence[int], busy_poll: bool
+    instruments: Sequence[Sequence[str]],
+    workers: int,
+    cpus: Sequence[int],
+    busy_poll: bool,
+    weights: Sequence[int] | None = None,
 ) -> Placement:
-    """`instruments`: each instrument's rings. `cpus`: the CPUs workers may be pinned to."""
+    """`instruments`: each instrument's rings (or a unit's, see `weights`). `cpus`: the CPUs workers may
+    be pinned to."""
     if not instruments or workers < 1 or not cpus:
         raise UsageError("placement needs at least one instrument, one worker and one CPU")
     n = min(workers, len(instruments))
@@ -54,8 +61,8 @@ def place(
         )
     rings: list[list[str]] = [[] for _ in range(n)]
     loads = [0] * n
-    for streams in instruments:
+    for i, streams in enumerate(instruments):
         worker = least_loaded(loads)
         rings[worker].extend(streams)
-        loads[worker] += 1
+        loads[worker] += 1 if weights is None else weights[i]
     return Placement(tuple(map(tuple, rings)), tuple(cpus[i % len(cpus)] for i in range(n)), tuple(warnings))

@@ -15,12 +15,16 @@ from numpy.typing import NDArray
 
 from feeder.errors import UsageError
 from feeder.exchanges.deribit.channels import DEFAULT_ALIASES
-from feeder.ring import CROSSED, GAP, MARKER, SNAPSHOT, RingReader
+from feeder.ring import CROSSED, FINAL, GAP, LOCKED, MARKER, SNAPSHOT, RingReader
 from feeder.ring.schema import record_kind
 
 T = TypeVar("T", int, float, bool)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FLAG_NAMES = ((SNAPSHOT, "SNAPSHOT"), (GAP, "GAP"), (CROSSED, "CROSSED"), (MARKER, "MARKER"))
+FLAG_NAMES = (
+    (SNAPSHOT, "SNAPSHOT"), (GAP, "GAP"), (CROSSED, "CROSSED"), (MARKER, "MARKER"), (FINAL, "FINAL"),
+    (LOCKED, "LOCKED"),
+)  # fmt: skip
+_KNOWN_FLAGS = SNAPSHOT | GAP | CROSSED | MARKER | FINAL | LOCKED
 
 
 class Scalar(Generic[T]):
@@ -65,7 +69,7 @@ def _time(ns: int) -> datetime | None:
 def flag_names(flags: int) -> tuple[str, ...]:
     """The names of the flags set, e.g. ("SNAPSHOT",); unknown bits as hex."""
     names = [name for bit, name in FLAG_NAMES if flags & bit]
-    rest = flags & ~(SNAPSHOT | GAP | CROSSED | MARKER)
+    rest = flags & ~_KNOWN_FLAGS
     return (*names, hex(rest)) if rest else tuple(names)
 
 
@@ -112,7 +116,10 @@ class Record(_View):
 
     __slots__ = ("record",)
     seq = Scalar(int, "ring sequence number")
-    flags = Scalar(int, "flag bits (SNAPSHOT, GAP, CROSSED, MARKER)")
+    flags = Scalar(int, "flag bits (SNAPSHOT, GAP, CROSSED, MARKER, FINAL, LOCKED)")
+    instrument_id = Scalar(
+        int, "the exchange's instrument id (chain rings: whose record it is); 0 if unknown"
+    )
     ts_exchange = Scalar(int, "exchange timestamp, ns (Deribit sends ms: ms x 1e6); 0 if absent")
     ts_recv = Scalar(int, "when the worker received the frame, ns")
     ts_publish = Scalar(int, "when the record was published to the ring, ns")
@@ -171,6 +178,14 @@ class Record(_View):
         return bool(self.flags & MARKER)
 
     @property
+    def is_final(self) -> bool:
+        return bool(self.flags & FINAL)
+
+    @property
+    def is_locked(self) -> bool:
+        return bool(self.flags & LOCKED)
+
+    @property
     def flag_names(self) -> tuple[str, ...]:
         return flag_names(self.flags)
 
@@ -191,6 +206,7 @@ class Records(_View):
     one: ClassVar[type[Record]]
     seq = Column("ring sequence numbers")
     flags = Column("flag bits")
+    instrument_id = Column("the exchange's instrument ids; 0 if unknown")
     ts_exchange = Column("exchange timestamps, ns; 0 if absent")
     ts_recv = Column("when the worker received each frame, ns")
     ts_publish = Column("when each record was published, ns")

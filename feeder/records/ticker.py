@@ -33,7 +33,19 @@ class Ticker(Record):
     high_24h = Scalar(float)
     low_24h = Scalar(float)
     volume_24h = Scalar(float)
-    state = Scalar(int, "1 open, 0 closed/other")
+    state = Scalar(int, "1 open, 0 closed")
+    underlying_type = Scalar(int, "options: 1 the index, 2 a future, 3 a synthetic future; 0 otherwise")
+    underlying_index = Scalar(int, "options: the underlying future's instrument_id (0: the index, unknown)")
+    bid_iv = Scalar(float, "options; NaN otherwise")
+    ask_iv = Scalar(float, "options; NaN otherwise")
+    delta = Scalar(float, "options; NaN otherwise")
+    gamma = Scalar(float, "options; NaN otherwise")
+    vega = Scalar(float, "options; NaN otherwise")
+    theta = Scalar(float, "options; NaN otherwise")
+    rho = Scalar(float, "options; NaN otherwise")
+    underlying_price = Scalar(float, "options; NaN otherwise")
+    interest_rate = Scalar(float, "options; NaN otherwise")
+    estimated_delivery_price = Scalar(float, "NaN when absent or 'expired'")
 
     @property
     def mid(self) -> float:
@@ -67,6 +79,18 @@ class Tickers(Records):
     low_24h = Column()
     volume_24h = Column()
     state = Column()
+    underlying_type = Column()
+    underlying_index = Column()
+    bid_iv = Column()
+    ask_iv = Column()
+    delta = Column()
+    gamma = Column()
+    vega = Column()
+    theta = Column()
+    rho = Column()
+    underlying_price = Column()
+    interest_rate = Column()
+    estimated_delivery_price = Column()
 
     @property
     def mid(self) -> NDArray[np.float64]:

@@ -5,7 +5,7 @@
 `list_rings` / `clean_stale` (inspection). Layouts and protocols: schemas/README.md.
 """
 
-from feeder.ring.flags import CROSSED, GAP, MARKER, SNAPSHOT
+from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, MARKER, SNAPSHOT
 from feeder.ring.inventory import RingInfo, clean_stale, list_rings
 from feeder.ring.owner import RingOwner, create_ring
 from feeder.ring.reader import RingReader
@@ -13,7 +13,9 @@ from feeder.ring.writer import RingWriter
 
 __all__ = [
     "CROSSED",
+    "FINAL",
     "GAP",
+    "LOCKED",
     "MARKER",
     "SNAPSHOT",
     "RingInfo",

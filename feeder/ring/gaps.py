@@ -10,8 +10,11 @@ and again by the worker taking over) and replay (a hole in a ring recording).
 - A MARKER record (event rings: trades, ticker) carries no event: flags MARKER|GAP, `ts_recv` = when
   the gap was noticed, every other field zero. A copy of the last trade would be counted twice by a
   reader summing `amount`.
+- A chain ring (`feeder.ring.chains`: many instruments) is marked with one MARKER|GAP record whose
+  instrument_id is 0: it speaks for every instrument of the chain, whatever the record type.
 - A ring whose newest record already says so (a book record flagged GAP, a MARKER|GAP record on an
-  event ring) needs no new mark, and neither does an empty ring (nothing was ever valid there).
+  event ring, a chain-wide MARKER|GAP on a chain ring) needs no new mark, and neither does an empty ring
+  (nothing was ever valid there).
 `seq` and `ts_publish` are the ring writer's: whatever these records hold there is overwritten.
 """
 
@@ -51,18 +54,23 @@ def marker(dtype: np.dtype, ts_recv: int | np.ndarray) -> np.ndarray:
     return record
 
 
-def says_gap(flags: int, record_type: str) -> bool:
-    """Whether a ring whose newest record has `flags` already tells its readers about a gap."""
+def says_gap(flags: int, record_type: str, chain: bool = False, instrument_id: int = 0) -> bool:
+    """Whether a ring whose newest record has `flags` (and `instrument_id`, in a chain ring) already tells
+    its readers about a gap."""
+    if chain:
+        return flags & _MARK == _MARK and instrument_id == 0
     if record_kind(record_type) == BOOK:
         return bool(flags & GAP)
     return flags & _MARK == _MARK
 
 
-def gap_record(last: np.void | None, dtype: np.dtype, record_type: str, now_ns: int) -> np.ndarray | None:
+def gap_record(
+    last: np.void | None, dtype: np.dtype, record_type: str, now_ns: int, chain: bool = False
+) -> np.ndarray | None:
     """The record that marks a ring GAP after its newest record `last`, or None when nothing needs saying."""
-    if last is None or says_gap(int(last["flags"]), record_type):
+    if last is None or says_gap(int(last["flags"]), record_type, chain, int(last["instrument_id"])):
         return None
-    if record_kind(record_type) != BOOK:
+    if chain or record_kind(record_type) != BOOK:
         return marker(dtype, now_ns)
     record = np.array([last], dtype)
     gap_copy(record, now_ns)

@@ -2,7 +2,7 @@
 record type, used by the supervisor (a dead worker's rings) and by a worker taking a ring over.
 
 What the record holds is `feeder.ring.gaps`'s rule (a GAP copy of the last book, a MARKER|GAP record
-on an event ring); this reads the ring's newest record and publishes through the writer it is given.
+on an event ring, one MARKER|GAP record for a whole chain ring); this reads the ring's newest record and publishes through the writer it is given.
 Marking is idempotent: the supervisor marks the rings of a worker that died and the replacement marks
 them again when it takes over; the second call does nothing.
 """
@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from feeder.ring.chains import is_chain
 from feeder.ring.flags import MARKER
 from feeder.ring.gaps import gap_record, says_gap
 from feeder.ring.reader import RingReader
@@ -22,7 +23,8 @@ from feeder.ring.writer import RingWriter
 def mark_gap(writer: RingWriter, now_ns: int | None = None) -> bool:
     """Publish the GAP record for the writer's ring if it needs one; returns whether it did."""
     now = time.time_ns() if now_ns is None else now_ns
-    record = gap_record(newest(writer.name, writer.instance), writer.dtype, writer.record_type, now)
+    last = newest(writer.name, writer.instance)
+    record = gap_record(last, writer.dtype, writer.record_type, now, chain=is_chain(writer.name))
     if record is None:
         return False
     writer.publish(record)
@@ -38,7 +40,9 @@ def newest(ring: str, instance: str | None = None) -> np.void | None:
 def needs_mark(ring: str, record_type: str, instance: str | None = None) -> bool:
     """Whether `mark_gap` would publish anything (so a supervisor attaches as writer only when needed)."""
     last = newest(ring, instance)
-    return last is not None and not says_gap(int(last["flags"]), record_type)
+    return last is not None and not says_gap(
+        int(last["flags"]), record_type, is_chain(ring), int(last["instrument_id"])
+    )
 
 
 def last_content(ring: str, instance: str | None = None) -> np.void | None:
@@ -47,3 +51,11 @@ def last_content(ring: str, instance: str | None = None) -> np.void | None:
         records = reader.read()
     real = np.flatnonzero((records["flags"] & MARKER) == 0)
     return records[real[-1]] if len(real) else None
+
+
+def last_trades(ring: str, instance: str | None = None) -> dict[int, int]:
+    """instrument_id -> trade_seq of its newest retained trade (not a MARKER), for a chain trades ring."""
+    with RingReader(ring, instance=instance, start="oldest") as reader:
+        records = reader.read()
+    real = records[(records["flags"] & MARKER) == 0]
+    return {int(iid): int(seq) for iid, seq in zip(real["instrument_id"], real["trade_seq"], strict=True)}

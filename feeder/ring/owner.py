@@ -60,14 +60,20 @@ class RingOwner:
     def closed(self) -> bool:
         return self._mapping.fd is None
 
+    def mark_closed(self) -> None:
+        """Mark the ring closed (readers drain it and stop) but keep the segment until `close()`: an
+        instrument that ended keeps its ring a grace period for readers that attach late."""
+        if self._mapping.fd is not None and not self._mapping.inherited and not self._words.u32[CLOSED]:
+            self._words.u32[CLOSED] = 1
+            wake_for_close(self._mapping.mm, WAIT_PAGE)
+
     def close(self) -> None:
         """Mark the ring closed and remove the segment (idempotent; a forked child only unmaps)."""
         mapping = self._mapping
         if mapping.fd is None:
             return
         if not mapping.inherited:
-            self._words.u32[CLOSED] = 1
-            wake_for_close(mapping.mm, WAIT_PAGE)
+            self.mark_closed()
             if seg.same_file(mapping.fd, mapping.path):
                 mapping.path.unlink(missing_ok=True)
         self._words.release()

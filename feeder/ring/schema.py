@@ -30,7 +30,7 @@ _TYPES = {
     "f8": "<f8",
 }
 BOOK_TYPES = {10: "book", 25: "book25", 50: "book50"}  # book record types by levels per side
-RECORD_TYPES = (*BOOK_TYPES.values(), "trade", "ticker")
+RECORD_TYPES = (*BOOK_TYPES.values(), "trade", "ticker", "markprice")
 COMMON_FIELDS = ("seq", "flags", "instrument_id", "ts_exchange", "ts_recv", "ts_publish")
 
 

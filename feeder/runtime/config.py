@@ -8,6 +8,7 @@ what is allowed. Credentials are not configuration: they come from the environme
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,21 +18,28 @@ from feeder.errors import ConfigError
 from feeder.exchanges.deribit.books import CROSSED_MODES
 from feeder.exchanges.deribit.channels import ChannelConfig
 from feeder.exchanges.deribit.costs import TIERS
+from feeder.exchanges.deribit.instruments import KINDS
 from feeder.ring.names import instance_name
+from feeder.runtime.sizing import check_capacity_table
 
 PRODUCTION_URL = "wss://www.deribit.com/ws/api/v2"
 TESTNET_URL = "wss://test.deribit.com/ws/api/v2"
 EXCHANGES = ("deribit",)
-STREAMS = ("book", "trades", "ticker")
+STREAMS = ("book", "trades", "ticker", "markprice")
 MAX_CONNECTIONS_PER_IP = 32  # Deribit refuses the 33rd connection from one address
-DEFAULT_CAPACITY = {"book": 1 << 14, "trades": 1 << 12, "ticker": 1 << 12}
+DEFAULT_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL")  # when no instrument, kind or currency is given
+_PATTERN_RE = re.compile(r"^[A-Za-z0-9_*?\[\]!-]{1,48}$")
+_CURRENCY_RE = re.compile(r"^[A-Z0-9_]{2,12}$")
 
 
 @dataclass(frozen=True)
 class FeederConfig:
     exchange: str = "deribit"
     workers: int = 2
-    instruments: tuple[str, ...] = ("BTC-PERPETUAL", "ETH-PERPETUAL")
+    instruments: tuple[str, ...] = ()  # exact names and glob patterns; see `patterns`
+    kind: tuple[str, ...] = ()  # option, future, perpetual, spot; empty: any
+    currency: tuple[str, ...] = ()  # BTC, ETH, USDC...; empty: any
+    chains: tuple[str, ...] = ()  # kinds whose instruments share chain rings (book.BTC-options ...)
     streams: tuple[str, ...] = STREAMS
     url: str | None = None  # None: production, testnet with `testnet`, the simulator with `sim`
     testnet: bool = False
@@ -44,8 +52,9 @@ class FeederConfig:
     duration: float | None = None  # seconds; None runs until a signal
     metrics_port: int | None = None
     record: str | None = None  # directory for per-worker JSONL recordings
-    capacity: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CAPACITY))
+    capacity: dict[str, Any] = field(default_factory=dict)  # see feeder.runtime.sizing
     depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels (10, 25, 50)
+    removal_grace: float = 60.0  # seconds a closed ring of an ended instrument stays before it is removed
     cancel_on_disconnect: str = "connection"  # connection | account | off
     credentials_file: str | None = None
     heartbeat_interval: float = 10.0
@@ -64,6 +73,13 @@ class FeederConfig:
     def channel_config(self) -> ChannelConfig:
         """How ring names become channels and records (interval, book depth per ring)."""
         return ChannelConfig(interval=self.interval, depth=self.depth)
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        """The instrument names and patterns asked for; the two perpetuals when nothing was selected."""
+        if self.instruments or self.kind or self.currency:
+            return self.instruments
+        return DEFAULT_INSTRUMENTS
 
     @property
     def ws_url(self) -> str:
@@ -93,12 +109,25 @@ def _validate(c: FeederConfig) -> None:
         f"an integer from 1 to {MAX_CONNECTIONS_PER_IP} (Deribit allows {MAX_CONNECTIONS_PER_IP} connections per IP)",
     )
     _need(
-        bool(c.instruments) and all(isinstance(i, str) and i.strip() for i in c.instruments),
+        all(isinstance(i, str) and _PATTERN_RE.match(i) for i in c.instruments),
         "instruments",
         c.instruments,
-        "a non-empty list of instrument names such as BTC-PERPETUAL",
+        "instrument names or glob patterns such as BTC-PERPETUAL, BTC-*-C or ETH-27DEC26-*",
     )
     _need(len(set(c.instruments)) == len(c.instruments), "instruments", c.instruments, "no duplicates")
+    for name, kinds in (("kind", c.kind), ("chains", c.chains)):
+        _need(
+            all(k in KINDS for k in kinds) and len(set(kinds)) == len(kinds),
+            name,
+            kinds,
+            f"kinds among {', '.join(KINDS)}",
+        )
+    _need(
+        all(isinstance(x, str) and _CURRENCY_RE.match(x) for x in c.currency) and len(c.currency) <= 5,
+        "currency",
+        c.currency,
+        "at most 5 currency codes such as BTC, ETH, USDC",
+    )
     _need(
         bool(c.streams) and set(c.streams) <= set(STREAMS),
         "streams",
@@ -139,14 +168,15 @@ def _validate(c: FeederConfig) -> None:
         "a TCP port 0-65535 (0 picks a free one)",
     )
     _need(c.record is None or isinstance(c.record, str), "record", c.record, "a directory path")
-    for stream, cap in c.capacity.items():
-        _need(stream in STREAMS, f"capacity.{stream}", cap, f"streams are {', '.join(STREAMS)}")
-        _need(
-            isinstance(cap, int) and cap >= 16 and cap & (cap - 1) == 0,
-            f"capacity.{stream}",
-            cap,
-            "a power of two, at least 16 (records per ring)",
-        )
+    check_capacity_table(c.capacity)
+    _need(
+        isinstance(c.removal_grace, int | float)
+        and not isinstance(c.removal_grace, bool)
+        and c.removal_grace >= 0,
+        "removal_grace",
+        c.removal_grace,
+        "seconds >= 0",
+    )
     _need(
         isinstance(c.depth, dict),
         "depth",
@@ -198,7 +228,7 @@ def _validate(c: FeederConfig) -> None:
     )
 
 
-_TUPLE_FIELDS = {"instruments", "streams", "cpus"}
+_TUPLE_FIELDS = {"instruments", "kind", "currency", "chains", "streams", "cpus"}
 
 
 def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -216,10 +246,8 @@ def _normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
             if not isinstance(value, list | tuple):
                 raise ConfigError(key, value, "a list")
             value = tuple(value)
-        if key == "capacity" and value is not None:
-            if not isinstance(value, dict):
-                raise ConfigError(key, value, "a table of stream = records, e.g. {book = 16384}")
-            value = {**DEFAULT_CAPACITY, **value}
+        if key == "capacity" and value is not None and not isinstance(value, dict):
+            raise ConfigError(key, value, "a table of stream = records, e.g. {book = 16384}")
         out[key] = value
     return out
 

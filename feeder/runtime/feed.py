@@ -22,6 +22,12 @@ Rules it keeps:
   credits are there, so it is admitted at once and never queues in front of an order, a subscription
   or a resync (orders and subscriptions have buckets of their own). The adapter judges the answer;
   a mismatch is published as GAP at once and the book resyncs like after a gap.
+- Routes come from `rings` (one ring per instrument, the instrument named by the ring) and `members`
+  ((ring, instrument, instrument_id): chain rings, or any ring with its id); `watch` adds the market's
+  own channels (instrument.state.*, platform_state), whose listings and ends go to `on_universe`.
+  `add()` and `remove()` change them at run time: new channels are subscribed (retried until they
+  are), an instrument removed gets its FINAL records at once, its channels are unsubscribed and the
+  writers of rings nothing feeds any more are closed.
 - Rings are created (this process owns them) or, with `attach_rings`, attached as their writer (a
   supervisor owns them and they outlive this feed). Attaching takes over from the previous writer,
   which may have died mid-stream: a ring it left looking live is marked GAP at once (a GAP copy of a
@@ -32,11 +38,12 @@ Rules it keeps:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from feeder.client import Client, ClientConfig, Event, Hooks
@@ -45,7 +52,8 @@ from feeder.core.state import ConnState
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
 from feeder.exchanges.deribit.books import CROSSED_MODES
-from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap, Route
+from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+from feeder.exchanges.deribit.notices import InstrumentState
 from feeder.exchanges.deribit.session import (
     DeribitSession,
     SessionConfig,
@@ -53,11 +61,13 @@ from feeder.exchanges.deribit.session import (
     unsubscribe_method,
 )
 from feeder.ring import RingWriter
-from feeder.ring.marking import last_content, mark_gap
+from feeder.ring.chains import is_chain
+from feeder.ring.marking import last_content, last_trades, mark_gap
 
 log = logging.getLogger(__name__)
 
 AUDIT_RETRY_S = 1.0  # an audit that may not go now tries again this much later
+Member = tuple[str, str, int]  # (ring, instrument, instrument_id)
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,11 @@ class FeedConfig:
     """What one feed connects to, which rings it fills, and how."""
 
     client: ClientConfig
-    rings: tuple[str, ...]
+    rings: tuple[str, ...] = ()
+    members: tuple[Member, ...] = ()
+    ids: Mapping[str, int] = field(default_factory=dict)  # instrument -> id (rings' instruments, underlyings)
+    indexes: Mapping[str, str] = field(default_factory=dict)  # instrument -> price index (platform locks)
+    watch: tuple[str, ...] = ()  # instrument.state.{kind}.{currency}, platform_state
     channels: ChannelConfig = field(default_factory=ChannelConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     ring_capacity: int = 1 << 16
@@ -78,7 +92,7 @@ class FeedConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.client, ClientConfig):
             raise ConfigError("client", type(self.client).__name__, "a feeder.client.ClientConfig")
-        if isinstance(self.rings, str) or not self.rings:
+        if isinstance(self.rings, str) or not (self.rings or self.members or self.watch):
             raise ConfigError("rings", self.rings, "a non-empty tuple of ring names such as ('book.BTC',)")
         if self.resync_retry_s <= 0:
             raise ConfigError("resync_retry_s", self.resync_retry_s, "a number of seconds > 0")
@@ -91,12 +105,25 @@ class FeedConfig:
 class Feed:
     """Runs one connection's market data into its rings; see the module doc."""
 
-    def __init__(self, config: FeedConfig, on_event: Callable[[Event], None] | None = None):
+    def __init__(
+        self,
+        config: FeedConfig,
+        on_event: Callable[[Event], None] | None = None,
+        on_universe: Callable[[list[tuple[InstrumentState, str]]], None] | None = None,
+    ):
         self.config = config
         self.session = DeribitSession(config.session)
         self.channels = ChannelMap(config.channels, authenticated=self.session.has_credentials)
-        self.routes = self.channels.routes(config.rings)
-        self.adapter = DeribitAdapter(self.routes.values(), crossed=config.crossed)
+        ids = config.ids
+        routes = [
+            replace(route, instrument_id=ids.get(route.instrument, 0))
+            for route in self.channels.routes(config.rings).values()
+        ]
+        routes += [self.channels.route(ring, name, iid) for ring, name, iid in config.members]
+        self.adapter = DeribitAdapter(routes, crossed=config.crossed, ids=ids, indexes=config.indexes)
+        self.adapter.watch(config.watch)
+        self.routes = self.adapter.routes
+        self.on_universe = on_universe
         self._adapter_feed = self.adapter.feed
         self._requests = self.adapter.requests  # non-empty: resubscriptions to send
         hooks = Hooks(
@@ -116,6 +143,8 @@ class Feed:
         self.audits_sent = 0
         self.audits_deferred: Counter[str] = Counter()  # why an audit waited for its next chance
         self._resyncing: dict[str, str] = {}  # channel -> reason, until subscribed again
+        self._joining: set[str] = set()  # channels added at run time, until subscribed
+        self._books_changed = asyncio.Event()  # book channels came or went: the audit schedule is redone
         self.resubscribed = 0
         self.publish_errors = 0
         self.refused: dict[str, str] = {}
@@ -129,7 +158,7 @@ class Feed:
         self._open_rings()
         try:
             await self.client.connect()
-            result = await self.client.subscribe(self.adapter.channels)
+            result = await self.client.subscribe(self.adapter.channels + self.adapter.watched)
         except BaseException:
             await self._shutdown()
             raise
@@ -137,7 +166,7 @@ class Feed:
         if result.refused:
             log.error("the exchange refused channels: %s", result.refused)
         self._resync_task = asyncio.create_task(self._resync_loop(), name="feed-resync")
-        if self.config.audit_interval > 0 and self.adapter.audit_channels:
+        if self.config.audit_interval > 0:
             self._audit_task = asyncio.create_task(self._audit_loop(), name="feed-audit")
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -151,31 +180,88 @@ class Feed:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def _open_rings(self) -> None:
+    def _open_rings(self, rings: Iterable[tuple[str, str]] | None = None) -> None:
+        """Writers for (ring, record type) pairs (default: every ring of the routes) not open yet."""
         config = self.config
+        wanted = dict(rings if rings is not None else ((r.ring, r.record_type) for r in self.routes.values()))
+        opened: list[str] = []
         try:
-            for route in self.routes.values():
+            for ring, record_type in wanted.items():
+                if ring in self._writers:
+                    continue
                 if config.attach_rings:
-                    writer = RingWriter.attach(route.ring, route.record_type, instance=config.instance)
-                    self._writers[route.ring] = writer
-                    self._take_over(route, writer)
+                    writer = RingWriter.attach(ring, record_type, instance=config.instance)
+                    self._writers[ring] = writer
+                    opened.append(ring)
+                    self._take_over(writer)
                 else:
-                    self._writers[route.ring] = RingWriter.create(
-                        route.ring, route.record_type, config.ring_capacity, instance=config.instance
+                    self._writers[ring] = RingWriter.create(
+                        ring, record_type, config.ring_capacity, instance=config.instance
                     )
+                    opened.append(ring)
         except BaseException:
-            self._close_rings()
+            for ring in opened:
+                self._writers.pop(ring).close()
             raise
 
-    def _take_over(self, route: Route, writer: RingWriter) -> None:
+    def _take_over(self, writer: RingWriter) -> None:
         """Pick up where the ring's previous writer stopped (it may have died without a last word):
         a ring it left looking live is marked GAP at once (`feeder.ring.marking`, as the supervisor
-        does); trade_seq continuity carries over from the last real trade (not a marker)."""
+        does); trade_seq continuity carries over from each instrument's last real trade (not a marker)."""
         mark_gap(writer)
-        if route.record_type == "trade":
-            last = last_content(route.ring, self.config.instance)
-            if last is not None:
-                self.adapter.continue_trades(route.channel, int(last["trade_seq"]))
+        if writer.record_type != "trade":
+            return
+        trades = [r for r in self.routes.values() if r.ring == writer.name]
+        if is_chain(writer.name):
+            last = last_trades(writer.name, self.config.instance)
+            for route in trades:
+                if route.instrument_id in last:
+                    self.adapter.continue_trades(route.channel, last[route.instrument_id])
+        elif trades:
+            record = last_content(writer.name, self.config.instance)
+            if record is not None:
+                self.adapter.continue_trades(trades[0].channel, int(record["trade_seq"]))
+
+    # --- at run time -----------------------------------------------------------------------------
+
+    def add(
+        self,
+        members: Iterable[Member],
+        ids: Mapping[str, int] | None = None,
+        indexes: Mapping[str, str] | None = None,
+        watch: Iterable[str] = (),
+    ) -> list[str]:
+        """Serve more instruments (and market channels): writers opened now, channels subscribed in the
+        background until they are; returns the new channels."""
+        self.adapter.ids.update(ids or {})
+        self.adapter.indexes.update(indexes or {})
+        routes = [self.channels.route(ring, name, iid) for ring, name, iid in members]
+        self._open_rings((r.ring, r.record_type) for r in routes)
+        channels = self.adapter.add(routes) + self.adapter.watch(watch)
+        self._joining.update(channels)
+        self._resync_wake.set()
+        self._books_changed.set()
+        return channels
+
+    async def remove(self, instruments: Iterable[str]) -> list[str]:
+        """Stop serving instruments (they ended): their FINAL records go out at once, their channels are
+        unsubscribed; returns the rings whose writers this feed closed (nothing feeds them now)."""
+        emitted, channels = self.adapter.remove(list(instruments), time.time_ns())
+        self._publish(emitted)
+        self._books_changed.set()
+        for channel in channels:
+            self._joining.discard(channel)
+            self._resyncing.pop(channel, None)
+        used = {route.ring for route in self.adapter.routes.values()}
+        closed = [ring for ring in self._writers if ring not in used]
+        for ring in closed:
+            self._writers.pop(ring).close()
+        if channels:
+            try:
+                await self.client.unsubscribe(channels)
+            except FeederError as exc:  # the exchange may keep sending them: the adapter drops them
+                log.info("unsubscribe %d channels of ended instruments failed: %s", len(channels), exc)
+        return closed
 
     async def _shutdown(self, timeout: float = 5.0) -> None:
         tasks = [t for t in (self._resync_task, self._audit_task) if t is not None]
@@ -208,6 +294,11 @@ class Feed:
                 self._publish_failed(ring, exc)
         if self._requests:
             self._resync_wake.set()
+        adapter = self.adapter
+        if adapter.has_events:
+            events = adapter.take_events()
+            if self.on_universe is not None:
+                self.on_universe(events)
 
     def _publish(self, emitted: list[Emit]) -> None:
         writers = self._writers
@@ -240,8 +331,11 @@ class Feed:
                 self._resyncing.setdefault(request.channel, request.reason)
             if self._resyncing:
                 for channel in await self._resubscribe(list(self._resyncing)):
-                    del self._resyncing[channel]
-            if self._resyncing:
+                    self._resyncing.pop(channel, None)
+            if self._joining:
+                for channel in await self._join(sorted(self._joining)):
+                    self._joining.discard(channel)
+            if self._resyncing or self._joining:
                 await asyncio.sleep(self.config.resync_retry_s)
                 self._resync_wake.set()
 
@@ -262,13 +356,39 @@ class Feed:
         self.resubscribed += len(result.confirmed)
         return result.confirmed
 
+    async def _join(self, channels: list[str]) -> list[str]:
+        """Subscribe channels added at run time; returns those subscribed."""
+        try:
+            result = await self.client.subscribe(channels)
+        except FeederError as exc:
+            log.info("subscribe %d new channels failed (%s); retrying", len(channels), exc)
+            return []
+        if result.refused:
+            log.warning("the exchange refused new channels: %s", result.refused)
+            self.refused.update(result.refused)
+            return [*result.confirmed, *result.refused]  # refused: retrying would not help
+        return result.confirmed
+
     # --- the live audit --------------------------------------------------------------------------
 
     async def _audit_loop(self) -> None:
-        schedule = AuditSchedule(self.adapter.audit_channels, self.config.audit_interval, time.monotonic())
+        schedule: AuditSchedule | None = None
+        self._books_changed.set()
         while True:
+            if self._books_changed.is_set():
+                self._books_changed.clear()
+                books = self.adapter.audit_channels
+                schedule = (
+                    AuditSchedule(books, self.config.audit_interval, time.monotonic()) if books else None
+                )
+            if schedule is None:
+                await self._books_changed.wait()
+                continue
             channel, at = schedule.head()
-            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            with contextlib.suppress(TimeoutError):  # a change of books wakes it early
+                await asyncio.wait_for(self._books_changed.wait(), max(0.0, at - time.monotonic()))
+            if self._books_changed.is_set() or channel not in self.adapter.routes:
+                continue
             now = time.monotonic()
             blocked = self._audit_blocked()
             if blocked:

@@ -2,7 +2,9 @@
 
 Runs uvloop, a `Feed` (client + Deribit adapter + ring writers, attached to rings the supervisor owns),
 and two small loops: a heartbeat with health figures to the supervisor at least every 250 ms, and the
-supervisor's requests (RPCs, stop) read from the pipe. The worker ignores SIGINT (a Ctrl-C reaches the
+supervisor's requests (RPCs, stop, and `add` / `remove` of instruments at run time: the universe)
+read from the pipe. Listings and ends the exchange announces (instrument.state) go up the pipe as
+`instrument_state` messages; the supervisor decides what to do with them. The worker ignores SIGINT (a Ctrl-C reaches the
 whole process group; the supervisor decides how to shut down) and exits when the pipe closes, so a
 SIGKILLed supervisor never leaves workers behind.
 """
@@ -45,7 +47,7 @@ class WorkerSpec:
 
     index: int
     instance: str
-    rings: tuple[str, ...]
+    rings: tuple[str, ...]  # rings of one instrument each, the instrument named by the ring
     url: str
     interval: str | None
     heartbeat_interval: float
@@ -59,6 +61,10 @@ class WorkerSpec:
     crossed: str = "resync"
     depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels per side
     costs: DeribitCosts = field(default_factory=DeribitCosts)  # the account's limits, or the tier's
+    members: tuple[tuple[str, str, int], ...] = ()  # (ring, instrument, instrument_id): chain rings and more
+    ids: dict[str, int] = field(default_factory=dict)  # instrument -> instrument_id
+    indexes: dict[str, str] = field(default_factory=dict)  # instrument -> price index
+    watch: tuple[str, ...] = ()  # instrument.state.* and platform_state channels
 
     def feed_config(self) -> FeedConfig:
         record_to = None
@@ -78,6 +84,10 @@ class WorkerSpec:
         return FeedConfig(
             client=client,
             rings=self.rings,
+            members=self.members,
+            ids=self.ids,
+            indexes=self.indexes,
+            watch=self.watch,
             channels=ChannelConfig(interval=self.interval, depth=self.depth),
             session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
             attach_rings=True,
@@ -129,6 +139,8 @@ class Worker:
         self._last_data = time.monotonic()
         self._ring_figures_due = 0.0
         self._ring_figures_sent: tuple[dict, dict] | None = None
+        self._started = False
+        self._early: list[dict] = []  # add / remove messages that came before the feed started
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -136,7 +148,7 @@ class Worker:
         loop.add_reader(self.conn.fileno(), self._on_pipe)
         if self.spec.busy_poll:
             _keep_polling(loop)
-        self.feed = Feed(self.spec.feed_config(), on_event=self._on_event)
+        self.feed = Feed(self.spec.feed_config(), on_event=self._on_event, on_universe=self._on_universe)
         hb = loop.create_task(self._heartbeat_loop())
         try:
             await self.feed.start()
@@ -144,6 +156,10 @@ class Worker:
             self._send({"type": "fatal", "error": wire.error_to_wire(exc)})
             hb.cancel()
             return EXIT_FATAL
+        self._started = True
+        for message in self._early:
+            self._on_message(message)
+        self._early.clear()
         self._send({"type": "ready"})
         await self._stop.wait()
         hb.cancel()
@@ -166,13 +182,50 @@ class Worker:
             asyncio.get_running_loop().remove_reader(self.conn.fileno())
             self._stop.set()
             return
+        if message.get("type") in ("add", "remove") and not self._started:
+            self._early.append(message)
+        else:
+            self._on_message(message)
+
+    def _on_message(self, message: dict) -> None:
         kind = message.get("type")
         if kind == "rpc":
             task = asyncio.get_running_loop().create_task(self._rpc(message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif kind == "add":
+            self._add(message)
+        elif kind == "remove":
+            task = asyncio.get_running_loop().create_task(self._remove(message["instruments"]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif kind == "stop":
             self._stop.set()
+
+    def _add(self, message: dict) -> None:
+        """More instruments to serve (the supervisor created their rings first)."""
+        try:
+            if self.feed is None:
+                raise FeederError("the worker is not running its feed yet")
+            self.feed.add(
+                message["members"], message.get("ids"), message.get("indexes"), message.get("watch", ())
+            )
+        except Exception as exc:  # never let a bad message kill the worker; the supervisor hears of it
+            log.exception("could not add %d routes", len(message.get("members", ())))
+            self._send({"type": "event", "name": "add_failed", "data": {"reason": repr(exc)}})
+
+    async def _remove(self, instruments: list[str]) -> None:
+        """Instruments that ended: FINAL records, unsubscribe, writers of unused rings closed."""
+        closed: list[str] = []
+        try:
+            if self.feed is not None:
+                closed = await self.feed.remove(instruments)
+        except Exception:
+            log.exception("could not remove %d instruments", len(instruments))
+        self._send({"type": "removed", "instruments": instruments, "rings": closed})
+
+    def _on_universe(self, events: list) -> None:
+        self._send({"type": "instrument_state", "events": [(*event, channel) for event, channel in events]})
 
     async def _rpc(self, message: dict) -> None:
         rid = message["id"]

@@ -20,7 +20,7 @@ from feeder.sim import messages as msg
 from feeder.sim.account import account_summary
 from feeder.sim.auth import Accounts, Grant
 from feeder.sim.hub import Hub
-from feeder.sim.instruments import OTHER_CURRENCIES, currency_object
+from feeder.sim.instruments import CURRENCY_INFO, OTHER_CURRENCIES, currency_object
 from feeder.sim.market import Market
 from feeder.sim.params import MethodSpec, method_spec, validate
 from feeder.sim.ratelimit import Limiter
@@ -72,14 +72,18 @@ class Api:
         self.handlers: dict[str, Callable[[Ctx, dict], Any]] = {
             "public/hello": lambda c, p: {"version": VERSION},
             "public/test": self.test,
-            "public/get_time": lambda c, p: time.time_ns() // 1_000_000,
-            "public/status": lambda c, p: {"locked": "false", "locked_currencies": [], "locked_indices": []},
+            "public/get_time": lambda c, p: self.hub.now_ms(),
+            "public/status": self.status,
             "public/set_heartbeat": self.set_heartbeat,
             "public/disable_heartbeat": self.disable_heartbeat,
             "public/auth": self.auth,
             "public/get_currencies": lambda c, p: [currency_object(x) for x in ("BTC", "ETH")],
             "public/get_instruments": self.get_instruments,
-            "public/get_instrument": lambda c, p: self._instrument_object(p["instrument_name"]),
+            "public/get_instrument": self.get_instrument,
+            "public/get_book_summary_by_currency": self.get_book_summary_by_currency,
+            "public/get_book_summary_by_instrument": lambda c, p: [
+                self._summary(self._state(p["instrument_name"]))
+            ],
             "public/get_order_book": self.get_order_book,
             "public/ticker": lambda c, p: self._ticker(self._state(p["instrument_name"])),
             "public/get_index_price": self.get_index_price,
@@ -114,7 +118,7 @@ class Api:
         grant = self._authorize(ctx, req.params.get("access_token"))
         if spec.name in self.handlers:
             return self.handlers[spec.name](ctx, params)
-        caller = Caller(grant.client_id, ctx.session, time.time_ns() // 1_000_000, ctx.after)
+        caller = Caller(grant.client_id, ctx.session, self.hub.now_ms(), ctx.after)
         return self.private[spec.name](caller, params)
 
     def _charge(self, ctx: Ctx, spec: MethodSpec) -> None:
@@ -210,33 +214,53 @@ class Api:
 
     # --- market data -------------------------------------------------------------------------------
 
+    def status(self, ctx: Ctx, p: dict) -> dict:
+        locked = sorted(self.market.locked)
+        return {
+            "locked": "true" if len(locked) == len(CURRENCY_INFO) else "partial" if locked else "false",
+            "locked_currencies": locked,
+            "locked_indices": [f"{b.lower()}_usd" for b in locked],
+        }
+
     def _state(self, name: str):
-        idx = self.market.catalogue.by_name.get(name)
+        """A live instrument's state (listed, not terminated)."""
+        idx = self.market.catalogue.live.get(name)
         if idx is None:
             raise invalid("instrument_name", f"unknown instrument {name!r}")
         return self.market.states[idx]
 
-    def _instrument_object(self, name: str) -> dict:
-        return self._state(name).inst.api_object(self._created_ms())
-
-    def _created_ms(self) -> int:
-        return 1_700_000_000_000
+    def get_instrument(self, ctx: Ctx, p: dict) -> dict:
+        idx = self.market.catalogue.by_name.get(p["instrument_name"])
+        if idx is None:
+            raise invalid("instrument_name", f"unknown instrument {p['instrument_name']!r}")
+        st = self.market.states[idx]
+        return st.inst.api_object(st.trading)
 
     def get_instruments(self, ctx: Ctx, p: dict) -> list[dict]:
+        """Live instruments, or (expired=true) those that settled, closed or were terminated."""
         currency, kind = p["currency"], p.get("kind")
         if currency not in ("BTC", "ETH", "any") and currency not in OTHER_CURRENCIES:
             raise invalid("currency", "must be a currency such as BTC, ETH, USDC or any")
-        if p.get("expired"):
-            return []
-        created = self._created_ms()
+        expired = bool(p.get("expired"))
         return [
-            st.inst.api_object(created)
+            st.inst.api_object(st.trading)
             for st in self.market.states
-            if currency in ("any", st.inst.base) and kind in (None, st.inst.kind)
+            if currency in ("any", st.inst.base) and kind in (None, st.inst.kind) and st.trading != expired
         ]
 
+    def get_book_summary_by_currency(self, ctx: Ctx, p: dict) -> list[dict]:
+        currency, kind = p["currency"], p.get("kind")
+        return [
+            self._summary(st)
+            for st in self.market.states
+            if st.trading and st.inst.base == currency and kind in (None, st.inst.kind)
+        ]
+
+    def _summary(self, st) -> dict:
+        return msg.book_summary(st, self.market.index_price(st.inst.base), self.market.marks)
+
     def _ticker(self, st) -> dict:
-        return msg.ticker(st, self.market.index_price(st.inst.base), time.time_ns() // 1_000_000)
+        return msg.ticker(st, self.market.index_price(st.inst.base), self.hub.now_ms(), self.market.marks)
 
     def get_order_book(self, ctx: Ctx, p: dict) -> dict:
         st = self._state(p["instrument_name"])
@@ -255,7 +279,7 @@ class Api:
         st = self._state(p["instrument_name"])
         index = self.market.index_price(st.inst.base)
         count = p.get("count", 10)
-        trades = [msg.public_trade(st, tp, index) for tp in st.trades[-count:]]
+        trades = [msg.public_trade(st, tp, index, self.market.marks) for tp in st.trades[-count:]]
         if p.get("sorting") == "desc":
             trades.reverse()
         return {"trades": trades, "has_more": len(st.trades) > count}

@@ -1,9 +1,11 @@
 """Subscription channel names: which ones exist and what they mean.
 
-Pure. `parse_channel` turns a channel name into a `ChannelSpec` or None (unknown instrument,
-interval, group or depth: Deribit silently leaves such channels out of the subscribe result).
-`raw` channels need an authenticated connection (13778 otherwise); `user.*` channels need one too
-and are simply left out when it is missing.
+Pure. `parse_channel` turns a channel name into a `ChannelSpec` or None (unknown or terminated
+instrument, interval, group or depth: Deribit silently leaves such channels out of the subscribe
+result). `raw` channels need an authenticated connection (13778 otherwise); `user.*` channels need
+one too and are simply left out when it is missing. `instrument.state.{kind}.{currency}` takes the
+kinds and currencies Deribit names (those the simulator does not list, such as spot or USDC,
+are valid channels that never publish).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ GROUPS = ("none", "1", "2", "5", "10", "25", "100", "250")
 DEPTHS = ("1", "10", "20")
 USER_KINDS = ("future", "option", "spot", "future_combo", "option_combo", "any")
 INDEXES = ("btc_usd", "eth_usd")
+STATE_KINDS = ("future", "option", "spot", "future_combo", "option_combo", "combo")
+STATE_CURRENCIES = ("BTC", "ETH", "USDC", "USDT", "any")
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelSpec:
     name: str
-    kind: str  # book, grouped, trades, ticker, quote, index, orders, user_trades
+    kind: str  # book, grouped, trades, ticker, quote, index, markprice, states, platform, orders, user_trades
     instrument: int | None = None  # catalogue index
     interval: str = "raw"
     group: str = "none"
@@ -48,6 +52,14 @@ def parse_channel(name: str, by_name: dict[str, int]) -> ChannelSpec | None:
         return _user(name, rest[0], rest[1:], by_name)
     if head == "deribit_price_index":
         return ChannelSpec(name, "index", index_name=rest[0]) if rest in ([i] for i in INDEXES) else None
+    if head == "markprice":
+        ok = len(rest) == 2 and rest[0] == "options" and rest[1] in INDEXES
+        return ChannelSpec(name, "markprice", index_name=rest[1]) if ok else None
+    if head == "instrument":
+        ok = len(rest) == 3 and rest[0] == "state" and rest[1] in STATE_KINDS and rest[2] in STATE_CURRENCIES
+        return ChannelSpec(name, "states", currency=rest[2], inst_kind=rest[1]) if ok else None
+    if name == "platform_state":
+        return ChannelSpec(name, "platform")
     if not rest or rest[0] not in by_name:
         return None
     inst, args = by_name[rest[0]], rest[1:]

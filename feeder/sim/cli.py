@@ -2,8 +2,10 @@
 
     python -m feeder.sim --port 8765 --instruments BTC-PERPETUAL,ETH-PERPETUAL --rate 5000
     python -m feeder.sim --instruments 1000 --rate 50000 --no-rate-limits
+    python -m feeder.sim --instruments 'BTC-*' --option-expiries all --option-strikes all --clock-speed 60
     python -m feeder.sim control --port 8765 fault gap instrument=BTC-PERPETUAL
     python -m feeder.sim control --port 8765 truth BTC-PERPETUAL 1234567890
+    python -m feeder.sim control --port 8765 advance to=expiry
 
 Control arguments: positional values fill the command's leading parameters in order, `key=value`
 pairs name them; values are read as JSON when they parse (numbers, true, lists), else as strings.
@@ -21,6 +23,7 @@ import signal
 import sys
 import tempfile
 import time
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -38,6 +41,12 @@ POSITIONAL = {
     "inject": ("message", "conn"),
     "disconnect": ("conn", "how", "code", "reason"),
     "received": ("since",),
+    "advance": ("seconds",),
+    "clock": ("speed",),
+    "list": ("instrument",),
+    "expire": ("expiry",),
+    "delist": ("instrument",),
+    "truths": ("books",),
 }
 
 
@@ -58,9 +67,38 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     p.add_argument(
-        "--instruments", default=None, help="comma-separated names, or a count N of generated ones"
+        "--instruments",
+        default=None,
+        help="comma-separated names and glob patterns (BTC-*-C) that move, or a count N of instruments",
     )
     p.add_argument("--rate", type=float, default=1000.0, help="book updates per second across instruments")
+    p.add_argument(
+        "--option-expiries",
+        default="3",
+        help="the nearest N option expiries per currency, or 'all' (Deribit's)",
+    )
+    p.add_argument(
+        "--option-strikes",
+        default="9",
+        help="strikes per expiry nearest the money, or 'all' (Deribit's width)",
+    )
+    p.add_argument(
+        "--clock-speed", type=float, default=1.0, help="simulated seconds per second (expiries sooner)"
+    )
+    p.add_argument(
+        "--start-time",
+        default=None,
+        help="the exchange clock at start: ISO 8601 (2026-12-02T07:59:00Z) or ms",
+    )
+    p.add_argument(
+        "--settlement-grace", type=float, default=1.0, help="seconds from settled or closed to terminated"
+    )
+    p.add_argument(
+        "--instrument-states",
+        choices=("classic", "book"),
+        default="classic",
+        help="instrument.state names: classic (the vendored spec's) or book (Deribit's since January 2026)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-rate-limits", action="store_true", help="switch Deribit's credit limits off")
     p.add_argument("--min-heartbeat", type=float, default=10.0, help="minimum set_heartbeat interval, s")
@@ -91,6 +129,12 @@ def _config(args: argparse.Namespace) -> SimConfig:
         port=args.port,
         instruments=instruments,
         rate=args.rate,
+        option_expiries=_count_or_all("option_expiries", args.option_expiries),
+        option_strikes=_count_or_all("option_strikes", args.option_strikes),
+        clock_speed=args.clock_speed,
+        start_ms=_start_ms(args.start_time),
+        settlement_grace=args.settlement_grace,
+        instrument_states=args.instrument_states,
         seed=args.seed,
         rate_limits=not args.no_rate_limits,
         min_heartbeat_interval=args.min_heartbeat,
@@ -99,6 +143,30 @@ def _config(args: argparse.Namespace) -> SimConfig:
         truth_window=args.truth_window,
         tls=args.tls,
     )
+
+
+def _count_or_all(name: str, text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise ConfigError(name, text, "expected a positive integer or 'all'")
+    return int(text)
+
+
+def _start_ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            "start_time", text, "expected ISO 8601 such as 2026-12-02T07:59:00Z, or ms"
+        ) from None
+    if when.tzinfo is None:
+        raise ConfigError("start_time", text, "give a time zone (Z for UTC)")
+    return int(when.timestamp() * 1000)
 
 
 def serve_main(argv: list[str]) -> int:
@@ -110,7 +178,17 @@ def serve_main(argv: list[str]) -> int:
         print(f"feeder.sim: {err}", file=sys.stderr)
         return 2
     if args.check:
+        from feeder.sim.catalogue import build_catalogue
+        from feeder.sim.clock import SimClock, wall_ms
+
+        try:
+            now = SimClock(config.start_ms, config.clock_speed, wall_ms()).now(wall_ms())
+            catalogue = build_catalogue(config.instruments, now, config.chain)
+        except ConfigError as err:
+            print(f"feeder.sim: {err}", file=sys.stderr)
+            return 2
         plan = {k: v for k, v in config.to_json().items() if k != "credentials"}
+        plan.update(listed=len(catalogue.live), moving=len(catalogue.active))
         print(orjson.dumps({"ok": True, **plan}, option=orjson.OPT_INDENT_2).decode())
         return 0
     run = asyncio.run

@@ -1,8 +1,9 @@
 """The simulator's configuration: one validated, JSON-serialisable object.
 
 Defaults are Deribit's behaviour (10 s minimum heartbeat, 15 min tokens, 10 min idle close,
-32 connections per IP, rate limits on). Tests shorten the clocks; benchmarks switch rate limits
-off. `DEMO_CREDENTIALS` is the pair a simulator accepts when none are given (documented, public:
+32 connections per IP, rate limits on, the exchange clock on the wall clock). Tests shorten the
+clocks, cut the option chain down and may run the exchange clock faster; benchmarks switch rate
+limits off. `DEMO_CREDENTIALS` is the pair a simulator accepts when none are given (documented, public:
 it is only ever valid against the simulator).
 """
 
@@ -13,7 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from feeder.errors import ConfigError
-from feeder.sim.instruments import DEFAULT_ACTIVE
+from feeder.sim.chain import ChainSize
+from feeder.sim.instruments import DEFAULT_ACTIVE, PERPETUAL_EXPIRY_MS
 
 DEMO_CLIENT_ID = "demo-id"
 DEMO_CLIENT_SECRET = "demo-secret"
@@ -24,8 +26,16 @@ DEMO_CREDENTIALS = {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET}
 class SimConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: pick a free port
-    instruments: tuple[str, ...] | int = DEFAULT_ACTIVE  # names, or a count of generated instruments
+    instruments: tuple[str, ...] | int = DEFAULT_ACTIVE  # names and glob patterns, or a count to generate
     rate: float = 1000.0  # book updates per second across the active instruments; 0: only publish()
+    option_expiries: int | None = 3  # the nearest N option expiries per currency; None: all Deribit lists
+    option_strikes: int | None = 9  # strikes per option expiry, nearest the money; None: Deribit's width
+    clock_speed: float = 1.0  # simulated seconds per wall second (the exchange clock: expiries come sooner)
+    start_ms: int | None = None  # the exchange clock at start (ms since the epoch); None: now
+    settlement_grace: float = 1.0  # wall seconds from settled or closed to terminated
+    instrument_states: str = (
+        "classic"  # instrument.state names: the vendored spec's, or "book" (Deribit 2026)
+    )
     seed: int = 1
     credentials: dict[str, str] = field(default_factory=lambda: dict(DEMO_CREDENTIALS), repr=False)
     rate_limits: bool = True
@@ -56,6 +66,35 @@ class SimConfig:
         )
         _check(ok, "instruments", self.instruments, "a list of instrument names or a positive count")
         _check(_num(self.rate) and self.rate >= 0, "rate", self.rate, "book updates per second, >= 0")
+        for name in ("option_expiries", "option_strikes"):
+            value = getattr(self, name)
+            _check(
+                value is None or (_int(value) and value > 0), name, value, "a positive integer, or None: all"
+            )
+        _check(
+            _num(self.clock_speed) and 0 < self.clock_speed <= 1e7,
+            "clock_speed",
+            self.clock_speed,
+            "simulated seconds per wall second, > 0 and at most 1e7",
+        )
+        _check(
+            self.start_ms is None or (_int(self.start_ms) and 0 < self.start_ms < PERPETUAL_EXPIRY_MS),
+            "start_ms",
+            self.start_ms,
+            "ms since the Unix epoch (or None: now)",
+        )
+        _check(
+            self.instrument_states in ("classic", "book"),
+            "instrument_states",
+            self.instrument_states,
+            "classic (created, started, settled, closed, terminated) or book (open, delivered, ...)",
+        )
+        _check(
+            _num(self.settlement_grace) and self.settlement_grace >= 0,
+            "settlement_grace",
+            self.settlement_grace,
+            "seconds >= 0",
+        )
         _check(_int(self.seed), "seed", self.seed, "an integer")
         creds_ok = isinstance(self.credentials, dict) and all(
             isinstance(k, str) and k and isinstance(v, str) and v for k, v in self.credentials.items()
@@ -88,6 +127,10 @@ class SimConfig:
             self.tls_cert,
             "give tls_cert and tls_key together (or neither: a self-signed certificate is made)",
         )
+
+    @property
+    def chain(self) -> ChainSize:
+        return ChainSize(self.option_expiries, self.option_strikes)
 
     @property
     def scheme(self) -> tuple[str, str]:

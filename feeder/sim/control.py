@@ -2,9 +2,12 @@
 
 Request `{"id": 1, "cmd": "fault", "args": {"name": "gap", "instrument": "BTC-PERPETUAL"}}`, answer
 `{"id": 1, "ok": true, "result": ...}` or `{"id": 1, "ok": false, "error": "<what was wrong>"}`.
-Commands: info, instruments, stats, truth, sent, publish, set_rate, fault, inject, received,
-connections, disconnect, shutdown. `SimServer` (testing.py) and `python -m feeder.sim control`
-are the two clients.
+Commands: info, instruments, stats, truth, truths, sent, publish, set_rate, fault, inject,
+received, connections, disconnect, shutdown, and for the exchange's clock and listings (see
+lifecycle.py): clock (the time, the next expiry; `speed` changes how fast it runs), advance
+(`seconds`, or `to="expiry"`: jump to the next expiry, which settles at once), list (a new
+instrument by name), expire (an expiry by its date code, or one instrument, settled now), delist
+(closed now). `SimServer` (testing.py) and `python -m feeder.sim control` are the two clients.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from feeder.errors import SimControlError
 from feeder.sim import faults
+from feeder.sim.control_lifecycle import LIFECYCLE_COMMANDS, instrument_index
 from feeder.sim.session import Session, text_frame
 from feeder.sim.truth import TruthError
 
@@ -85,8 +89,10 @@ def info(app: SimApp) -> dict:
         "ws_url": f"{ws}://{cfg.host}:{app.port}/ws/api/v2",
         "http_url": f"{http}://{cfg.host}:{app.port}/api/v2",
         "tls_cert": cfg.tls_cert,
-        "active": [app.catalogue.instruments[i].name for i in app.catalogue.active],
-        "instrument_count": len(app.catalogue.instruments),
+        "active": [st.inst.name for st in app.market.active],
+        "instrument_count": len(app.catalogue.live),
+        "now_ms": app.hub.now_ms(),
+        "clock_speed": app.clock.speed,
         "rate": app.rate,
         "seed": cfg.seed,
         "rate_limits": cfg.rate_limits,
@@ -96,7 +102,8 @@ def info(app: SimApp) -> dict:
 
 
 def instruments(app: SimApp) -> list[str]:
-    return [inst.name for inst in app.catalogue.instruments]
+    """Every listed instrument that is not terminated."""
+    return list(app.catalogue.live)
 
 
 def stats(app: SimApp) -> dict:
@@ -117,19 +124,32 @@ def stats(app: SimApp) -> dict:
     return out
 
 
-def _inst(app: SimApp, name: Any) -> int:
-    idx = app.catalogue.by_name.get(name) if isinstance(name, str) else None
-    if idx is None:
-        raise SimControlError(f"unknown instrument {name!r}; see the 'instruments' command")
-    return idx
+def _change_ids(cmd: str, change_id: Any) -> list[int]:
+    ids = change_id if isinstance(change_id, list) else [change_id]
+    if not ids or not all(isinstance(c, int) and not isinstance(c, bool) for c in ids):
+        raise SimControlError(f"{cmd}: change_id must be an integer or a list of integers, got {change_id!r}")
+    return ids
 
 
 def truth(app: SimApp, instrument: str, change_id: int | list[int]) -> dict | list[dict]:
-    ids = change_id if isinstance(change_id, list) else [change_id]
-    if not ids or not all(isinstance(c, int) and not isinstance(c, bool) for c in ids):
-        raise SimControlError(f"truth: change_id must be an integer or a list of integers, got {change_id!r}")
-    books = {b["change_id"]: b for b in app.market.truth(_inst(app, instrument), ids)}
+    ids = _change_ids("truth", change_id)
+    books = {b["change_id"]: b for b in app.market.truth(instrument_index(app, instrument), ids)}
     return [books[c] for c in ids] if isinstance(change_id, list) else books[change_id]
+
+
+def truths(app: SimApp, books: dict) -> dict[str, list[dict]]:
+    """The truth of many instruments at once: {instrument: [change_id, ...]} -> {instrument: [book, ...]}."""
+    if not isinstance(books, dict):
+        raise SimControlError("truths: books must be an object {instrument: [change_id, ...]}")
+    out = {}
+    for name, change_ids in books.items():
+        if change_ids == []:
+            out[name] = []
+            continue
+        ids = _change_ids("truths", change_ids)
+        found = {b["change_id"]: b for b in app.market.truth(instrument_index(app, name), ids)}
+        out[name] = [found[c] for c in ids]
+    return out
 
 
 def sent(app: SimApp, channel: str) -> list[list[int]]:
@@ -139,7 +159,11 @@ def sent(app: SimApp, channel: str) -> list[list[int]]:
 def publish(app: SimApp, n: int = 1, instrument: str | None = None) -> dict:
     if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 1_000_000:
         raise SimControlError(f"publish: n must be an integer 0..1000000, got {n!r}")
-    only = _inst(app, instrument) if instrument is not None else None
+    only = instrument_index(app, instrument) if instrument is not None else None
+    if only is not None and not app.market.states[only].trading:
+        raise SimControlError(
+            f"publish: {instrument} is {app.market.states[only].status}, its book does not move"
+        )
     changes = app.publish_now(n, only)
     last = {}
     for change in changes:
@@ -166,10 +190,17 @@ def _targets(app: SimApp, conn: int | None) -> list[Session]:
 def fault(app: SimApp, name: str, **params: Any) -> dict:
     p = faults.check_fault(name, params)
     app.hub.counters[f"fault_{name}"] += 1
-    if name == "refuse":
-        app.refuse(p["seconds"], p["how"])
+    if name in faults.MARKET_FAULTS:
+        app.hub.clock = time.monotonic()
+        if name == "refuse":
+            app.refuse(p["seconds"], p["how"])
+        elif name == "lock":
+            app.lifecycle.lock(p["currency"], p["seconds"], app.hub.clock)
+        else:
+            app.lifecycle.unlock(p["currency"])
+        app.hub.flush()
         return {"fault": name, "conns": []}
-    inst = _inst(app, p["instrument"]) if p.get("instrument") is not None else None
+    inst = instrument_index(app, p["instrument"]) if p.get("instrument") is not None else None
     targets = _targets(app, p.get("conn"))
     app.hub.clock = time.monotonic()
     for s in targets:
@@ -257,6 +288,7 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "instruments": instruments,
     "stats": stats,
     "truth": truth,
+    "truths": truths,
     "sent": sent,
     "publish": publish,
     "set_rate": set_rate,
@@ -266,4 +298,5 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "connections": connections,
     "disconnect": disconnect,
     "shutdown": shutdown,
+    **LIFECYCLE_COMMANDS,
 }

@@ -34,6 +34,9 @@ on the next book message (snapshot or change, any `book.{instrument}.{raw|100ms|
 | drop_test_request  | conn, count=1                           | the next test_requests are not sent (and their    |
 |                    |                                         | missing answer is not held against the client)    |
 | heartbeat          | conn                                    | send a heartbeat of type "heartbeat" now          |
+| lock               | currency, seconds (None: until unlock)  | the currency is locked (platform_state): its      |
+|                    |                                         | books stop, orders and edits get 10019            |
+| unlock             | currency                                | end a lock                                        |
 """
 
 from __future__ import annotations
@@ -75,8 +78,16 @@ CATALOGUE: dict[str, _P] = {
     "delay_test_request": {**_CONN, "seconds": ((int, float), True, None), "count": (int, False, 1)},
     "drop_test_request": {**_CONN, "count": (int, False, 1)},
     "heartbeat": _CONN,
+    "lock": {"currency": (str, True, None), "seconds": ((int, float), False, None)},
+    "unlock": {"currency": (str, True, None)},
 }
-_CHOICES = {("drop", "how"): ("close", "reset"), ("refuse", "how"): ("429", "refuse")}
+MARKET_FAULTS = ("refuse", "lock", "unlock")  # act on the exchange, not on connections
+_CHOICES = {
+    ("drop", "how"): ("close", "reset"),
+    ("refuse", "how"): ("429", "refuse"),
+    ("lock", "currency"): ("BTC", "ETH"),
+    ("unlock", "currency"): ("BTC", "ETH"),
+}
 
 
 def check_fault(name: str, params: dict) -> dict:

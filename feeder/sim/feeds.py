@@ -1,11 +1,13 @@
 """One publisher per subscribed channel name, turning market events into notifications.
 
 A feed exists while somebody subscribes to its channel. It reacts to book changes (`on_change`),
-to the 100 ms clock (`on_tick`, for aggregated intervals), to the index clock (`on_index`) and to
-user order/trade events, and hands encoded frames to the hub. Interval book feeds keep Deribit's
-chaining: each message carries the last change_id of its interval and the previous message's
-change_id as `prev_change_id`; a new subscriber gets its snapshot at the next tick, so the chain
-it sees is unbroken. The truth at any sent change_id is the book after that change. `agg2` is
+to the 100 ms clock (`on_tick`, for aggregated intervals), to the index clock (`on_index`, once a
+second: option tickers, whose model moves then) and to user order/trade events, and hands
+encoded frames to the hub. This module holds the feeds of one instrument and the user's own;
+channels about a whole market (index, marks, instrument states, platform state) are in
+notices.py. Interval book feeds keep Deribit's chaining: each message carries the last change_id
+of its interval and the previous message's change_id as `prev_change_id`; a new subscriber gets
+its snapshot at the next tick, so the chain it sees is unbroken. The truth at any sent change_id is the book after that change. `agg2` is
 aggregated on the same 100 ms clock (its period is not documented by Deribit).
 """
 
@@ -30,6 +32,7 @@ class Feed:
     """Base: the subscribers of one channel and what was published on it."""
 
     interval_driven = False
+    index_driven = False
 
     def __init__(self, spec: ChannelSpec, hub: Hub, sent_window: int):
         self.name, self.spec, self.hub = spec.name, spec, hub
@@ -67,6 +70,9 @@ class Feed:
         pass
 
     def on_tick(self, ts_ms: int) -> None:
+        pass
+
+    def on_index(self, ts_ms: int) -> None:
         pass
 
 
@@ -201,19 +207,28 @@ class Ticker(Quote):
     def __init__(self, spec: ChannelSpec, hub: Hub, sent_window: int):
         super().__init__(spec, hub, sent_window)
         self.interval_driven = spec.interval != "raw"
+        self.index_driven = self.state.inst.kind == "option"
         self.dirty = False
 
     def _ticker(self, ts_ms: int) -> dict:
         st = self.state
-        return msg.ticker(st, self.hub.market.index_price(st.inst.base), ts_ms)
+        market = self.hub.market
+        return msg.ticker(st, market.index_price(st.inst.base), ts_ms, market.marks)
+
+    def on_index(self, ts_ms: int) -> None:
+        """An option's marks, greeks and IVs moved with the model."""
+        if self.interval_driven:
+            self.dirty = True
+        else:
+            self.broadcast(self._ticker(ts_ms))
 
     def on_add(self, s: Session) -> None:
         self.hub.queue(s, self.frame(self._ticker(self.hub.now_ms())))
 
     def on_change(self, change: BookChange) -> None:
         touch = self._touch()
-        if touch == self.last and not change.trades:
-            return
+        if (touch == self.last and not change.trades) or not self.state.trading:
+            return  # the last ticker of an instrument out of trading comes from Hub.final_ticker
         self.last = touch
         if self.interval_driven:
             self.dirty = True
@@ -239,7 +254,7 @@ class Trades(Feed):
             return
         st = self.state
         index = self.hub.market.index_price(st.inst.base)
-        trades = [msg.public_trade(st, tp, index) for tp in change.trades]
+        trades = [msg.public_trade(st, tp, index, self.hub.market.marks) for tp in change.trades]
         if self.interval_driven:
             self.batch.extend(trades)
         else:
@@ -249,20 +264,6 @@ class Trades(Feed):
         if self.batch:
             self.broadcast(self.batch)
             self.batch = []
-
-
-class Index(Feed):
-    """deribit_price_index.{index}: the index price once per index tick."""
-
-    def _data(self, ts_ms: int) -> dict:
-        base = self.spec.index_name.split("_")[0].upper()
-        return msg.index(self.spec.index_name, self.hub.market.index_price(base), ts_ms)
-
-    def on_add(self, s: Session) -> None:
-        self.hub.queue(s, self.frame(self._data(self.hub.now_ms())))
-
-    def on_index(self, ts_ms: int) -> None:
-        self.broadcast(self._data(ts_ms))
 
 
 class UserFeed(Feed):
@@ -314,25 +315,6 @@ class UserFeed(Feed):
     def on_user_trades(self, account: str, inst: int, trades: list[dict]) -> None:
         if self.spec.kind == "user_trades" and trades and self.matches(inst):
             self.deliver(account, trades, single=False)
-
-
-FEEDS: dict[str, type[Feed]] = {
-    "grouped": Grouped,
-    "quote": Quote,
-    "ticker": Ticker,
-    "trades": Trades,
-    "index": Index,
-    "orders": UserFeed,
-    "user_trades": UserFeed,
-}
-
-
-def make_feed(spec: ChannelSpec, hub: Hub, sent_window: int) -> Feed:
-    if spec.kind == "book":
-        cls: type[Feed] = RawBook if spec.interval == "raw" else IntervalBook
-    else:
-        cls = FEEDS[spec.kind]
-    return cls(spec, hub, sent_window)
 
 
 def user_trade_items(st: InstrumentState, prints: list[TradePrint], account: str, index: float) -> list[dict]:

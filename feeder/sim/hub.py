@@ -20,34 +20,67 @@ from collections.abc import Iterable
 from typing import Any
 
 from feeder.sim.channels import ChannelSpec, parse_channel
+from feeder.sim.clock import SimClock, wall_ms
 from feeder.sim.faults import corrupt, phantom
-from feeder.sim.feeds import Feed, Index, UserFeed, make_feed, user_trade_items
+from feeder.sim.feeds import (
+    Feed,
+    Grouped,
+    IntervalBook,
+    Quote,
+    RawBook,
+    Ticker,
+    Trades,
+    UserFeed,
+    user_trade_items,
+)
+from feeder.sim.instruments import Instrument
 from feeder.sim.market import BookChange, Market, TradePrint
 from feeder.sim.matching import Order
+from feeder.sim.notices import Index, InstrumentStates, MarkPrice, PlatformState
 from feeder.sim.rpc import RpcError
 from feeder.sim.session import Session, text_frame
 from feeder.sim.truth import TruthLog
 
+FEEDS: dict[str, type[Feed]] = {
+    "grouped": Grouped,
+    "quote": Quote,
+    "ticker": Ticker,
+    "trades": Trades,
+    "index": Index,
+    "markprice": MarkPrice,
+    "states": InstrumentStates,
+    "platform": PlatformState,
+    "orders": UserFeed,
+    "user_trades": UserFeed,
+}
+
 
 class Hub:
-    def __init__(self, market: Market, send_buffer_limit: int, sent_window: int, truth_log: TruthLog | None):
+    def __init__(
+        self, market: Market, clock: SimClock, send_buffer_limit: int, sent_window: int,
+        truth_log: TruthLog | None,
+    ):  # fmt: skip
         self.market = market
+        self.sim_clock = clock
         self.send_buffer_limit = send_buffer_limit
-        self.sent_window = max(256, sent_window // len(market.active))  # per book channel
+        self.sent_window = max(256, sent_window // max(1, len(market.active)))  # per book channel
         self.truth_log = truth_log
         self.sessions: dict[int, Session] = {}
         self.feeds: dict[str, Feed] = {}
         self.by_inst: list[list[Feed]] = [[] for _ in market.states]
         self.tick_feeds: list[Feed] = []
-        self.index_feeds: list[Index] = []
+        self.index_feeds: list[Feed] = []
         self.user_feeds: list[UserFeed] = []
+        self.state_feeds: list[InstrumentStates] = []
+        self.platform_feeds: list[PlatformState] = []
         self.dirty: list[Session] = []
         self.counters: Counter[str] = Counter()
         self.published: Counter[str] = Counter()  # totals per channel, kept after a feed goes away
         self.clock = time.monotonic()  # monotonic time of the current step (stall deadlines)
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        """The exchange's time (simulated: see clock.py)."""
+        return self.sim_clock.now(wall_ms())
 
     # --- subscriptions -----------------------------------------------------------------------------
 
@@ -55,7 +88,7 @@ class Hub:
         """The channels of a subscribe request that will be subscribed; 13778 for raw unauthenticated."""
         specs = []
         for name in names:
-            spec = parse_channel(name, self.market.catalogue.by_name)
+            spec = parse_channel(name, self.market.catalogue.live)
             if spec is None or (spec.private and s.grant is None):
                 continue
             if spec.raw and s.grant is None:
@@ -84,26 +117,69 @@ class Hub:
         return removed
 
     def _create(self, spec: ChannelSpec) -> Feed:
-        feed = make_feed(spec, self, self.sent_window)
-        self.feeds[spec.name] = feed
-        if isinstance(feed, UserFeed):
-            self.user_feeds.append(feed)
-        elif isinstance(feed, Index):
-            self.index_feeds.append(feed)
+        if spec.kind == "book":
+            cls: type[Feed] = RawBook if spec.interval == "raw" else IntervalBook
         else:
-            self.by_inst[spec.instrument].append(feed)  # type: ignore[index]
-        if feed.interval_driven:
-            self.tick_feeds.append(feed)
+            cls = FEEDS[spec.kind]
+        feed = cls(spec, self, self.sent_window)
+        self.feeds[spec.name] = feed
+        for registry in self._registries(feed):
+            registry.append(feed)
         return feed
+
+    def _registries(self, feed: Feed) -> list[list]:
+        out: list[list] = []
+        if isinstance(feed, UserFeed):
+            out.append(self.user_feeds)
+        elif isinstance(feed, InstrumentStates):
+            out.append(self.state_feeds)
+        elif isinstance(feed, PlatformState):
+            out.append(self.platform_feeds)
+        elif feed.spec.instrument is not None:
+            out.append(self.by_inst[feed.spec.instrument])
+        if feed.interval_driven:
+            out.append(self.tick_feeds)
+        if feed.index_driven:
+            out.append(self.index_feeds)
+        return out
 
     def _drop(self, feed: Feed) -> None:
         del self.feeds[feed.name]
         self.published[feed.name] += feed.published
-        for registry in (self.user_feeds, self.index_feeds, self.tick_feeds):
-            if feed in registry:
-                registry.remove(feed)  # type: ignore[arg-type]
-        if feed.spec.instrument is not None and feed in self.by_inst[feed.spec.instrument]:
-            self.by_inst[feed.spec.instrument].remove(feed)
+        for registry in self._registries(feed):
+            registry.remove(feed)
+
+    # --- instruments coming and going ---------------------------------------------------------------
+
+    def add_instrument(self) -> None:
+        """Room for the feeds of the instrument the market just listed."""
+        self.by_inst.append([])
+
+    def instrument_state(self, inst: Instrument, state: str, ts_ms: int) -> None:
+        for feed in self.state_feeds:
+            feed.on_state(inst, state, ts_ms)
+
+    def platform(self, data: dict) -> None:
+        for feed in self.platform_feeds:
+            feed.on_platform(data)
+
+    def final_ticker(self, index: int, ts_ms: int) -> None:
+        """The last ticker of an instrument out of trading (state "closed"), on every ticker channel."""
+        for feed in self.by_inst[index]:
+            if isinstance(feed, Ticker):
+                feed.on_index(ts_ms)
+
+    def forget_instrument(self, index: int, ts_ms: int) -> None:
+        """A terminated instrument: its channels end (aggregated ones send their last interval first)."""
+        for feed in list(self.by_inst[index]):
+            if feed.interval_driven:
+                feed.on_tick(ts_ms)
+            for s in list(feed.subs):
+                s.subs.discard(feed.name)
+                s.book_faults.pop(index, None)
+                s.held.pop(index, None)
+            feed.subs.clear()
+            self._drop(feed)
 
     def add_session(self, s: Session) -> None:
         self.sessions[s.id] = s

@@ -1,8 +1,8 @@
-"""The simulator's instrument catalogue: realistic Deribit instruments relative to a given date.
+"""Instruments as Deribit defines them: names, dates, tick and amount grids, and their API objects.
 
-Owns instrument names, tick and amount grids, and the instrument objects `public/get_instruments`
-returns. Pure: the catalogue is a function of the date (expiries are Fridays 08:00 UTC, as on
-Deribit) and of the names asked for, so the same day always gives the same catalogue.
+Pure. Every expiry is 08:00 UTC; names carry the date as Deribit writes it (`4DEC26`). Options
+are quoted in coins on Deribit's grid: 0.0001 up to 0.005 and 0.0005 above (`tick_size_steps`),
+amounts in coins (0.1 BTC, 1 ETH); futures in USD.
 
 Rules it keeps: prices live on an integer grid of the instrument's minimum tick (`ticks`), amounts
 on an integer grid of the minimum trade amount (`lots`); floats are made only at the edge (`px`,
@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from fractions import Fraction
 
-from feeder.errors import ConfigError
+from feeder.sim import pricing
+from feeder.sim.clock import EXPIRY_HOUR
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 PERPETUAL_EXPIRY_MS = 32503708800000  # what Deribit reports for perpetuals (year 3000)
-REF_PRICE = {"BTC": 90000.0, "ETH": 3000.0}
-STRIKE_STEP = {"BTC": 1000, "ETH": 50}
+PERPETUAL_CREATED_MS = 1534167754000  # BTC-PERPETUAL's creation_timestamp in Deribit's example
+REF_PRICE = {"BTC": 90000.0, "ETH": 3000.0}  # the index at start
 CURRENCY_INFO = {
     "BTC": {"coin_type": "BITCOIN", "currency_long": "Bitcoin", "fee": 0.0001, "decimals": 8},
     "ETH": {"coin_type": "ETHER", "currency_long": "Ethereum", "fee": 0.0006, "decimals": 6},
@@ -29,6 +31,7 @@ CURRENCY_INFO = {
 # Currencies Deribit lists without inverse instruments here: get_instruments answers them with [].
 OTHER_CURRENCIES = ("USDC", "USDT", "EURR", "SOL", "XRP", "BNB", "PAXG")
 DEFAULT_ACTIVE = ("BTC-PERPETUAL", "ETH-PERPETUAL")
+OPTION_TICK, OPTION_STEP_ABOVE, OPTION_STEP_TICK = 0.0001, 0.005, 0.0005
 
 _NAME_RE = re.compile(
     r"^(?P<base>BTC|ETH)-(?:(?P<perp>PERPETUAL)|(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})"
@@ -53,24 +56,25 @@ class Instrument:
     instrument_id: int
     base: str
     kind: str  # "future" | "option"
-    settlement_period: str  # "perpetual" | "week" | "month"
+    settlement_period: str  # "perpetual" | "day" | "week" | "month"
     expiry_ms: int
     tick: float  # minimum tick size
     lot: float  # minimum trade amount (USD for futures, coins for options)
     contract_size: int
-    ref_price: float
+    ref_price: float  # where its book starts (options: the model's value at listing)
+    creation_ms: int = 0
     strike: float | None = None
     option_type: str | None = None  # "call" | "put"
     step_above: float | None = None  # options: price above which the tick is coarser
     step_tick: float | None = None
     tick_decimals: int = field(init=False)
     lot_decimals: int = field(init=False)
-    exact: bool = field(init=False)  # tick and lot are dyadic: ticks * tick needs no rounding
+    exact: bool = field(init=False)  # tick and lot are dyadic (0.5, 10): ticks * tick needs no rounding
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tick_decimals", _decimals(self.tick))
         object.__setattr__(self, "lot_decimals", _decimals(self.lot))
-        dyadic = all(_is_pow2(x.as_integer_ratio()[1]) for x in (self.tick, self.lot))
+        dyadic = all(_is_pow2(Fraction(repr(x)).denominator) for x in (self.tick, self.lot))
         object.__setattr__(self, "exact", dyadic)
 
     @property
@@ -82,9 +86,22 @@ class Instrument:
         return self.settlement_period == "perpetual"
 
     @property
-    def grid(self) -> int:
-        """The walk's price step in ticks (coarser for options, so every price is valid at any level)."""
+    def coarse(self) -> int:
+        """Ticks per price step above `step_above` (1 without tick steps)."""
         return round(self.step_tick / self.tick) if self.step_tick else 1
+
+    @property
+    def grid(self) -> int:
+        """The random walk's price step in ticks: an option's book lives either on the fine grid
+        below `step_above` (cheap options) or on the coarse one everywhere, so every price is valid."""
+        return 1 if self.ceiling is not None or not self.step_tick else self.coarse
+
+    @property
+    def ceiling(self) -> int | None:
+        """Options on the fine grid: the highest price (ticks) their book may reach."""
+        if self.step_above is None or self.ref_price >= self.step_above / 2:
+            return None
+        return round(self.step_above / self.tick)
 
     def px(self, ticks: int) -> float:
         return ticks * self.tick if self.exact else round(ticks * self.tick, self.tick_decimals)
@@ -97,7 +114,7 @@ class Instrument:
         ticks = round(price / self.tick)
         if abs(ticks * self.tick - price) > self.tick * 1e-6:
             return None
-        if self.step_above is not None and price > self.step_above + 1e-12 and ticks % self.grid:
+        if self.step_above is not None and price > self.step_above + 1e-12 and ticks % self.coarse:
             return None
         return ticks
 
@@ -108,42 +125,43 @@ class Instrument:
             return None
         return lots
 
-    def api_object(self, creation_ms: int) -> dict:
+    def api_object(self, is_active: bool = True) -> dict:
         """The instrument object as public/get_instruments returns it."""
+        option = self.kind == "option"
         obj = {
             "tick_size": self.tick,
             "tick_size_steps": (
                 [{"above_price": self.step_above, "tick_size": self.step_tick}] if self.step_above else []
             ),
-            "taker_commission": 0.0005 if self.kind == "future" else 0.0003,
+            "taker_commission": 0.0003 if option else 0.0005,
             "settlement_period": self.settlement_period,
             "settlement_currency": self.base,
-            "quote_currency": "USD" if self.kind == "future" else self.base,
+            "quote_currency": self.base if option else "USD",
             "counter_currency": "USD",
             "price_index": self.index_name,
-            "min_trade_amount": self.lot if self.kind == "option" else int(self.lot),
-            "maker_commission": 0.0 if self.kind == "future" else 0.0003,
+            "min_trade_amount": self.lot if option else int(self.lot),
+            "maker_commission": 0.0003 if option else 0.0,
             "kind": self.kind,
-            "is_active": True,
+            "is_active": is_active,
             "instrument_name": self.name,
             "instrument_id": self.instrument_id,
             "expiration_timestamp": self.expiry_ms,
-            "creation_timestamp": creation_ms,
+            "creation_timestamp": self.creation_ms,
             "contract_size": self.contract_size,
-            "block_trade_tick_size": 0.01 if self.kind == "future" else 0.0001,
-            "block_trade_min_trade_amount": 200000 if self.kind == "future" else 25,
-            "block_trade_commission": 0.00025,
+            "block_trade_tick_size": 0.0001 if option else 0.01,
+            "block_trade_min_trade_amount": (25 if self.base == "BTC" else 250) if option else 200000,
+            "block_trade_commission": 0.0003 if option else 0.00025,
             "base_currency": self.base,
         }
-        if self.kind == "future":
+        if option:
+            obj.update(strike=self.strike, option_type=self.option_type, instrument_type="reversed")
+        else:
             obj.update(
                 instrument_type="reversed",
                 future_type="reversed",
                 max_leverage=50,
                 max_liquidation_commission=0.0075,
             )
-        else:
-            obj.update(strike=self.strike, option_type=self.option_type, instrument_type="reversed")
         return obj
 
 
@@ -173,195 +191,103 @@ def expiry_code(day: date) -> str:
     return f"{day.day}{MONTHS[day.month - 1]}{day.year % 100:02d}"
 
 
-def _expiry_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, 8, tzinfo=UTC).timestamp() * 1000)
+def parse_expiry_code(code: str) -> date | None:
+    m = re.fullmatch(r"(\d{1,2})([A-Z]{3})(\d{2})", code)
+    if m is None or m[2] not in MONTHS:
+        return None
+    try:
+        day = date(2000 + int(m[3]), MONTHS.index(m[2]) + 1, int(m[1]))
+    except ValueError:
+        return None
+    return day if expiry_code(day) == code else None
 
 
-def _fridays_after(now: datetime, count: int) -> list[date]:
-    """The next `count` Friday expiries (08:00 UTC) strictly after `now`."""
-    day = now.date()
-    days: list[date] = []
-    while len(days) < count:
-        if day.weekday() == 4 and _expiry_ms(day) > now.timestamp() * 1000:
-            days.append(day)
-        day += timedelta(days=1)
-    return days
+def expiry_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, EXPIRY_HOUR, tzinfo=UTC).timestamp() * 1000)
 
 
-def _last_friday(year: int, month: int) -> date:
+def to_date(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def last_friday(year: int, month: int) -> date:
     nxt = date(year + month // 12, month % 12 + 1, 1)
     day = nxt - timedelta(days=1)
     return day - timedelta(days=(day.weekday() - 4) % 7)
 
 
-def _month_ends(now: datetime, count: int, months: tuple[int, ...] = tuple(range(1, 13))) -> list[date]:
-    days: list[date] = []
-    year, month = now.year, now.month
-    while len(days) < count:
-        day = _last_friday(year, month)
-        if month in months and _expiry_ms(day) > now.timestamp() * 1000:
-            days.append(day)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return days
+def period_of(day: date) -> str:
+    """The settlement period Deribit gives an expiry on `day`."""
+    if day == last_friday(day.year, day.month):
+        return "month"
+    return "week" if day.weekday() == 4 else "day"
 
 
-def future_expiries(now: datetime) -> list[tuple[date, str]]:
-    """Dated futures as Deribit lists them: two weeklies, two monthlies, three quarterlies."""
-    found: dict[date, str] = {}
-    for day in _month_ends(now, 3, (3, 6, 9, 12)) + _month_ends(now, 2):
-        found[day] = "month"
-    for day in _fridays_after(now, 2):
-        found.setdefault(day, "week")
-    return sorted(found.items())
+# --- constructors -------------------------------------------------------------------------------
 
 
-def option_expiries(now: datetime, weeks: int = 3) -> list[tuple[date, str]]:
-    found: dict[date, str] = {}
-    for day in _month_ends(now, 2, (3, 6, 9, 12)) + _month_ends(now, 2):
-        found[day] = "month"
-    for day in _fridays_after(now, weeks):
-        found.setdefault(day, "week")
-    return sorted(found.items())
-
-
-# --- catalogue ----------------------------------------------------------------------------------
-
-
-def _future(base: str, day: date | None, period: str) -> Instrument:
-    name = f"{base}-PERPETUAL" if day is None else f"{base}-{expiry_code(day)}"
+def future(
+    base: str, day: date | None, period: str, now_ms: int, index: float, created_ms: int
+) -> Instrument:
+    """A perpetual (day None) or a dated future priced at the index carried to its expiry."""
     btc = base == "BTC"
+    expiry = PERPETUAL_EXPIRY_MS if day is None else expiry_ms(day)
+    t = 0.0 if day is None else pricing.years(expiry, now_ms)
     return Instrument(
-        name=name,
+        name=f"{base}-PERPETUAL" if day is None else f"{base}-{expiry_code(day)}",
         instrument_id=0,
         base=base,
         kind="future",
         settlement_period=period,
-        expiry_ms=PERPETUAL_EXPIRY_MS if day is None else _expiry_ms(day),
+        expiry_ms=expiry,
         tick=0.5 if (btc and day is None) else 2.5 if btc else 0.05,
         lot=10.0 if btc else 1.0,
         contract_size=10 if btc else 1,
-        ref_price=REF_PRICE[base] * (1.0 if day is None else 1.01),
+        ref_price=pricing.forward(index, t),
+        creation_ms=PERPETUAL_CREATED_MS if day is None else created_ms,
     )
 
 
-def _option_price(base: str, strike: float, call: bool, years: float) -> float:
-    """A rough premium in coins: intrinsic plus a bell of time value; only needs to look plausible."""
-    spot = REF_PRICE[base]
-    intrinsic = max(0.0, (spot - strike) if call else (strike - spot)) / spot
-    width = 0.6 * math.sqrt(max(years, 1 / 365))
-    time_value = 0.4 * width * math.exp(-(((strike / spot - 1) / (width + 0.02)) ** 2))
-    return max(0.01, intrinsic + time_value)
-
-
-def _option(base: str, day: date, period: str, strike: int, call: bool, now: datetime) -> Instrument:
-    years = (_expiry_ms(day) / 1000 - now.timestamp()) / (365 * 86400)
+def option(
+    base: str, day: date, period: str, strike: int, call: bool, now_ms: int, index: float, created_ms: int
+) -> Instrument:
+    """An option whose book starts at the model's value (in coins) for the index at `now_ms`."""
+    expiry = expiry_ms(day)
+    t = pricing.years(expiry, now_ms)
+    fwd = pricing.forward(index, t)
+    usd = pricing.value(fwd, strike, t, pricing.smile(base, fwd, strike, t), call)
     return Instrument(
         name=f"{base}-{expiry_code(day)}-{strike}-{'C' if call else 'P'}",
         instrument_id=0,
         base=base,
         kind="option",
         settlement_period=period,
-        expiry_ms=_expiry_ms(day),
-        tick=0.0001,
+        expiry_ms=expiry,
+        tick=OPTION_TICK,
         lot=0.1 if base == "BTC" else 1.0,
         contract_size=1,
-        ref_price=_option_price(base, strike, call, years),
+        ref_price=round(max(OPTION_TICK, math.floor(usd / fwd / OPTION_TICK) * OPTION_TICK), 4),
+        creation_ms=created_ms,
         strike=float(strike),
         option_type="call" if call else "put",
-        step_above=0.005,
-        step_tick=0.0005,
+        step_above=OPTION_STEP_ABOVE,
+        step_tick=OPTION_STEP_TICK,
     )
 
 
-def _base_catalogue(now: datetime) -> list[Instrument]:
-    out: list[Instrument] = [_future(b, None, "perpetual") for b in ("BTC", "ETH")]
-    for day, period in future_expiries(now):
-        out += [_future(b, day, period) for b in ("BTC", "ETH")]
-    for day, period in option_expiries(now, weeks=1)[:3]:
-        for base in ("BTC", "ETH"):
-            atm = round(REF_PRICE[base] / (STRIKE_STEP[base] * 5)) * STRIKE_STEP[base] * 5
-            for k in range(-4, 5):
-                strike = atm + k * STRIKE_STEP[base] * 5
-                out += [_option(base, day, period, strike, c, now) for c in (True, False)]
-    return out
-
-
-def _extra_options(now: datetime):
-    """More options, nearest expiries and strikes first: for `instruments=N` beyond the catalogue."""
-    for day, period in option_expiries(now, weeks=12):
-        for dist in range(0, 60):
-            for base in ("BTC", "ETH"):
-                step = STRIKE_STEP[base]
-                atm = round(REF_PRICE[base] / step) * step
-                for strike in sorted({atm + dist * step, atm - dist * step}):
-                    if strike > 0:
-                        for call in (True, False):
-                            yield _option(base, day, period, strike, call, now)
-
-
-def parse_name(name: str, now: datetime) -> Instrument | None:
+def parse_name(name: str, now_ms: int, index: float) -> Instrument | None:
     """An instrument for a well-formed Deribit name with a future expiry, else None."""
     m = _NAME_RE.match(name)
     if not m:
         return None
     base = m["base"]
     if m["perp"]:
-        return _future(base, None, "perpetual")
-    if m["mon"] not in MONTHS:
-        return None
-    try:
-        day = date(2000 + int(m["yy"]), MONTHS.index(m["mon"]) + 1, int(m["day"]))
-    except ValueError:
-        return None
-    if _expiry_ms(day) <= now.timestamp() * 1000 or name != f"{base}-{expiry_code(day)}" + (
-        f"-{m['strike']}-{m['cp']}" if m["strike"] else ""
-    ):
+        return future(base, None, "perpetual", now_ms, index, now_ms)
+    day = parse_expiry_code(f"{m['day']}{m['mon']}{m['yy']}")
+    if day is None or expiry_ms(day) <= now_ms:
         return None
     if m["strike"]:
-        return _option(base, day, "week", int(m["strike"]), m["cp"] == "C", now)
-    return _future(base, day, "week")
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """Every listed instrument (ids assigned in order) and the active ones that get the update rate."""
-
-    instruments: tuple[Instrument, ...]
-    active: tuple[int, ...]  # indexes into instruments
-    by_name: dict[str, int]
-
-
-def build_catalogue(requested: tuple[str, ...] | int, now: datetime | None = None) -> Catalogue:
-    """The catalogue for `requested` names (or a count of generated instruments) at `now`."""
-    now = now or datetime.now(UTC)
-    listed = _base_catalogue(now)
-    names = {i.name for i in listed}
-    if isinstance(requested, int):
-        if not 1 <= requested <= 5000:
-            raise ConfigError("instruments", requested, "a count must be between 1 and 5000")
-        extra = _extra_options(now)
-        while len(listed) < requested:
-            inst = next(extra)
-            if inst.name not in names:
-                names.add(inst.name)
-                listed.append(inst)
-        wanted = [i.name for i in listed[:requested]]
-    else:
-        wanted = list(dict.fromkeys(requested))
-        if not wanted:
-            raise ConfigError("instruments", requested, "give at least one instrument name or a count")
-        for name in wanted:
-            if name not in names:
-                inst = parse_name(name, now)
-                if inst is None:
-                    raise ConfigError(
-                        "instruments",
-                        name,
-                        "expected a Deribit name with a future expiry, such as BTC-PERPETUAL, "
-                        f"BTC-{expiry_code(_fridays_after(now, 1)[0])} or ETH-{expiry_code(_fridays_after(now, 1)[0])}-3000-C",
-                    )
-                names.add(name)
-                listed.append(inst)
-    numbered = tuple(replace(inst, instrument_id=100001 + n) for n, inst in enumerate(listed))
-    by_name = {inst.name: n for n, inst in enumerate(numbered)}
-    return Catalogue(numbered, tuple(by_name[n] for n in wanted), by_name)
+        if m["strike"] != str(int(m["strike"])) or int(m["strike"]) <= 0:
+            return None
+        return option(base, day, period_of(day), int(m["strike"]), m["cp"] == "C", now_ms, index, now_ms)
+    return future(base, day, period_of(day), now_ms, index, now_ms)

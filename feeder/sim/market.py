@@ -3,8 +3,12 @@
 Pure (no I/O except appending to the optional truth log). Every mutation of a book goes through
 `_commit`, which gives it the instrument's next change_id (strictly increasing, random jumps of
 1-4), records it in the truth window and returns a `BookChange` for the publisher. `generate(n)`
-makes n random-walk changes spread uniformly over the active instruments; order operations
-(`place`, `edit`, `cancel`) return the order, the change (if the book moved) and the trades.
+makes n random-walk changes spread uniformly over the active instruments (none on a currency that
+is locked); order operations (`place`, `edit`, `cancel`) return the order, the change (if the book
+moved) and the trades. Listings come in through `add`; `end` takes an instrument out of trading
+(settled or closed): its user orders are cancelled and its book emptied by one last change.
+`reprice` moves the option model (marks.py) to a new time and index and points every option's
+walk at its model value, so books follow the marks.
 
 Determinism: one seeded generator drives every walk, so the sequence of changes depends only on
 the seed and the sequence of calls (generate in any batch sizes, orders), never on timing.
@@ -16,8 +20,10 @@ from dataclasses import dataclass, field
 from random import Random
 
 from feeder.sim.book import Book, Entry
-from feeder.sim.instruments import Catalogue, Instrument
-from feeder.sim.matching import Fill, Matcher, Order, Outcome
+from feeder.sim.catalogue import Catalogue
+from feeder.sim.instruments import Instrument
+from feeder.sim.marks import Marks
+from feeder.sim.matching import Fill, Matcher, Order, Outcome, merge_entry
 from feeder.sim.rpc import RpcError
 from feeder.sim.truth import LEVELS, TruthLog, TruthWindow, book_hash, top_levels
 from feeder.sim.walk import Walk
@@ -52,8 +58,9 @@ class InstrumentState:
     """One instrument's live state."""
 
     __slots__ = (
-        "book", "change_id", "changes", "high", "index", "inst", "last_trade", "low", "matcher", "open_interest",
-        "rng", "tick_direction", "trade_seq", "trades", "truth", "volume_lots", "walk",
+        "book", "book_state", "change_id", "changes", "high", "index", "inst", "ivs", "last_trade", "low", "matcher", "model",
+        "open_interest", "rng", "settlement", "status", "tick_direction", "trade_seq", "trades", "truth",
+        "volume_lots", "walk",
     )  # fmt: skip
 
     def __init__(self, index: int, inst: Instrument, seed: int, window: int, rng: Random):
@@ -63,9 +70,10 @@ class InstrumentState:
         depth = 150 if inst.is_perpetual else 60 if inst.kind == "future" else 15
         lot_mean = 30000 / inst.lot if inst.kind == "future" else 30.0
         ref = round(inst.ref_price / inst.tick)
-        self.walk = Walk(self.book, rng, grid=inst.grid, depth=depth, lot_mean=lot_mean, ref=ref)
+        shape = {"grid": inst.grid, "depth": depth, "lot_mean": lot_mean, "ref": ref, "ceiling": inst.ceiling}
+        self.walk = Walk(self.book, rng, **shape)
         own = Random(f"{seed}:{inst.name}")  # the initial book depends on the instrument alone
-        Walk(self.book, own, grid=inst.grid, depth=depth, lot_mean=lot_mean, ref=ref).seed()
+        Walk(self.book, own, **shape).seed()
         self.matcher = Matcher(self.book, self._step_at)
         self.change_id = own.randrange(10**9, 10**10)
         self.changes = 0
@@ -77,11 +85,20 @@ class InstrumentState:
         self.volume_lots = 0
         self.high: int | None = None
         self.low: int | None = None
-        self.open_interest = own.randrange(10**6, 10**7)
+        self.open_interest = own.randrange(10**6, 10**7) if inst.kind == "future" else own.randrange(10, 5000)
+        self.status = "started"  # started | settled | closed | terminated (lifecycle.py)
+        self.book_state = "open"  # what its ticker says
+        self.settlement: float | None = None  # the delivery price, once settled
+        self.model: tuple | None = None  # (epoch, Quote): the option model's cache (marks.py)
+        self.ivs: dict[float, float] = {}
+
+    @property
+    def trading(self) -> bool:
+        return self.status == "started"
 
     def _step_at(self, price: int) -> int:
         inst = self.inst
-        return inst.grid if inst.step_above is not None and inst.px(price) > inst.step_above else 1
+        return inst.coarse if inst.step_above is not None and inst.px(price) > inst.step_above else 1
 
     def mid_ticks(self) -> float:
         bid, ask = self.book.bids.best(), self.book.asks.best()
@@ -101,11 +118,12 @@ class Market:
 
     def __init__(self, catalogue: Catalogue, seed: int, truth_window: int, truth_log: TruthLog | None = None):
         self.catalogue = catalogue
+        self.seed = seed
         self.rng = Random(f"{seed}:market")
         active = set(catalogue.active)
-        window = max(64, truth_window // len(active))  # quiet instruments change only with user orders
+        self.window = max(64, truth_window // len(active))  # quiet instruments change only with user orders
         self.states = [
-            InstrumentState(i, inst, seed, window if i in active else 64, self.rng)
+            InstrumentState(i, inst, seed, self.window if i in active else 64, self.rng)
             for i, inst in enumerate(catalogue.instruments)
         ]
         self.active = [self.states[i] for i in catalogue.active]
@@ -115,16 +133,65 @@ class Market:
         self._order_seq = 0
         self._trade_seq = {"BTC": 0, "ETH": 0}
         self.changes = 0
+        self.locked: set[str] = set()  # currencies whose books do not move (platform_state lock)
+        self.marks = Marks(lambda name: name in catalogue.live)
+
+    # --- listings ----------------------------------------------------------------------------------
+
+    def add(self, inst: Instrument) -> InstrumentState:
+        """List `inst`: a new catalogue entry, its book seeded, active when the selection says so."""
+        inst = self.catalogue.add(inst)
+        active = self.catalogue.selection(inst.name)
+        st = InstrumentState(len(self.states), inst, self.seed, self.window if active else 64, self.rng)
+        self.states.append(st)
+        if active:
+            self.active.append(st)
+        return st
+
+    def end(
+        self, st: InstrumentState, status: str, settlement: float | None, ts_ms: int
+    ) -> tuple[list[Order], BookChange | None]:
+        """Stop trading `st` (settled or closed): the orders cancelled and the last change (an empty book)."""
+        st.status, st.settlement, st.model = status, settlement, None
+        if st in self.active:
+            self.active.remove(st)
+        orders = [o for o in self.orders.values() if o.inst == st.index and o.state == "open"]
+        bids: list[Entry] = []
+        asks: list[Entry] = []
+        for order in orders:
+            outcome = st.matcher.cancel(order, "settlement")
+            order.updated_ms = ts_ms
+            for entry in outcome.bids:
+                merge_entry(bids, entry)
+            for entry in outcome.asks:
+                merge_entry(asks, entry)
+        for side, out in ((st.book.bids, bids), (st.book.asks, asks)):
+            for price in list(side.prices):
+                entry = side.set(price, 0)
+                if entry is not None:
+                    merge_entry(out, entry)
+        return orders, (self._commit(st, bids, asks, [], ts_ms) if bids or asks else None)
+
+    def reprice(self, now_ms: int) -> None:
+        """The option model at `now_ms` and the current index; every moving option's walk follows it."""
+        self.marks.reprice(now_ms, {base: self.index_price(base) for base in ("BTC", "ETH")})
+        for st in self.active:
+            if st.inst.kind == "option":
+                st.walk.retarget(round(self.marks.quote(st).mark / st.inst.tick))
 
     # --- the random walk ---------------------------------------------------------------------------
 
     def generate(self, n: int, ts_ms: int, only: int | None = None) -> list[BookChange]:
         """n random-walk book changes over the active instruments (or only instrument `only`)."""
         out: list[BookChange] = []
-        states, rand = self.active, self.chooser.random
+        states, rand, locked = self.active, self.chooser.random, self.locked
         count = len(states)
+        if not count and only is None:
+            return out
         for _ in range(n):
             st = self.states[only] if only is not None else states[int(rand() * count)]
+            if locked and st.inst.base in locked:
+                continue
             bids, asks, trade = st.walk.step()
             if not bids and not asks:
                 continue
@@ -195,7 +262,16 @@ class Market:
             b = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(bids, True)]
             a = [[st.inst.px(p), st.inst.amt(q)] for p, q in top_levels(asks, False)]
             h = book_hash([x[0] for x in b], [x[1] for x in b], [x[0] for x in a], [x[1] for x in a])
-            out.append({"instrument": st.inst.name, "change_id": cid, "bids": b, "asks": a, "hash": h})
+            out.append(
+                {
+                    "instrument": st.inst.name,
+                    "instrument_id": st.inst.instrument_id,
+                    "change_id": cid,
+                    "bids": b,
+                    "asks": a,
+                    "hash": h,
+                }
+            )
         return out
 
     # --- orders ------------------------------------------------------------------------------------

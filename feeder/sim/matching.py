@@ -148,7 +148,7 @@ class Matcher:
             del side.user[price]
         entry = side.set(price, side.lots[price] - taken)
         if entry is not None:
-            _replace(out.entries(side.is_bid), entry)
+            merge_entry(out.entries(side.is_bid), entry)
 
     def _fill(self, taker: Order, maker: Order | None, price: int, lots: int, out: Outcome) -> None:
         for order in (taker, maker):
@@ -165,7 +165,7 @@ class Matcher:
         side.user[price] = side.user.get(price, 0) + order.remaining
         entry = side.set(price, side.lots.get(price, 0) + order.remaining)
         if entry is not None:
-            _replace(out.entries(order.is_buy), entry)
+            merge_entry(out.entries(order.is_buy), entry)
 
     # --- changing -------------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class Matcher:
             del side.user[price]
         entry = side.set(price, side.lots[price] - order.remaining)
         if entry is not None:
-            _replace(out.entries(order.is_buy), entry)
+            merge_entry(out.entries(order.is_buy), entry)
 
 
 def _crosses(order: Order, price: int) -> bool:
@@ -221,7 +221,7 @@ def _crosses(order: Order, price: int) -> bool:
     return price <= order.price if order.is_buy else price >= order.price
 
 
-def _replace(entries: list[Entry], entry: Entry) -> None:
+def merge_entry(entries: list[Entry], entry: Entry) -> None:
     """Keep one entry per price: merge a later mutation of the same price into the net effect."""
     for i, old in enumerate(entries):
         if old[1] == entry[1]:

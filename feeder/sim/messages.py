@@ -11,6 +11,7 @@ import orjson
 from feeder.sim.book import Entry
 from feeder.sim.instruments import Instrument
 from feeder.sim.market import BookChange, InstrumentState, TradePrint
+from feeder.sim.marks import Marks, Quote
 from feeder.sim.matching import Order
 
 
@@ -112,39 +113,55 @@ def quote(st: InstrumentState, ts_ms: int) -> dict:
 
 
 def mark_price(st: InstrumentState) -> float:
+    """Futures: the book's mid. Options: the model's mark (marks.py), once it was quoted."""
+    if st.model is not None:
+        return st.model[1].mark
     return round(st.mid_ticks() * st.inst.tick, st.inst.tick_decimals)
 
 
-def ticker(st: InstrumentState, index_price: float, ts_ms: int) -> dict:
+def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) -> dict:
+    """A ticker; options add the model's greeks and IVs (bid_iv / ask_iv: those of the book's best
+    prices, 0 without one). An instrument out of trading says so in `state`; once settled its
+    settlement_price is the delivery and estimated_delivery_price is "expired", as on Deribit."""
     inst = st.inst
-    mark = mark_price(st)
+    option = inst.kind == "option"
+    q = marks.quote(st) if option else None
+    mark = q.mark if q is not None else mark_price(st)
     last = inst.px(st.last_trade) if st.last_trade is not None else mark
+    settled = st.settlement is not None
     data = {
         **quote(st, ts_ms),
-        "state": "open",
-        "settlement_price": mark,
-        "open_interest": float(st.open_interest),
-        "min_price": round(mark * 0.975, inst.tick_decimals),
-        "max_price": round(mark * 1.025, inst.tick_decimals),
+        "state": st.book_state,
+        "settlement_price": mark if option or not settled else st.settlement,
+        "open_interest": float(st.open_interest) if not option else inst.amt(st.open_interest),
+        "min_price": _band(inst, mark, -1),
+        "max_price": _band(inst, mark, 1),
         "mark_price": mark,
         "last_price": last,
         "index_price": index_price,
-        "estimated_delivery_price": index_price,
+        "estimated_delivery_price": "expired" if settled else index_price,
         "stats": _stats(st, last),
     }
     if inst.is_perpetual:
         data.update(current_funding=0.0, funding_8h=2.1e-05, interest_value=1.7362511643080387)
-    if inst.kind == "option":
+    if q is not None:
         data.update(
-            underlying_price=index_price,
-            underlying_index=inst.index_name,
+            underlying_price=q.forward,
+            underlying_index=q.underlying,
             interest_rate=0.0,
-            bid_iv=50.0,
-            ask_iv=52.0,
-            mark_iv=51.0,
-            greeks={"delta": 0.5, "gamma": 0.0001, "vega": 10.0, "theta": -5.0, "rho": 1.0},
+            bid_iv=marks.iv(st, data["best_bid_price"]),
+            ask_iv=marks.iv(st, data["best_ask_price"]),
+            mark_iv=round(q.vol * 100, 2),
+            greeks=q.greeks,
         )
     return data
+
+
+def _band(inst: Instrument, mark: float, sign: int) -> float:
+    """min_price / max_price: 2.5 % around the mark for futures; wider for options, never below a tick."""
+    if inst.kind == "future":
+        return round(mark * (1 + 0.025 * sign), inst.tick_decimals)
+    return round(max(inst.tick, mark + sign * max(0.005, 0.5 * mark)), inst.tick_decimals)
 
 
 def _stats(st: InstrumentState, last: float) -> dict:
@@ -159,9 +176,10 @@ def _stats(st: InstrumentState, last: float) -> dict:
     }
 
 
-def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dict:
+def public_trade(st: InstrumentState, tp: TradePrint, index_price: float, marks: Marks | None = None) -> dict:
+    """A public trade; an option's carries `iv`, the implied volatility of its price (given `marks`)."""
     inst = st.inst
-    return {
+    out = {
         "trade_seq": tp.trade_seq,
         "trade_id": tp.trade_id,
         "timestamp": tp.ts_ms,
@@ -173,6 +191,9 @@ def public_trade(st: InstrumentState, tp: TradePrint, index_price: float) -> dic
         "direction": "buy" if tp.is_buy else "sell",
         "amount": inst.amt(tp.lots),
     }
+    if marks is not None and inst.kind == "option":
+        out["iv"] = marks.iv(st, out["price"])
+    return out
 
 
 def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: float) -> dict:
@@ -237,3 +258,54 @@ def order_object(inst: Instrument, order: Order) -> dict:
 
 def index(name: str, price: float, ts_ms: int) -> dict:
     return {"index_name": name, "price": price, "timestamp": ts_ms}
+
+
+def markprice_item(inst: Instrument, q: Quote, ts_ms: int) -> dict:
+    """One option of a markprice.options notification (iv as a fraction, unlike tickers)."""
+    return {"timestamp": ts_ms, "mark_price": q.mark, "iv": round(q.vol, 4), "instrument_name": inst.name}
+
+
+def instrument_state(name: str, state: str, ts_ms: int) -> dict:
+    return {"timestamp": ts_ms, "state": state, "instrument_name": name}
+
+
+def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict:
+    """public/get_book_summary_by_*: one instrument (null where there is no bid, ask or trade)."""
+    inst = st.inst
+    bid, ask = st.book.bids.best(), st.book.asks.best()
+    option = inst.kind == "option"
+    q = marks.quote(st) if option else None
+    mark = q.mark if q is not None else mark_price(st)
+    volume = inst.amt(st.volume_lots)
+    out = {
+        "volume_usd": round(volume * (1.0 if not option else mark * index_price), 2),
+        "volume": volume if option else round(volume / mark, 8) if mark else 0.0,
+        "quote_currency": inst.base if option else "USD",
+        "price_change": 0.0,
+        "open_interest": inst.amt(st.open_interest) if option else float(st.open_interest),
+        "mid_price": (
+            round((inst.px(bid) + inst.px(ask)) / 2, inst.tick_decimals + 1)
+            if bid is not None and ask is not None
+            else None
+        ),
+        "mark_price": mark,
+        "low": inst.px(st.low) if st.low is not None else None,
+        "last": inst.px(st.last_trade) if st.last_trade is not None else None,
+        "instrument_name": inst.name,
+        "high": inst.px(st.high) if st.high is not None else None,
+        "estimated_delivery_price": index_price,
+        "creation_timestamp": inst.creation_ms,
+        "bid_price": inst.px(bid) if bid is not None else None,
+        "base_currency": inst.base,
+        "ask_price": inst.px(ask) if ask is not None else None,
+    }
+    if inst.is_perpetual:
+        out.update(funding_8h=2.1e-05, current_funding=0.0)
+    if q is not None:
+        out.update(
+            mark_iv=round(q.vol * 100, 2),
+            interest_rate=0.0,
+            underlying_index=q.underlying,
+            underlying_price=q.forward,
+        )
+    return out

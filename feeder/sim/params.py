@@ -121,6 +121,11 @@ SPECS = _specs(
     ),
     MethodSpec("public/get_instrument", {"instrument_name": Param(S, True)}),
     MethodSpec(
+        "public/get_book_summary_by_currency",
+        {"currency": Param(S, True, enum=CURRENCIES), "kind": Param(S, enum=KINDS)},
+    ),
+    MethodSpec("public/get_book_summary_by_instrument", {"instrument_name": Param(S, True)}),
+    MethodSpec(
         "public/get_order_book",
         {"instrument_name": Param(S, True), "depth": Param(I, enum=(1, 5, 10, 20, 50, 100, 1000, 10000))},
     ),

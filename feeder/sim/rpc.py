@@ -19,6 +19,8 @@ MESSAGES = {
     10000: "authorization_required",
     10004: "order_not_found",
     10009: "not_enough_funds",
+    10012: "book_closed",
+    10019: "locked_by_admin",
     10020: "invalid_or_unsupported_instrument",
     10028: "too_many_requests",
     10043: "price_wrong_tick",

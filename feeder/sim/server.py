@@ -35,10 +35,12 @@ from feeder.errors import ConfigError
 from feeder.sim import faults
 from feeder.sim.api import Api, Ctx, TooManyRequests
 from feeder.sim.auth import Accounts
+from feeder.sim.catalogue import build_catalogue
+from feeder.sim.clock import SimClock, wall_ms
 from feeder.sim.config import SimConfig
 from feeder.sim.control import serve_control
 from feeder.sim.hub import Hub
-from feeder.sim.instruments import build_catalogue
+from feeder.sim.lifecycle import Lifecycle
 from feeder.sim.market import Market
 from feeder.sim.ratelimit import Limiter
 from feeder.sim.rpc import Request, RpcError, error_message, now_us, parse_request, result_message
@@ -83,10 +85,16 @@ class SimApp:
                 "tls_cert", None, "SimApp needs the certificate: use SimConfig.with_certificate()"
             )
         self.config = config
-        self.catalogue = build_catalogue(config.instruments)
+        self.clock = SimClock(config.start_ms, config.clock_speed, wall_ms())
+        now = self.clock.now(wall_ms())
+        self.catalogue = build_catalogue(config.instruments, now, config.chain)
         self.truth_log = TruthLog(config.truth_log) if config.truth_log else None
         self.market = Market(self.catalogue, config.seed, config.truth_window, self.truth_log)
-        self.hub = Hub(self.market, config.send_buffer_limit, config.sent_window, self.truth_log)
+        self.market.reprice(now)
+        self.hub = Hub(self.market, self.clock, config.send_buffer_limit, config.sent_window, self.truth_log)
+        self.lifecycle = Lifecycle(
+            self.market, self.hub, config.chain, config.settlement_grace, now, config.instrument_states
+        )
         self.accounts = Accounts(config.credentials, config.token_ttl)
         self.limiter = Limiter(config.matching_limit) if config.rate_limits else None
         self.api = Api(
@@ -290,7 +298,7 @@ class SimApp:
         if self.limiter is not None:
             self.limiter.forget(f"conn:{s.id}")
         if s.cod and s.close_cancels:
-            count = self.api.trading.cancel_connection(s, time.time_ns() // 1_000_000)
+            count = self.api.trading.cancel_connection(s, self.hub.now_ms())
             self.hub.counters["cancel_on_disconnect_orders"] += count
         self.hub.flush()
 
@@ -347,7 +355,7 @@ class SimApp:
         self._rate_changed.set()
 
     def publish_now(self, n: int, only: int | None) -> list:
-        changes = self.market.generate(n, time.time_ns() // 1_000_000, only)
+        changes = self.market.generate(n, self.hub.now_ms(), only)
         self.hub.clock = time.monotonic()
         self.hub.publish(changes)
         self.hub.flush()
@@ -386,11 +394,13 @@ class SimApp:
         while True:
             next_tick += INTERVAL
             await asyncio.sleep(max(0.0, next_tick - loop.time()))
-            ts_ms = time.time_ns() // 1_000_000
+            ts_ms = self.hub.now_ms()
             self.hub.clock = time.monotonic()
+            self.lifecycle.tick(ts_ms, self.hub.clock)
             self.hub.tick(ts_ms)
             if loop.time() >= next_index:
                 next_index += INDEX_INTERVAL
+                self.market.reprice(ts_ms)
                 self.hub.index_tick(ts_ms)
                 self._close_idle()
                 if self.truth_log is not None:

@@ -37,11 +37,13 @@ from websockets.exceptions import InvalidHandshake
 from websockets.sync.client import ClientConnection, connect
 
 from feeder.errors import SimControlError, UsageError
+from feeder.sim.catalogue import build_catalogue
+from feeder.sim.clock import SimClock, wall_ms
 from feeder.sim.config import SimConfig
-from feeder.sim.instruments import build_catalogue
 from feeder.sim.tls import client_context
 
 Match = str | re.Pattern | dict | Callable[[Any], Any]
+TRUTHS_PER_REQUEST = 20_000
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class SimServer:
         if config is not None and overrides:
             raise UsageError("give SimServer either a SimConfig or keyword overrides, not both")
         config = config if config is not None else SimConfig(**overrides)
-        build_catalogue(config.instruments)  # a bad instrument name fails here, not in the child
+        clock = SimClock(config.start_ms, config.clock_speed, wall_ms())
+        build_catalogue(config.instruments, clock.now(wall_ms()), config.chain)  # bad names fail here
         self._base_config = self.config = config
         self._tempdir: tempfile.TemporaryDirectory | None = None
         self.startup_timeout = startup_timeout
@@ -240,6 +243,63 @@ class SimServer:
 
     def truth_many(self, instrument: str, change_ids: list[int]) -> list[dict]:
         return self._call("truth", {"instrument": instrument, "change_id": list(change_ids)})
+
+    def truths(self, books: dict[str, list[int]]) -> dict[str, list[dict]]:
+        """Truths of many instruments at once: {instrument: [change_id...]} -> {instrument: [book...]}.
+
+        Sent in requests of at most TRUTHS_PER_REQUEST change_ids (the simulator reads messages of
+        up to 1 MiB)."""
+        out: dict[str, list[dict]] = {}
+        batch: dict[str, list[int]] = {}
+        size = 0
+        for name, ids in books.items():
+            batch.setdefault(name, [])
+            for start in range(0, len(ids), TRUTHS_PER_REQUEST):
+                part = list(ids[start : start + TRUTHS_PER_REQUEST])
+                if size + len(part) > TRUTHS_PER_REQUEST:
+                    self._merge(out, self._call("truths", {"books": batch}))
+                    batch, size = {}, 0
+                batch.setdefault(name, []).extend(part)
+                size += len(part)
+        if batch:
+            self._merge(out, self._call("truths", {"books": batch}))
+        return out
+
+    @staticmethod
+    def _merge(out: dict[str, list[dict]], part: dict[str, list[dict]]) -> None:
+        for name, found in part.items():
+            out.setdefault(name, []).extend(found)
+
+    # --- the exchange clock and listings (lifecycle.py) ---------------------------------------------
+
+    def clock(self, speed: float | None = None) -> dict:
+        """{"now_ms", "speed", "next_expiry_ms"}; `speed` sets how fast the exchange clock runs."""
+        return self.control("clock", speed=speed)
+
+    def advance(self, seconds: float | None = None, to: str | None = None) -> dict:
+        """Jump the exchange clock (`seconds`, or to="expiry"): {"now_ms", "settled": [...], "listed": [...]}.
+
+        What fell due happens at once (settlements, listings); terminations follow the grace period."""
+        return self.control("advance", seconds=seconds, to=to)
+
+    def list_instrument(self, name: str | list[str]) -> dict:
+        """List new instruments now (created, then started)."""
+        return self.control("list", instrument=name)
+
+    def expire(self, expiry: str | None = None, instrument: str | None = None) -> dict:
+        """Settle an expiry (date code such as 4DEC26) or one instrument now."""
+        return self.control("expire", expiry=expiry, instrument=instrument)
+
+    def delist(self, name: str) -> dict:
+        """Close an instrument now (closed, then terminated)."""
+        return self.control("delist", instrument=name)
+
+    def lock(self, currency: str, seconds: float | None = None) -> dict:
+        """Lock a currency (platform_state), until unlock() or for `seconds`."""
+        return self.fault("lock", currency=currency, seconds=seconds)
+
+    def unlock(self, currency: str) -> dict:
+        return self.fault("unlock", currency=currency)
 
     def sent(self, channel: str) -> list[list[int]]:
         """Recent book notifications on `channel`: [change_id, prev_change_id, send_ns] each."""

@@ -73,6 +73,15 @@ class Trading:
             raise RpcError(code, {"param": "instrument_name", "reason": f"unknown instrument {name!r}"})
         return self.market.states[idx]
 
+    def _tradable(self, st: InstrumentState) -> InstrumentState:
+        """An instrument that takes new orders and edits (10012 after it settled or closed, 10019 while
+        its currency is locked)."""
+        if not st.trading:
+            raise RpcError(10012, {"reason": f"the book of {st.inst.name} is {st.status}"})
+        if st.inst.base in self.market.locked:
+            raise RpcError(10019, {"reason": f"{st.inst.base} is locked"})
+        return st
+
     def _lots(self, st: InstrumentState, p: dict) -> int:
         amount = p.get("amount")
         if amount is None and p.get("contracts") is not None:
@@ -95,7 +104,7 @@ class Trading:
         return ticks
 
     def order(self, c: Caller, p: dict, is_buy: bool) -> dict:
-        st = self._state(p["instrument_name"])
+        st = self._tradable(self._state(p["instrument_name"]))
         kind = p.get("type", "limit")
         if kind not in ("limit", "market"):
             raise invalid("type", f"{kind!r} orders are not simulated: use limit or market")
@@ -123,7 +132,7 @@ class Trading:
 
     def edit(self, c: Caller, p: dict) -> dict:
         order = self._own(c, p["order_id"])
-        st = self.market.states[order.inst]
+        st = self._tradable(self.market.states[order.inst])
         if order.state != "open" or order.price is None:
             raise RpcError(11044, {"reason": f"order {order.order_id} is {order.state}"})
         lots = self._lots(st, p) if ("amount" in p or "contracts" in p) else order.lots

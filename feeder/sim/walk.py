@@ -1,9 +1,11 @@
 """The random walk that moves a simulated book: one call, one book change.
 
-Pure and seeded: the steps depend only on the generator's seed and on user orders, never on timing. Each step resizes, adds or removes a level, prints a trade against the best level,
-or shifts the touch by a tick (the mid random-walks with a mild pull back to the reference price).
-It keeps the book uncrossed and between `depth/2` and `depth` levels a side, and it only moves
-anonymous liquidity: user orders are never touched (see book.py).
+Pure and seeded: the steps depend only on the generator's seed and on user orders, never on
+timing. Each step resizes, adds or removes a level, prints a trade against the best level, or
+shifts the touch by a tick (the mid random-walks with a mild pull back to the reference price,
+which `retarget` moves). It keeps the book uncrossed, between `depth/2` and `depth` levels a side
+where prices allow, every price between one grid step and `ceiling` (when given), and it only
+moves anonymous liquidity: user orders are never touched (see book.py).
 
 Hot path: sizes and level indexes come from one table of exponential deviates made once (a draw
 is one `random()` of the instrument's own generator), and side internals are read directly.
@@ -23,14 +25,24 @@ INDEXES = [int(e / 0.35) for e in EXP]  # distance from the touch: geometric-lik
 
 
 class Walk:
-    __slots__ = ("book", "depth", "grid", "lot_mean", "min_price", "rand", "ref")
+    __slots__ = ("book", "depth", "grid", "lot_mean", "max_price", "min_price", "rand", "ref")
 
-    def __init__(self, book: Book, rng: Random, *, grid: int, depth: int, lot_mean: float, ref: int):
+    def __init__(
+        self, book: Book, rng: Random, *, grid: int, depth: int, lot_mean: float, ref: int,
+        ceiling: int | None = None,
+    ):  # fmt: skip
         self.book, self.grid, self.depth = book, grid, depth
         self.rand = rng.random
-        self.ref = max(ref - ref % grid, grid * (depth + 2))
         self.min_price = grid
+        self.max_price = ceiling if ceiling is not None else 1 << 62
         self.lot_mean = lot_mean
+        self.ref = grid
+        self.retarget(ref)
+
+    def retarget(self, ref: int) -> None:
+        """Pull the mid towards `ref` (ticks) from now on, kept a grid step inside the price range."""
+        grid = self.grid
+        self.ref = min(max(ref - ref % grid, 2 * grid), self.max_price - self.max_price % grid - grid)
 
     def seed(self) -> None:
         """Fill both sides around the reference price: dense near the touch, gappy further out."""
@@ -38,7 +50,7 @@ class Walk:
             price = self.ref
             while len(side.prices) < self.depth:
                 price += sign * self.grid * (1 if len(side.prices) < 10 or self.rand() < 0.6 else 2)
-                if price < self.min_price:
+                if not self.min_price <= price <= self.max_price:
                     break
                 side.set(price, self._size())
 
@@ -114,7 +126,7 @@ class Walk:
             price = best + sign * self.grid
         else:
             price = best - sign * self.grid * (1 + int(self.rand() * self.depth))
-        if price < self.min_price or price in side.lots:
+        if price < self.min_price or price > self.max_price or price in side.lots:
             return
         if limit is not None and (price >= limit if side.is_bid else price <= limit):
             return
@@ -165,5 +177,5 @@ class Walk:
                 self._emit(side, out, worst, 0)
         elif n < self.depth // 2 and n:
             price = side.worst() + (-self.grid if side.is_bid else self.grid)
-            if price >= self.min_price and all(e[1] != price for e in out):
+            if self.min_price <= price <= self.max_price and all(e[1] != price for e in out):
                 self._emit(side, out, price, self._size())

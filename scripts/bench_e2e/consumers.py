@@ -7,7 +7,9 @@ ts_publish, which split the feeder's latency into stages) are built after it is 
 to an `.npz` file. Progress goes through shared counters the parent polls (`Shared`): updates so far
 and channels seen, so the parent waits for readiness and for the drain without sleeping blindly.
 
-- `ring_consumer`: a RingReader per book ring, polled in turn; an empty sweep yields the CPU.
+- `ring_consumer`: a RingReader per book ring (per-instrument or chain rings), polled in turn; an empty
+  sweep yields the CPU. A record's channel is its instrument_id's (`channel_of`): a chain ring carries
+  many channels.
 - `zmq_consumer`: a pyzmq SUB socket, bound before cryptofeed's PUB connects; the change_id comes
   from the `sequence_number` field the benchmark's backend adds (cryptofeed's delta dicts leave it out).
 """
@@ -55,29 +57,33 @@ def pin(cpu: int | None) -> None:
         os.sched_setaffinity(0, {cpu})
 
 
-def ring_consumer(rings: list[str], instance: str, out: str, shared: Shared, cpu: int | None) -> None:
+def ring_consumer(
+    rings: list[str], channel_of: dict[int, int], instance: str, out: str, shared: Shared, cpu: int | None
+) -> None:
     """Read every ring from its oldest record until told to stop; save what arrived."""
     from feeder import GAP, RingReader
 
     pin(cpu)
     readers = [RingReader(name, instance=instance, start="oldest") for name in rings]
-    batches: list[tuple[int, int, np.ndarray]] = []
+    lookup = np.full(max(channel_of) + 1, -1, np.int32)
+    lookup[list(channel_of)] = list(channel_of.values())
+    batches: list[tuple[int, np.ndarray]] = []
     append, now_ns, updates = batches.append, time.time_ns, shared.updates
-    seen = [False] * len(readers)
+    seen = np.zeros(len(channel_of), bool)
     count = idle = 0
     try:
         while True:
             got = False
-            for i, reader in enumerate(readers):
+            for reader in readers:
                 records = reader.read()
                 if len(records):
-                    append((i, now_ns(), records))
+                    append((now_ns(), records))
                     count += len(records)
                     updates.value = count
                     got = True
-                    if not seen[i]:
-                        seen[i] = True
-                        shared.channels_seen.value += 1
+                    if shared.channels_seen.value < len(seen):
+                        seen[lookup[records["instrument_id"]]] = True
+                        shared.channels_seen.value = int(np.count_nonzero(seen))
             if got:
                 idle = 0
                 continue
@@ -91,12 +97,12 @@ def ring_consumer(rings: list[str], instance: str, out: str, shared: Shared, cpu
         lost = sum(r.lost for r in readers)
         for reader in readers:
             reader.close()
-    records = np.concatenate([b[2] for b in batches]) if batches else np.empty(0, readers[0].dtype)
-    sizes = [len(b[2]) for b in batches]
+    records = np.concatenate([b[1] for b in batches]) if batches else np.empty(0, readers[0].dtype)
+    sizes = [len(b[1]) for b in batches]
     np.savez(
         out,
-        chan=np.repeat(np.array([b[0] for b in batches], np.int32), sizes),
-        recv=np.repeat(np.array([b[1] for b in batches], np.int64), sizes),
+        chan=lookup[records["instrument_id"]],
+        recv=np.repeat(np.array([b[0] for b in batches], np.int64), sizes),
         cid=records["change_id"].astype(np.int64),
         flag=(records["flags"] & GAP) != 0,
         ts_recv=records["ts_recv"],

@@ -34,8 +34,7 @@ import psutil
 
 from bench_e2e import ceiling, consumers, cryptofeed_sim
 from bench_e2e.analysis import Received, analyse
-from feeder import FeederError, FeederHandle, clean_stale, list_rings
-from feeder.exchanges.deribit.channels import ChannelMap
+from feeder import FeederError, FeederHandle, clean_stale, list_rings, universe
 from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimServer
 
 CTX = mp.get_context("spawn")
@@ -92,6 +91,7 @@ class TrialSpec:
     warmup: float  # seconds at `rate` before the measured window
     seconds: float  # the measured window
     seed: int = 1
+    chains: tuple[str, ...] = ()  # kinds the feeder serves in chain rings (book.BTC-options ...)
 
     @property
     def sent_window(self) -> int:
@@ -301,6 +301,8 @@ class FeederPipeline:
         ]  # fmt: skip
         if self.layout.pipeline is not None:
             cmd += ["--cpus", str(self.layout.pipeline)]
+        if spec.chains:
+            cmd += ["--chains", ",".join(spec.chains)]
         if self.config is not None:
             cmd += ["--config", self.config]
         env = {**os.environ, "DERIBIT_CLIENT_ID": DEMO_CLIENT_ID, "DERIBIT_CLIENT_SECRET": DEMO_CLIENT_SECRET}
@@ -309,11 +311,12 @@ class FeederPipeline:
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.workers = self._wait_running()
-        channels = ChannelMap()
-        rings = [channels.ring_name("book", name) for name in names]
+        served = universe(self.instance)
+        rings = sorted({served[name].rings["book"] for name in names})
+        channel_of = {served[name].instrument_id: i for i, name in enumerate(names)}
         self.strategy = CTX.Process(
             target=consumers.ring_consumer,
-            args=(rings, self.instance, self.out, self.shared, self.layout.strategy),
+            args=(rings, channel_of, self.instance, self.out, self.shared, self.layout.strategy),
             name="bench-e2e-ring-strategy",
             daemon=True,
         )

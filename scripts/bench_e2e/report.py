@@ -67,6 +67,7 @@ SCALING_COLUMNS: list[Column] = [
     ("instr", 6, _get("instruments"), ",.0f"),
     ("sent/s", 8, _get("sent_rate"), ",.0f"),
     ("worker us/upd", 13, _get("cpu", "by_process_us_per_update", "worker0"), ",.1f"),
+    ("x 1-instr", 9, _get("worker_cpu_ratio"), ".2f"),
     ("superv us/upd", 13, _get("cpu", "by_process_us_per_update", "supervisor"), ",.1f"),
     ("worker RSS MB", 13, _get("memory", "worker0", "rss_mb"), ",.1f"),
     ("worker USS MB", 13, _get("memory", "worker0", "uss_mb"), ",.1f"),
@@ -75,6 +76,13 @@ SCALING_COLUMNS: list[Column] = [
     ("ring alloc MB", 13, _get("memory", "rings", "allocated_mb"), ",.1f"),
     ("ring resid MB", 13, _get("memory", "rings", "resident_mb"), ",.1f"),
     ("p50 us", 8, _get("latency_us", "p50"), ",.0f"),
+]
+
+
+CHAIN_COLUMNS: list[Column] = [
+    ("instr", 6, _get("instruments"), ",.0f"),
+    ("batch", 6, _get("batch"), ",.0f"),
+    ("ChainReader ns/record", 21, _get("ns_per_record"), ",.0f"),
 ]
 
 
@@ -116,11 +124,43 @@ def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target
     if s.get("feeder_config"):
         out.append("feeder --config: " + "; ".join(x for x in s["feeder_config"].splitlines() if x.strip()))
     out.append("")
+    if "ramp" in report:
+        out += _ramp_lines(report, pipelines, p50_target, rate_target)
+    if report.get("idle"):
+        out += ["", "feeder at rest (no updates): CPU ms per second"]
+        for row in report["idle"]:
+            audits = "audits on " if row["audit"] else "audits off"
+            cpu = row.get("cpu_ms_per_s") or {}
+            figures = ", ".join(f"{k} {v:,.1f}" for k, v in sorted(cpu.items())) or row.get("error", "-")
+            out.append(f"  {row['instruments']:>5} instruments, {audits}: {figures}")
+    chains = ", ".join(s.get("scaling_chains") or []) or "none"
+    out += [
+        "",
+        f"feeder cost vs instruments: {s['scaling_rate']:,} updates/s in total, one worker, chain rings for: "
+        f"{chains}; median of {s.get('scaling_repeat', 1)} trial(s) by worker CPU",
+    ]
+    out += table(SCALING_COLUMNS, report["scaling"], _verdict)
+    target = report.get("scaling_target")
+    if target:
+        ratios = ", ".join(f"{n}: {fmt(r, '.2f')}" for n, r in target["ratios"].items())
+        out.append(f"target worker CPU per update x <= {target['worker_cpu_ratio_at_most']:.2f} -> {ratios}")
+    if report.get("chain_reader"):
+        out += ["", "ChainReader.poll CPU per record (in this process; median of rounds)"]
+        out += table(CHAIN_COLUMNS, report["chain_reader"], lambda row: "")
+    out += [
+        "",
+        f"load average {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; "
+        f"the run took {m['wall_s']:.0f} s",
+    ]
+    return out
+
+
+def _ramp_lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target: float) -> list[str]:
     ramp = sorted(
         (t for p in pipelines for t in report["ramp"][p]),
         key=lambda t: (t["rate"], pipelines.index(t["pipeline"])),
     )
-    out += table(RAMP_COLUMNS, ramp, _verdict)
+    out = table(RAMP_COLUMNS, ramp, _verdict)
     out += ["", "feeder latency by stage (us), and the worker process's CPU per update"]
     out += table(STAGE_COLUMNS, [t for t in report["ramp"]["feeder"] if "stages_us" in t], _verdict)
     if report.get("busy_poll"):
@@ -155,18 +195,4 @@ def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target
             for name, f in figures.items()
         ]
         out.append(f"worker at {int(rate):,}/s: receive -> publish " + ", ".join(cells))
-    if report.get("idle"):
-        out += ["", "feeder at rest (no updates): CPU ms per second"]
-        for row in report["idle"]:
-            audits = "audits on " if row["audit"] else "audits off"
-            cpu = row.get("cpu_ms_per_s") or {}
-            figures = ", ".join(f"{k} {v:,.1f}" for k, v in sorted(cpu.items())) or row.get("error", "-")
-            out.append(f"  {row['instruments']:>5} instruments, {audits}: {figures}")
-    out += ["", f"feeder cost vs instruments: {s['scaling_rate']:,} updates/s in total, one worker"]
-    out += table(SCALING_COLUMNS, report["scaling"], _verdict)
-    out += [
-        "",
-        f"load average {m['load_average_before']:.2f} before, {m['load_average_after']:.2f} after; "
-        f"the run took {m['wall_s']:.0f} s",
-    ]
     return out

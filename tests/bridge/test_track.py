@@ -116,3 +116,11 @@ def test_compose_puts_one_gap_record_at_the_end_of_each_hole():
 def test_compose_without_holes_returns_the_records_themselves():
     records = book(5)
     assert compose(records, (), "book", None, now_ns=1) is records
+
+
+def test_a_hole_in_a_chain_ring_is_one_chain_wide_marker_never_a_copy_of_one_instruments_book():
+    records = np.concatenate([book(5), book(8)])
+    records["instrument_id"] = 100007
+    out = compose(records, ((6, 8),), "book", None, now_ns=1, chain=True)
+    gap = out[out["seq"] == 7][0]
+    assert int(gap["flags"]) == MARKER | GAP and gap["instrument_id"] == 0 and gap["bid_count"] == 0

@@ -44,15 +44,17 @@ def test_rings_lists_each_ring_with_its_stream_type_capacity_sequence_writer_epo
     assert out.returncode == 0, out.stderr
     header, *rows = out.stdout.splitlines()
     assert header.split() == [
-        "RING", "INSTANCE", "STREAM", "TYPE", "CAPACITY", "WRITE_SEQ", "WRITER", "EPOCH", "LAST_PUBLISH", "STATUS"
+        "RING", "INSTANCE", "STREAM", "TYPE", "CAPACITY", "MEMORY", "WRITE_SEQ", "WRITER", "EPOCH", "LAST_PUBLISH",
+        "STATUS",
     ]  # fmt: skip
     book = rows[0].split()
-    assert book[0] == "book.BTC" and book[2:6] == ["book", "book", "1024", "3"]
-    assert book[6:8] == [str(os.getpid()), "(alive)"] and book[8] == "1"
+    assert book[0] == "book.BTC" and book[2:7] == ["book", "book", "1024", "392.0KiB", "3"]
+    assert book[7:9] == [str(os.getpid()), "(alive)"] and book[9] == "1"
     assert book[-3:] == ["ms", "ago", "live"] or book[-3:] == ["s", "ago", "live"]
     trades = rows[1].split()
-    assert trades[:7] == ["trades.BTC", trades[1], "trades", "trade", "64", "0", "-"]
+    assert trades[:8] == ["trades.BTC", trades[1], "trades", "trade", "64", "16.0KiB", "0", "-"]
     assert "never" in rows[1]
+    assert rows[2] == "2 rings, 408.0KiB of shared memory"
 
 
 def test_rings_json_gives_every_field_for_machines(instance):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from feeder import CROSSED, GAP, MARKER, SNAPSHOT
+from feeder import CROSSED, FINAL, GAP, LOCKED, MARKER, SNAPSHOT
 from feeder.exchanges.deribit.adapter import DeribitAdapter
 from feeder.exchanges.deribit.channels import STREAM_RECORDS, ChannelMap
 
@@ -26,7 +26,14 @@ def test_the_c_flag_defines_are_the_flags_in_use():
     assert (
         defines
         == RING["record_flags"]
-        == {"SNAPSHOT": SNAPSHOT, "GAP": GAP, "CROSSED": CROSSED, "MARKER": MARKER}
+        == {
+            "SNAPSHOT": SNAPSHOT,
+            "GAP": GAP,
+            "CROSSED": CROSSED,
+            "MARKER": MARKER,
+            "FINAL": FINAL,
+            "LOCKED": LOCKED,
+        }
     )
 
 

@@ -130,6 +130,10 @@ def openapi() -> dict:
       example (here and in asyncapi.json) sends null and booleans: both are allowed.
     - instrument.tick_size_steps is declared one object, and every example is a list of them;
       instrument.quote_currency allows only USD, and the option example says BTC.
+    - instrument.settlement_period allows month, week and perpetual; Deribit lists daily
+      expiries with "day" (what its get_instruments answers for them), so "day" is allowed too.
+    - book_summary declares numbers where its own description and example say `null` when there
+      is no bid, ask or trade (bid_price, ask_price, mid_price, last, high, low, price_change).
     - Some results (public/ticker, public/get_order_book) point at ErrorResponse, the spec's
       placeholder "for broken references": they are left open here and checked against the
       method's response example instead (check_response does both).
@@ -138,6 +142,10 @@ def openapi() -> dict:
     instrument = doc["components"]["schemas"]["instrument"]["properties"]
     instrument["tick_size_steps"] = {"type": "array", "items": instrument["tick_size_steps"]}
     instrument["quote_currency"] = {"type": "string"}
+    instrument["settlement_period"]["enum"] = [*instrument["settlement_period"]["enum"], "day"]
+    summary = doc["components"]["schemas"]["book_summary"]["properties"]
+    for name in ("bid_price", "ask_price", "mid_price", "last", "high", "low", "price_change"):
+        summary[name] = {**summary[name], "type": ["number", "null"]}
     trade = doc["components"]["schemas"]["user_trade"]["properties"]
     trade["matching_id"] = {"type": ["string", "null"]}
     trade["reduce_only"] = trade["post_only"] = {"type": ["boolean", "string"]}
@@ -192,10 +200,24 @@ EXAMPLE_FIXES = {
     "private/cancel": {"price": 1.0},
     "private/get_account_summary": {"self_trading_extended_to_subaccounts": "false"},
 }
+_SUMMARY_OPTIONAL = (
+    "bid_price",
+    "ask_price",
+    "mid_price",
+    "last",
+    "high",
+    "low",
+    "funding_8h",
+    "current_funding",
+)
 # Fields of an example that only some results carry (options only, advanced orders only).
 OPTIONAL = {
     "public/get_instrument": ("strike", "option_type"),
     "public/get_instruments": ("max_liquidation_commission", "max_leverage"),
+    "public/ticker": ("current_funding", "funding_8h", "interest_value"),  # perpetuals only
+    # null without a bid, an ask or a trade; funding for perpetuals, the model for options only
+    "public/get_book_summary_by_currency": _SUMMARY_OPTIONAL,
+    "public/get_book_summary_by_instrument": _SUMMARY_OPTIONAL,
     "private/edit": ("implv", "advanced"),
     "private/cancel": ("triggered", "trigger", "trigger_price"),
 }
@@ -238,12 +260,13 @@ def _kind(value: Any) -> str:
 def same_shape(ours: Any, example: Any, where: str = "data", optional: frozenset[str] = frozenset()) -> None:
     """Every field of the spec example is present in ours with the same JSON type (recursively).
 
-    `optional` names fields the openapi schema documents as optional (present only in some cases).
+    `optional` names fields the openapi schema documents as optional (present only in some cases)
+    or as null in some cases.
     """
     if isinstance(example, dict):
         assert isinstance(ours, dict), f"{where}: expected an object, got {ours!r}"
         for key, value in example.items():
-            if key in optional and key not in ours:
+            if key in optional and ours.get(key) is None:
                 continue
             assert key in ours, f"{where}: field {key!r} of the spec example is missing"
             if value is not None:

@@ -55,7 +55,7 @@ def test_http_get_instruments_with_currency_any_lists_futures_and_options(sim):
     assert status == 200
     check_response("public/get_instruments", msg)
     kinds = {(i["kind"], i["settlement_period"]) for i in msg["result"]}
-    assert {("future", "perpetual"), ("future", "week"), ("future", "month"), ("option", "month")} <= kinds
+    assert {("future", "perpetual"), ("future", "week"), ("future", "month"), ("option", "day")} <= kinds
 
 
 def test_http_get_instruments_of_a_currency_without_inverse_instruments_is_empty(sim):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from random import Random
 
 from feeder.sim.book import Book
-from feeder.sim.instruments import build_catalogue
+from feeder.sim.catalogue import build_catalogue
 from feeder.sim.market import Market
 from feeder.sim.walk import Walk
 
 BTC = "BTC-PERPETUAL"
+NOW = 1_795_593_600_000  # 2026-11-25 08:00 UTC
 
 
 def _walk(seed: int = 1, depth: int = 60, grid: int = 1) -> Walk:
@@ -75,15 +76,15 @@ def test_walk_prints_trades_at_the_touch():
 
 
 def test_same_seed_same_books_regardless_of_batching():
-    one = Market(build_catalogue((BTC,)), 7, 10_000)
-    two = Market(build_catalogue((BTC,)), 7, 10_000)
+    one = Market(build_catalogue((BTC,), NOW), 7, 10_000)
+    two = Market(build_catalogue((BTC,), NOW), 7, 10_000)
     a = one.generate(1000, 0)
     b = [c for _ in range(100) for c in two.generate(10, 0)]
     assert [(c.change_id, c.bids, c.asks) for c in a] == [(c.change_id, c.bids, c.asks) for c in b]
 
 
 def test_generate_spreads_updates_over_the_active_instruments():
-    market = Market(build_catalogue((BTC, "ETH-PERPETUAL")), 1, 10_000)
+    market = Market(build_catalogue((BTC, "ETH-PERPETUAL"), NOW), 1, 10_000)
     counts: dict[int, int] = {}
     for change in market.generate(4000, 0):
         counts[change.inst] = counts.get(change.inst, 0) + 1

@@ -15,31 +15,55 @@ exchange's own `public/get_order_book` answer against what was published. Rules 
   until the new snapshot. A crossed or locked book is published CROSSED|GAP and resynced (`crossed=
   "resync"`, the default) or published CROSSED and kept (`crossed="flag"`). A failed audit is a GAP
   at once and a resync.
-- Trades and tickers (`streams.py`): one record per trade (trade_seq jumps flag GAP, repeats are
-  dropped) and per ticker; a disconnect puts a MARKER|GAP record on each event ring.
+- Trades, tickers and mark prices (`streams.py`): one record per trade (trade_seq jumps flag GAP,
+  repeats are dropped), per ticker and per served option of a markprice message; a disconnect puts a
+  MARKER|GAP record on each event ring.
+- Every record carries its route's `instrument_id`; a chain ring is fed by one route per instrument
+  (the routes of `markprice.<index>` share its one channel).
+- The universe: `instrument.state.*` notifications come out as events (`take_events`), for the
+  supervisor to decide; a `platform_state` lock flags every record of the locked index's instruments
+  LOCKED and republishes their books at once (and again when the lock is lifted).
+- Routes come and go at run time (`add`, `remove`); a removed instrument gets its FINAL records.
 - The returned list and the record arrays in it are reused: publish them before the next call.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from feeder.core.audit import Verdict
 from feeder.errors import BadMessage, ConfigError, UsageError
 from feeder.exchanges.deribit.books import CROSSED_MODES, BookFeed
-from feeder.exchanges.deribit.channels import Route
-from feeder.exchanges.deribit.streams import ChannelFeed, Emit, Resubscribe, TickerFeed, TradeFeed
+from feeder.exchanges.deribit.channels import MARKPRICE, Route
+from feeder.exchanges.deribit.notices import InstrumentState, parse_instrument_state, parse_platform_state
+from feeder.exchanges.deribit.streams import (
+    ChannelFeed,
+    Emit,
+    MarkpriceFeed,
+    Resubscribe,
+    TickerFeed,
+    TradeFeed,
+)
 from feeder.exchanges.deribit.sync import BookSync
+from feeder.ring.flags import LOCKED
 from feeder.ring.schema import record_schema
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AdapterStats", "DeribitAdapter", "Emit", "Resubscribe"]
 
-ORDER_BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # public/get_order_book accepts only these
+ORDER_BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)
+_AUDIT_FIGURES = (
+    "passed",
+    "failed",
+    "unverifiable",
+    "last_passed_ns",
+    "crossed",
+)  # public/get_order_book accepts only these
 
 
 class AdapterStats:
@@ -52,7 +76,10 @@ class AdapterStats:
         "duplicates",
         "gaps",
         "inconsistent",
+        "instrument_states",
+        "locks",
         "markers",
+        "markprice_unserved",
         "notifications",
         "records",
         "rejected",
@@ -75,29 +102,108 @@ class AdapterStats:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-_FEEDS = {"book": BookFeed, "trades": TradeFeed, "ticker": TickerFeed}
+_FEEDS = {"book": BookFeed, "trades": TradeFeed, "ticker": TickerFeed, MARKPRICE: MarkpriceFeed}
+PLATFORM_STATE = "platform_state"
 
 
 class DeribitAdapter:
     """Market-data protocol core for the channels of one connection."""
 
-    def __init__(self, routes: Iterable[Route], crossed: str = "resync"):
+    def __init__(
+        self,
+        routes: Iterable[Route],
+        crossed: str = "resync",
+        *,
+        ids: Mapping[str, int] | None = None,
+        indexes: Mapping[str, str] | None = None,
+    ):
+        """`ids`: instrument name -> instrument_id of every instrument a ticker may name as its
+        underlying; `indexes`: instrument -> price index, for platform_state locks."""
         if crossed not in CROSSED_MODES:
             raise ConfigError("crossed", crossed, f"one of {', '.join(CROSSED_MODES)}")
         self.crossed = crossed
         self.stats = AdapterStats()
         self.rejections: Counter[str] = Counter()  # by field
         self.last_rejection = ""
+        self.ids: dict[str, int] = dict(ids or {})
+        self.indexes: dict[str, str] = dict(indexes or {})
+        self.locked: set[str] = set()  # price indexes the exchange has locked
         self._out: list[Emit] = []
+        self._marked: set[str] = set()  # event rings given a marker during this disconnect
         self.requests: list[Resubscribe] = []  # to send, oldest first; take_requests() empties this list
+        self._events: list[tuple[InstrumentState, str]] = []
         self._feeds: dict[str, ChannelFeed] = {}
         self._books: dict[str, BookFeed] = {}
+        self._by_instrument: dict[str, list[Route]] = {}
+        self._notices: dict[str, Any] = {}
         self.routes: dict[str, Route] = {}
+        self.add(routes)
+
+    def add(self, routes: Iterable[Route]) -> list[str]:
+        """Serve more routes; returns the channels to subscribe (new ones only)."""
+        new: list[str] = []
         for route in routes:
-            self.routes[route.channel] = route
-            feed = self._feeds[route.channel] = _FEEDS[route.stream](self, route)
-            if isinstance(feed, BookFeed):
-                self._books[route.channel] = feed
+            feed = self._feeds.get(route.channel)
+            if (
+                feed is not None
+                and not isinstance(feed, MarkpriceFeed)
+                and self.routes[route.channel] == route
+            ):
+                continue  # served already (a worker started with it and was told to add it too)
+            self.ids.setdefault(route.instrument, route.instrument_id)
+            self._by_instrument.setdefault(route.instrument, []).append(route)
+            if feed is None:
+                feed = self._feeds[route.channel] = _FEEDS[route.stream](self, route)
+                self.routes[route.channel] = route
+                new.append(route.channel)
+                if isinstance(feed, BookFeed):
+                    self._books[route.channel] = feed
+            elif not isinstance(feed, MarkpriceFeed):
+                raise ConfigError(
+                    "routes", route.channel, "one ring per channel: the channel is served already"
+                )
+            if isinstance(feed, MarkpriceFeed):
+                if route.instrument in feed.members:
+                    self._by_instrument[route.instrument].pop()
+                feed.members[route.instrument] = route.instrument_id
+            if self.indexes.get(route.instrument) in self.locked:
+                feed.locked = LOCKED
+        return new
+
+    def remove(self, instruments: Iterable[str], now_ns: int) -> tuple[list[Emit], list[str]]:
+        """Stop serving instruments (they ended): (their FINAL records to publish, channels to
+        unsubscribe)."""
+        out = self._out
+        out.clear()
+        dropped: list[str] = []
+        for instrument in instruments:
+            for route in self._by_instrument.pop(instrument, ()):
+                feed = self._feeds[route.channel]
+                if isinstance(feed, MarkpriceFeed):
+                    feed.members.pop(instrument, None)
+                    if feed.members:
+                        continue
+                else:
+                    feed.final(now_ns)
+                del self._feeds[route.channel], self.routes[route.channel]
+                self._books.pop(route.channel, None)
+                dropped.append(route.channel)
+        return out, dropped
+
+    def watch(self, channels: Iterable[str]) -> list[str]:
+        """Follow the market itself: `instrument.state.*` channels (events) and `platform_state`."""
+        new = [channel for channel in channels if channel not in self._notices]
+        for channel in new:
+            self._notices[channel] = (
+                self._platform
+                if channel == PLATFORM_STATE
+                else functools.partial(self._instrument_state, channel)
+            )
+        return new
+
+    @property
+    def watched(self) -> list[str]:
+        return list(self._notices)
 
     @property
     def channels(self) -> list[str]:
@@ -117,10 +223,52 @@ class DeribitAdapter:
             self._reject(None, BadMessage("notification", msg, "{'params': {'channel': str, 'data': ...}}"))
             return out
         if feed is None:
-            self.stats.unknown_channel += 1
+            notice = self._notices.get(params["channel"])
+            if notice is None:
+                self.stats.unknown_channel += 1
+            else:
+                notice(data, recv_ns)
             return out
         feed(data, recv_ns)
         return out
+
+    def _instrument_state(self, channel: str, data: Any, recv_ns: int) -> None:
+        try:
+            event = parse_instrument_state(data)
+        except BadMessage as exc:
+            self._reject(None, exc)
+            return
+        self.stats.instrument_states += 1
+        self._events.append((event, channel))
+
+    def _platform(self, data: Any, recv_ns: int) -> None:
+        try:
+            lock = parse_platform_state(data)
+        except BadMessage as exc:
+            self._reject(None, exc)
+            return
+        if lock is None or (lock.price_index in self.locked) == lock.locked:
+            return
+        self.stats.locks += 1
+        if lock.locked:
+            self.locked.add(lock.price_index)
+        else:
+            self.locked.discard(lock.price_index)
+        flag = LOCKED if lock.locked else 0
+        for instrument, routes in self._by_instrument.items():
+            if self.indexes.get(instrument) == lock.price_index:
+                for route in routes:
+                    self._feeds[route.channel].lock(flag, recv_ns)
+        log.warning("%s %s by the exchange", lock.price_index, "locked" if lock.locked else "unlocked")
+
+    def take_events(self) -> list[tuple[InstrumentState, str]]:
+        """Instrument listings and ends seen since the last call, oldest first, with their channel."""
+        events, self._events = self._events, []
+        return events
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
 
     def disconnected(self, now_ns: int) -> list[Emit]:
         """The connection dropped: every live book gets a GAP record, every event ring that published
@@ -128,6 +276,7 @@ class DeribitAdapter:
         out = self._out
         out.clear()
         self.requests.clear()
+        self._marked.clear()
         for feed in self._feeds.values():
             feed.disconnected(now_ns)
         return out
@@ -240,22 +389,21 @@ class DeribitAdapter:
 
     def ring_figures(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         """(gaps per book and trades ring, audit figures per book ring): what the supervisor shows per
-        ring, as plain ints, without building `metrics()`."""
+        ring, as plain ints, without building `metrics()`; a chain ring's add up over its instruments."""
         gaps: dict[str, int] = {}
         audits: dict[str, dict[str, int]] = {}
         for feed in self._books.values():
             ring, audit = feed.route.ring, feed.audit
-            gaps[ring] = feed.gaps
-            audits[ring] = {
-                "passed": audit.passed,
-                "failed": audit.failed,
-                "unverifiable": audit.unverifiable,
-                "last_passed_ns": audit.last_passed_ns,
-                "crossed": feed.crossed,
-            }
+            gaps[ring] = gaps.get(ring, 0) + feed.gaps
+            figures = audits.setdefault(ring, dict.fromkeys(_AUDIT_FIGURES, 0))
+            figures["passed"] += audit.passed
+            figures["failed"] += audit.failed
+            figures["unverifiable"] += audit.unverifiable
+            figures["crossed"] += feed.crossed
+            figures["last_passed_ns"] = max(figures["last_passed_ns"], audit.last_passed_ns)
         for feed in self._feeds.values():
             if isinstance(feed, TradeFeed):
-                gaps[feed.route.ring] = feed.gaps
+                gaps[feed.route.ring] = gaps.get(feed.route.ring, 0) + feed.gaps
         return gaps, audits
 
     def _reject(self, route: Route | None, exc: BadMessage) -> None:

@@ -32,8 +32,8 @@ from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped
 from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
-from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
-from feeder.ring.gaps import gap_copy
+from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, SNAPSHOT
+from feeder.ring.gaps import COPY_CLEARS, gap_copy
 from feeder.ring.schema import BOOK_TYPES, record_schema
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ _BOOK_FIELDS = record_schema("book").dtype.fields
 if any(record_schema(t).dtype.fields[f][1] != _BOOK_FIELDS[f][1] for t in BOOK_TYPES.values() for f in _HEAD):
     raise SchemaError("every book record type must share the book header (one packer fills them all)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
+_NOT_LOCKED = 0xFFFFFFFF ^ (COPY_CLEARS | LOCKED)
 _LIVE = BookSync.LIVE
 
 
@@ -59,6 +60,7 @@ class BookFeed(ChannelFeed):
         super().__init__(adapter, route)
         self.state = BookSync.AWAITING_SNAPSHOT
         self.record = scratch(route.record_type)
+        self.record["instrument_id"] = self.iid  # GAP copies before the first book name it too
         self.buf = memoryview(self.record.view(np.uint8))
         self.layout = layout = book_layout(self.record.dtype)
         self.book = L2Book(self.buf, layout)
@@ -198,7 +200,10 @@ class BookFeed(ChannelFeed):
             if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.audit_failed()
-        _pack_book(self.buf, _BOOK_OFF, flags, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count)
+        flags |= self.locked
+        _pack_book(
+            self.buf, _BOOK_OFF, flags, self.iid, ts_exchange, recv_ns, change_id, prev, bid_count, ask_count
+        )
         self.stats.records += 1
         self.out.append(self.emit)
 
@@ -229,6 +234,26 @@ class BookFeed(ChannelFeed):
         record always holds the last published record, since the book writes its levels only when a
         message applied whole and only `publish` writes the rest."""
         gap_copy(self.buf, recv_ns)
+        self.stats.records += 1
+        self.out.append(self.emit)
+
+    def lock(self, locked: int, now_ns: int) -> None:
+        """The currency was locked (LOCKED) or unlocked (0): a copy of the last book at once, so flagged."""
+        if locked != self.locked:
+            self.locked = locked
+            if self.state is BookSync.AWAITING_SNAPSHOT:
+                return  # nothing was published: there is no book to flag
+            record = self.record
+            record["flags"] = (int(record["flags"][0]) & _NOT_LOCKED) | locked
+            record["ts_recv"] = now_ns
+            self.stats.records += 1
+            self.out.append(self.emit)
+
+    def final(self, now_ns: int) -> None:
+        """The instrument ended: its last book once more as a GAP copy, flagged FINAL; nothing follows."""
+        self.state = next_state(self.state, SyncEvent.DISCONNECTED)
+        gap_copy(self.buf, now_ns)
+        self.record["flags"] |= FINAL
         self.stats.records += 1
         self.out.append(self.emit)
 

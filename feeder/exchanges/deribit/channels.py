@@ -8,6 +8,8 @@ Owns the mapping between a ring (`<stream>.<symbol>`) and the Deribit channel th
 | `book.BTC-27DEC24`       | `book.BTC-27DEC24.raw`                   | book   |
 | `trades.ETH-PERPETUAL`   | `trades.ETH-PERPETUAL.raw`               | trade  |
 | `ticker.BTC`             | `ticker.BTC-PERPETUAL.raw`               | ticker |
+| `book.BTC-options`       | `book.<every BTC option>.raw`            | book (a chain ring) |
+| `markprice.btc_usd`      | `markprice.options.btc_usd`              | markprice (a chain ring) |
 
 A book ring holds 10 levels per side (`book` records) unless `depth` gives it 25 or 50 (`book25`,
 `book50` records), by ring name or glob (`{"book.BTC*": 50}`: an exact name wins, then the first
@@ -21,6 +23,8 @@ Rules it keeps:
   (`book.{instrument}.{group}.{depth}.{interval}`) by setting `book_depth`, which must fit in the
   ring's levels (a 20-level snapshot needs a ring of depth 25 or 50: never cut silently).
 - Each channel feeds exactly one ring: two rings naming the same channel are a configuration error.
+  A chain ring (`feeder.ring.chains`) is fed by many channels, one per instrument, each route naming
+  its instrument; `markprice.<index>` is fed by the one `markprice.options.<index>` channel.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 
 from feeder.errors import ConfigError
+from feeder.ring.chains import MARKPRICE, is_chain
 from feeder.ring.names import check_ring_name
 from feeder.ring.schema import BOOK_TYPES
 
-STREAM_RECORDS: Mapping[str, str] = MappingProxyType({"book": "book", "trades": "trade", "ticker": "ticker"})
+STREAM_RECORDS: Mapping[str, str] = MappingProxyType(
+    {"book": "book", "trades": "trade", "ticker": "ticker", MARKPRICE: "markprice"}
+)
 INTERVALS = ("raw", "100ms", "agg2")
 BOOK_GROUPS = ("none", "1", "2", "5", "10", "25", "100", "250")
 BOOK_DEPTHS = (1, 10, 20)
@@ -102,6 +109,7 @@ class Route:
     instrument: str
     channel: str
     grouped: bool = False  # a grouped book: a whole top-depth snapshot in every message
+    instrument_id: int = 0  # the exchange's id, written into every record (0 when unknown)
 
     @property
     def needs_auth(self) -> bool:
@@ -126,16 +134,36 @@ class ChannelMap:
             )
         return instrument
 
+    def record_type(self, ring: str) -> str:
+        """What a ring holds: its stream's record type, a book's by its depth (`book`, `book25`, `book50`)."""
+        stream = ring.partition(".")[0]
+        record_type = _check_stream(stream, ring)
+        return BOOK_TYPES[self.config.levels(ring)] if stream == "book" else record_type
+
     def ring_name(self, stream: str, instrument: str) -> str:
         """The ring for an instrument's stream, using the alias when there is one (`book.BTC`)."""
         _check_stream(stream, stream)
         return check_ring_name(f"{stream}.{self._short.get(instrument, instrument)}")
 
-    def route(self, ring: str) -> Route:
-        """The route of one ring name."""
+    def route(self, ring: str, instrument: str | None = None, instrument_id: int = 0) -> Route:
+        """The route of one ring name; a chain ring needs the `instrument` the route carries (the
+        routes of `markprice.<index>` share its one channel, which carries every option of the index)."""
         stream, _, symbol = check_ring_name(ring).partition(".")
         record_type = _check_stream(stream, ring)
-        instrument = self.instrument(symbol)
+        if stream == MARKPRICE:
+            if instrument is None:
+                raise ConfigError("ring", ring, "a markprice route names its option")
+            return Route(
+                ring, stream, record_type, instrument, f"markprice.options.{symbol}", False, instrument_id
+            )
+        if instrument is None:
+            if is_chain(ring):
+                raise ConfigError("ring", ring, "a chain ring's route names its instrument")
+            instrument = self.instrument(symbol)
+        elif not _INSTRUMENT_RE.match(instrument):
+            raise ConfigError(
+                "instrument", instrument, "a Deribit instrument name (letters, digits, '_', '-')"
+            )
         config = self.config
         if stream == "book":
             levels = config.levels(ring)
@@ -149,8 +177,9 @@ class ChannelMap:
                         f"is never cut)",
                     )  # fmt: skip
                 channel = f"book.{instrument}.{config.book_group}.{config.book_depth}.{self.interval}"
-                return Route(ring, stream, record_type, instrument, channel, grouped=True)
-        return Route(ring, stream, record_type, instrument, f"{stream}.{instrument}.{self.interval}")
+                return Route(ring, stream, record_type, instrument, channel, True, instrument_id)
+        channel = f"{stream}.{instrument}.{self.interval}"
+        return Route(ring, stream, record_type, instrument, channel, instrument_id=instrument_id)
 
     def routes(self, rings: Iterable[str]) -> dict[str, Route]:
         """Routes keyed by channel; two rings on one channel are refused."""

@@ -15,6 +15,7 @@ Rules it keeps:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from feeder.errors import BadMessage
@@ -72,7 +73,19 @@ class Ticker(NamedTuple):
     high_24h: float
     low_24h: float
     volume_24h: float
-    state: int  # 1 open, 0 otherwise
+    state: int  # 1 open, 0 closed
+    underlying_type: int  # UNDERLYING_TYPES
+    underlying_index: int  # instrument_id of the underlying future, 0 for the index or unknown
+    bid_iv: float
+    ask_iv: float
+    delta: float
+    gamma: float
+    vega: float
+    theta: float
+    rho: float
+    underlying_price: float
+    interest_rate: float
+    estimated_delivery_price: float
 
 
 # Building a NamedTuple through tuple.__new__ skips its Python-level __new__ (a third of the cost).
@@ -223,7 +236,7 @@ def parse_trade(item: Any, instrument: str) -> Trade:
             _trade_id(item.get("trade_id")),
             _price(item, "price"),
             _amount(item, "amount", positive=True),
-            _price(item, "mark_price"),
+            _amount(item, "mark_price"),  # a model value: an option worth nothing has mark 0
             _price(item, "index_price"),
             _optional(item, "iv"),
             direction,
@@ -269,23 +282,30 @@ def _optional(data: dict, field: str, signed: bool = False) -> float:
 
 
 _TICKER_REQUIRED = ("best_bid_price", "best_ask_price", "best_bid_amount", "best_ask_amount", "mark_price")
-_STATES = {"open": 1, "closed": 0}
+BOOK_STATES = {"closed": 0, "open": 1}  # the ticker's `state` (the spec's book_state)
+# What an option's `underlying_index` names: nothing (not an option), the index, a future, a synthetic one.
+UNDERLYING_TYPES = {"absent": 0, "index": 1, "future": 2, "synthetic": 3}
+_GREEKS = ("delta", "gamma", "vega", "theta", "rho")
+_NO_GREEKS = (NAN,) * len(_GREEKS)
+_NO_IDS: dict[str, int] = {}
 
 
-def parse_ticker(data: Any, instrument: str) -> Ticker:
-    """A `ticker.{instrument}.{interval}` payload; best bid/ask may be null or 0 when a side is empty."""
+def parse_ticker(data: Any, instrument: str, ids: Mapping[str, int] = _NO_IDS) -> Ticker:
+    """A `ticker.{instrument}.{interval}` payload; best bid/ask may be null or 0 when a side is empty.
+    Options add IVs, greeks and their underlying, whose name `ids` turns into an instrument_id."""
     _object(data, "ticker data", instrument)
     for field in _TICKER_REQUIRED:
         if field not in data:
             raise BadMessage(field, None, "present (the ticker always carries it)")
-    state = _STATES.get(data.get("state")) if type(data.get("state")) is str else None
+    state = BOOK_STATES.get(data.get("state")) if type(data.get("state")) is str else None
     if state is None:
-        raise BadMessage("state", data.get("state"), "'open' or 'closed'")
+        raise BadMessage("state", data.get("state"), f"one of {', '.join(BOOK_STATES)}")
     stats = data.get("stats")
     if stats is None:
         stats = {}
     elif type(stats) is not dict:
         raise BadMessage("stats", stats, "an object")
+    kind, underlying = _underlying(data.get("underlying_index"), ids)
     return _new(
         Ticker,
         (
@@ -308,5 +328,45 @@ def parse_ticker(data: Any, instrument: str) -> Ticker:
             _optional(stats, "low"),
             _optional(stats, "volume"),
             state,
+            kind,
+            underlying,
+            _optional(data, "bid_iv"),
+            _optional(data, "ask_iv"),
+            *_greeks(data.get("greeks")),
+            _optional(data, "underlying_price"),
+            _optional(data, "interest_rate", signed=True),
+            _delivery_price(data.get("estimated_delivery_price")),
         ),
     )
+
+
+def _greeks(greeks: Any) -> tuple[float, ...]:
+    if greeks is None:
+        return _NO_GREEKS
+    if type(greeks) is not dict:
+        raise BadMessage("greeks", greeks, "an object with delta, gamma, vega, theta, rho")
+    return tuple(_optional(greeks, name, signed=True) for name in _GREEKS)
+
+
+def _underlying(value: Any, ids: Mapping[str, int]) -> tuple[int, int]:
+    """(UNDERLYING_TYPES code, instrument_id) of an option's `underlying_index`."""
+    if value is None:
+        return 0, 0
+    if type(value) is int and value >= 0:  # the spec types it a number in one place: an id then
+        return 2, value
+    if type(value) is not str or not value:
+        raise BadMessage("underlying_index", value, "'index_price', a future's name or 'SYN.<future>'")
+    if value == "index_price":
+        return 1, 0
+    if value.startswith("SYN."):
+        return 3, ids.get(value[4:], 0)
+    return 2, ids.get(value, 0)
+
+
+def _delivery_price(value: Any) -> float:
+    """`estimated_delivery_price`: a price, or absent, null or the string 'expired' (all NaN)."""
+    if value is None or value == "expired":
+        return NAN
+    if not _is_number(value) or not 0.0 <= value < INF:
+        raise BadMessage("estimated_delivery_price", value, "absent, 'expired' or a finite number >= 0")
+    return value

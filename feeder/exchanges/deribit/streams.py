@@ -1,11 +1,17 @@
-"""Per-channel handlers of the Deribit adapter for event streams (trades, ticker), and their shared base.
+"""Per-channel handlers of the Deribit adapter for event streams (trades, ticker, markprice), and their
+shared base.
 
 Rules they keep (the adapter's module doc has the whole contract):
+- Every record carries its instrument's `instrument_id` (0 when unknown), and LOCKED while the
+  exchange has the instrument's currency locked.
 - Trades: one record per trade; a trade_seq jump flags that record GAP and is counted; repeated
-  trade_seq are dropped and counted. Tickers: one record per notification.
+  trade_seq are dropped and counted. Tickers: one record per notification (options with their IVs,
+  greeks and underlying). Markprice: one record per option of the served chain in each notification.
 - A disconnect gets a MARKER|GAP record (`feeder.ring.gaps`) on every event ring that published
-  since its last marker: readers learn at once that the stream is interrupted, and no event is
-  repeated (a reader summing trade amounts over non-MARKER records counts each trade once).
+  since its last marker (one per ring: in a chain ring it has instrument_id 0 and speaks for all):
+  readers learn at once that the stream is interrupted, and no event is repeated (a reader summing
+  trade amounts over non-MARKER records counts each trade once).
+- An instrument that ends gets a MARKER|FINAL record with its instrument_id on each event ring.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import numpy as np
 
 from feeder.errors import BadMessage
 from feeder.exchanges.deribit.channels import Route
+from feeder.exchanges.deribit.notices import markprice_items
 from feeder.exchanges.deribit.parse import Ticker, Trade, parse_ticker, parse_trade, trades_list
 from feeder.exchanges.deribit.records import packer, scratch
-from feeder.ring.flags import GAP
+from feeder.ring.flags import FINAL, GAP, MARKER
 from feeder.ring.gaps import marker
 
 if TYPE_CHECKING:
@@ -28,10 +35,12 @@ if TYPE_CHECKING:
 Emit = tuple[str, np.ndarray]
 MS = 1_000_000  # Deribit timestamps are ms; records hold ns
 
-COMMON = ("flags", "ts_exchange", "ts_recv")
+COMMON = ("flags", "instrument_id", "ts_exchange", "ts_recv")
 _TRADE_OFF, _pack_trade = packer("trade", COMMON + Trade._fields[1:])
 _TICKER_OFF, _pack_ticker = packer("ticker", COMMON + Ticker._fields[1:])
+_MARK_OFF, _pack_mark = packer("markprice", (*COMMON, "mark_price", "iv"))
 _TRADE_SIZE = scratch("trade").itemsize
+_MARK_SIZE = scratch("markprice").itemsize
 
 
 @dataclass(frozen=True)
@@ -48,16 +57,26 @@ class ChannelFeed:
     def __init__(self, adapter: DeribitAdapter, route: Route):
         self.route = route
         self.instrument = route.instrument
+        self.iid = route.instrument_id
+        self.locked = 0  # LOCKED while the exchange has the instrument's currency locked
         self.stats = adapter.stats
         self.out = adapter._out
         self.request = adapter.requests.append
         self._reject = adapter._reject
+        self._marked = adapter._marked
 
     def reject(self, exc: BadMessage) -> None:
         self._reject(self.route, exc)
 
     def disconnected(self, now_ns: int) -> None:
         """The connection dropped (event streams: see EventFeed)."""
+
+    def lock(self, locked: int, now_ns: int) -> None:
+        """The instrument's currency was locked (LOCKED) or unlocked (0)."""
+        self.locked = locked
+
+    def final(self, now_ns: int) -> None:
+        """The instrument ended (settled, expired, delisted): its last record in the ring."""
 
 
 class EventFeed(ChannelFeed):
@@ -70,11 +89,24 @@ class EventFeed(ChannelFeed):
         self.flowing = False  # published since the last marker
 
     def disconnected(self, now_ns: int) -> None:
+        ring = self.route.ring
         if self.flowing:
             self.flowing = False
-            self.stats.markers += 1
-            self.stats.records += 1
-            self.out.append((self.route.ring, marker(scratch(self.record_type).dtype, now_ns)))
+            if ring not in self._marked:  # one marker per ring, for every instrument of a chain
+                self._marked.add(ring)
+                self._emit_marker(GAP, 0, now_ns)
+
+    def final(self, now_ns: int) -> None:
+        self.flowing = False
+        self._emit_marker(FINAL, self.iid, now_ns)
+
+    def _emit_marker(self, flags: int, iid: int, now_ns: int) -> None:
+        record = marker(scratch(self.record_type).dtype, now_ns)
+        record["flags"] = MARKER | flags
+        record["instrument_id"] = iid
+        self.stats.markers += 1
+        self.stats.records += 1
+        self.out.append((self.route.ring, record))
 
 
 class TradeFeed(EventFeed):
@@ -116,7 +148,10 @@ class TradeFeed(EventFeed):
                     self.gaps += 1
                     self.missed += seq - last - 1
             self.last_seq = seq
-            _pack_trade(buf, count * _TRADE_SIZE + _TRADE_OFF, flags, trade[0] * MS, recv_ns, *trade[1:])
+            _pack_trade(
+                buf, count * _TRADE_SIZE + _TRADE_OFF, flags | self.locked, self.iid, trade[0] * MS, recv_ns,
+                *trade[1:],
+            )  # fmt: skip
             count += 1
         if count:
             self.flowing = True
@@ -135,15 +170,52 @@ class TickerFeed(EventFeed):
         self.record = scratch("ticker")
         self.buf = memoryview(self.record.view(np.uint8))
         self.emit: Emit = (route.ring, self.record)
+        self.ids = adapter.ids
 
     def __call__(self, data: Any, recv_ns: int) -> None:
         try:
-            ticker = parse_ticker(data, self.instrument)
+            ticker = parse_ticker(data, self.instrument, self.ids)
         except BadMessage as exc:
             self.reject(exc)
             return
-        _pack_ticker(self.buf, _TICKER_OFF, 0, ticker[0] * MS, recv_ns, *ticker[1:])
+        _pack_ticker(self.buf, _TICKER_OFF, self.locked, self.iid, ticker[0] * MS, recv_ns, *ticker[1:])
         self.flowing = True
         self.stats.tickers += 1
         self.stats.records += 1
         self.out.append(self.emit)
+
+
+class MarkpriceFeed(EventFeed):
+    """`markprice.options.<index>`: one record per option the feeder serves (its `members`), named by id;
+    options of the index it does not serve are skipped (counted)."""
+
+    record_type = "markprice"
+
+    def __init__(self, adapter: DeribitAdapter, route: Route):
+        super().__init__(adapter, route)
+        self.records = scratch("markprice", 256)
+        self.members: dict[str, int] = {}  # option name -> instrument_id
+
+    def __call__(self, data: Any, recv_ns: int) -> None:
+        try:
+            items = markprice_items(data)
+        except BadMessage as exc:
+            self.reject(exc)
+            return
+        if len(items) > len(self.records):
+            self.records = scratch("markprice", len(items))
+        buf = memoryview(self.records.view(np.uint8))
+        members, flags, count = self.members, self.locked, 0
+        for name, timestamp_ms, mark_price, iv in items:
+            iid = members.get(name)
+            if iid is None:
+                self.stats.markprice_unserved += 1
+                continue
+            _pack_mark(
+                buf, count * _MARK_SIZE + _MARK_OFF, flags, iid, timestamp_ms * MS, recv_ns, mark_price, iv
+            )
+            count += 1
+        if count:
+            self.flowing = True
+            self.stats.records += count
+            self.out.append((self.route.ring, self.records[:count]))

@@ -2,7 +2,9 @@
 
 Rules it keeps:
 - Start: lock the instance, start the simulator (`--sim`) or load credentials, learn the account's
-  rate limits, create every ring, then spawn the workers, then open the control socket (and metrics).
+  rate limits, resolve the selection with the exchange and plan its rings (refusing at once when
+  /dev/shm cannot hold them), create every ring and the inventory, then spawn the workers, then open
+  the control socket (and metrics). From then on `Listings` keeps the universe: listings and ends.
 - Run until SIGINT/SIGTERM or `duration`; every worker given up on ends the run with exit code 1.
 - Stop (either way): answer in-flight requests, stop the workers (their final GAP records tell readers
   the books are no longer live), remove the rings and run files (all but the instance lock file, see
@@ -21,9 +23,7 @@ import signal
 import time
 from typing import Any
 
-from feeder.core.placement import place
 from feeder.core.restart import RestartPolicy
-from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.deribit.costs import DeribitCosts
 from feeder.exchanges.deribit.credentials import Credentials, load_credentials
 from feeder.ring import clean_stale
@@ -31,7 +31,11 @@ from feeder.runtime.account import account_costs
 from feeder.runtime.config import FeederConfig
 from feeder.runtime.control import ControlServer
 from feeder.runtime.handle import BOOK_METHOD, STATUS_METHOD
+from feeder.runtime.listings import Listings
+from feeder.runtime.plan import RingSpec, initial, layout_of
+from feeder.runtime.resolve import resolve, sim_instruments
 from feeder.runtime.rundir import RunDir
+from feeder.runtime.sizing import check_free
 from feeder.runtime.supervisor.pool import WorkerPool
 from feeder.runtime.supervisor.requests import Requests
 from feeder.runtime.supervisor.rings import RingRegistry
@@ -54,7 +58,7 @@ class Supervisor:
         self.limits_dir = self.rundir.path / "limits"  # the shared rate-limit buckets of this run
         self.rings = RingRegistry(self.instance)
         self._stop = asyncio.Event()
-        self.pool = WorkerPool(self._spec, self.rings, self._stop, self._all_failed)
+        self.pool = WorkerPool(self._spec, self.rings, self._stop, self._all_failed, self._on_universe)
         self.requests: Requests | None = None
         self.board = StatusBoard(self.instance)
         self.sim: Any = None
@@ -67,6 +71,7 @@ class Supervisor:
         self.costs = DeribitCosts(config.tier)
         self.costs_note = f"configured tier {config.tier}"
         self.exit_code = EXIT_OK
+        self.listings: Listings | None = None
 
     async def run(self) -> int:
         """Start everything, run until a signal or `duration`, shut down; returns the exit code."""
@@ -91,14 +96,15 @@ class Supervisor:
         else:
             self.credentials = load_credentials(self.config.credentials_file)
         self.costs, self.costs_note = await account_costs(self.url, self.credentials, self.config.tier)
-        self._create_rings()
+        await self._plan()
         # buckets of an earlier run may hold other limits (another tier, or the account's): start afresh
         shutil.rmtree(self.limits_dir, ignore_errors=True)
         self.limits_dir.mkdir(mode=0o700)
         for slot in self.pool.slots:
             self.pool.spawn(slot)
-        channels = ChannelMap(self.config.channel_config(), authenticated=self.credentials is not None)
-        self.requests = Requests(self.pool, self.config.hang_timeout, self.credentials is not None, channels)
+        self.requests = Requests(
+            self.pool, self.config.hang_timeout, self.credentials is not None, book_ring=self._book_ring
+        )
         self.control = ControlServer(
             self.rundir.socket_path,
             self.rundir.key_path.read_text(),
@@ -124,8 +130,9 @@ class Supervisor:
         from feeder.sim import SimServer
         from feeder.sim.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
+        instruments = sim_instruments(self.config)
         self.sim = SimServer(
-            instruments=list(self.config.instruments),
+            **({"instruments": list(instruments)} if instruments else {}),
             rate=self.config.sim_rate,
             credentials={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET},
         )
@@ -134,28 +141,54 @@ class Supervisor:
         self.credentials = Credentials(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
         log.info("embedded simulator at %s (demo credentials %s)", self.url, DEMO_CLIENT_ID)
 
-    def _create_rings(self) -> None:
-        """Every ring before any worker starts; then the slots, by `core.placement`."""
+    async def _plan(self) -> None:
+        """Resolve the selection with the exchange, plan rings and workers (`plan.py`, placed by
+        `core.placement`), check /dev/shm, create every ring and the inventory; then the slots."""
         c = self.config
-        channels = ChannelMap(c.channel_config(), authenticated=self.credentials is not None)
-        instruments = [[channels.ring_name(s, i) for s in c.streams] for i in c.instruments]
-        for streams in instruments:
-            for stream, ring in zip(c.streams, streams, strict=True):
-                self.rings.create(ring, channels.route(ring).record_type, c.capacity[stream])
+        resolved = await resolve(c, self.url)
         cpus = list(c.cpus) if c.cpus else sorted(os.sched_getaffinity(0))
-        plan = place(instruments, c.workers, cpus, c.busy_poll)
-        for warning in plan.warnings:
+        layout = layout_of(c, authenticated=self.credentials is not None)
+        plan, placement = initial(layout, c.workers, resolved.instruments, cpus, c.busy_poll)
+        check_free(plan.size_bytes)
+        for warning in placement.warnings:
             log.warning("%s", warning)
-        for index, (rings, cpu) in enumerate(zip(plan.rings, plan.cpus, strict=True)):
+        self.listings = Listings(
+            resolved, plan, self.instance, c.removal_grace,
+            create_ring=self._create_ring, mark_closed=self.rings.mark_closed, remove_ring=self.rings.remove,
+            send=lambda i, m: self.pool.tell(self.pool.slots[i], m),
+            rpc=lambda method, params: self.dispatch(method, params, 10.0), workers_changed=self._rings_moved,
+        )  # fmt: skip
+        self.listings.start()
+        for index, cpu in enumerate(placement.cpus):
             policy = RestartPolicy(max_restarts=c.max_restarts, window_s=c.restart_window)
-            self.pool.slots.append(Slot(index, rings, cpu, policy))
+            self.pool.slots.append(Slot(index, tuple(plan.rings_of(index)), cpu, policy))
+
+    def _create_ring(self, spec: RingSpec) -> None:
+        self.rings.create(spec.name, spec.record_type, spec.capacity)
+
+    def _rings_moved(self) -> None:
+        """Listings or ends changed what each worker writes."""
+        assert self.listings is not None
+        for slot in self.pool.slots:
+            slot.rings = tuple(self.listings.plan.rings_of(slot.index))
+
+    def _on_universe(self, slot: Slot, message: dict) -> None:
+        """What workers say about the universe: listings and ends, removals done, a reconnect."""
+        if self.listings is None or self._stop.is_set():
+            return
+        kind = message["type"]
+        if kind == "instrument_state":
+            self.listings.on_states(message["events"])
+        elif kind == "removed":
+            self.listings.on_removed(message["instruments"])
+        elif kind == "connected":
+            self.listings.on_connected(slot.index)
 
     def _spec(self, slot: Slot) -> WorkerSpec:
         c = self.config
         return WorkerSpec(
             index=slot.index,
             instance=self.instance,
-            rings=slot.rings,
             url=self.url,
             interval=c.interval,
             heartbeat_interval=c.heartbeat_interval,
@@ -169,6 +202,7 @@ class Supervisor:
             crossed=c.crossed,
             depth=c.depth,
             costs=self.costs,
+            **self.listings.spec(slot.index),
         )
 
     # --- run ---------------------------------------------------------------------------------------
@@ -201,6 +235,14 @@ class Supervisor:
         self.exit_code = EXIT_FAILED
         self._stop.set()
 
+    def _book_ring(self, name: str) -> tuple[str, str | None]:
+        """The instrument a name or alias stands for, and the ring its book goes to (None: not served)."""
+        assert self.listings is not None  # planned before the control socket opens
+        plan = self.listings.plan
+        instrument = plan.layout.channels.instrument(name)
+        served = plan.served.get(instrument)
+        return instrument, None if served is None else served.rings.get("book")
+
     async def dispatch(self, method: str, params: dict, timeout: float) -> Any:
         """Answer a FeederHandle request: supervisor methods here, exchange methods through a worker."""
         if method == STATUS_METHOD:
@@ -215,6 +257,8 @@ class Supervisor:
     def _force_exit(self) -> None:
         self.pool.kill_all()
         self.rings.close_all()
+        if self.listings is not None:
+            self.listings.inventory.close()
         self.rundir.release()
         os._exit(EXIT_FORCED)  # the simulator exits by itself when its lifeline pipe closes
 
@@ -230,6 +274,8 @@ class Supervisor:
             await self.metrics_server.close()
         await self.pool.stop(STOP_GRACE_S)
         self.rings.close_all()
+        if self.listings is not None:
+            self.listings.close()
         shutil.rmtree(self.limits_dir, ignore_errors=True)
         if self.sim is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.sim.stop)
@@ -252,5 +298,6 @@ class Supervisor:
             "workers": self.board.workers(self.pool.slots),
             "rings": self.board.rings(self.pool.slots),
             "rate_limits": {**self.costs.figures(), "why": self.costs_note},
+            "universe": self.listings.status() if self.listings is not None else None,
             "audit_interval_s": self.config.audit_interval,
         }

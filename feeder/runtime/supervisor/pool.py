@@ -44,9 +44,13 @@ class WorkerPool:
         rings: RingRegistry,
         stopping: asyncio.Event,
         on_all_failed: Callable[[], None],
+        on_universe: Callable[[Slot, dict], None] | None = None,
     ):
+        """`on_universe` gets what workers say about the universe: `instrument_state` and `removed`
+        messages, and `{"type": "connected"}` when a worker's connection is (re)established."""
         self.slots: list[Slot] = []
         self._spec, self._rings, self._stopping, self._on_all_failed = spec, rings, stopping, on_all_failed
+        self._on_universe = on_universe
         self._ctx = multiprocessing.get_context("spawn")
         self._spare: tuple[Any, Connection] | None = None  # a started worker process waiting for its spec
 
@@ -143,12 +147,16 @@ class WorkerPool:
             log.error("worker %d cannot start: %s", slot.index, slot.last_error)
         elif kind == "event":
             self._on_event(slot, message.get("name"), message.get("data") or {})
+        elif kind in ("instrument_state", "removed") and self._on_universe is not None:
+            self._on_universe(slot, message)
         return True
 
     def _on_event(self, slot: Slot, name: str | None, data: dict) -> None:
         if self._stopping.is_set() or slot.state is WorkerState.STOPPED:
             return
-        if name in _EXCHANGE_TROUBLE:
+        if name == "connected" and self._on_universe is not None:
+            self._on_universe(slot, {"type": "connected"})
+        elif name in _EXCHANGE_TROUBLE:
             slot.last_error = str(data.get("reason") or name)
             log.info("worker %d: %s (%s); reconnecting", slot.index, name, slot.last_error)
         elif name == "gave_up":

@@ -15,13 +15,13 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from feeder import errors
 from feeder.core.health import Router
 from feeder.core.routing import Attempts, Loss, answer_margin, nobody, refusal
 from feeder.core.workers import WorkerState
-from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.methods import is_private, is_read_only
 from feeder.runtime.handle import BOOK_METHOD
 from feeder.runtime.supervisor.pool import WorkerPool
@@ -32,8 +32,15 @@ log = logging.getLogger("feeder.supervisor")
 
 
 class Requests:
-    def __init__(self, pool: WorkerPool, hang_timeout: float, has_credentials: bool, channels: ChannelMap):
-        self.pool, self.has_credentials, self.channels = pool, has_credentials, channels
+    def __init__(
+        self,
+        pool: WorkerPool,
+        hang_timeout: float,
+        has_credentials: bool,
+        book_ring: Callable[[str], tuple[str, str | None]],
+    ):
+        """`book_ring(name)`: the instrument a name or alias stands for and the ring of its book."""
+        self.pool, self.has_credentials, self.book_ring = pool, has_credentials, book_ring
         self.margin = answer_margin(hang_timeout)
         self.router = Router()
         self._ids = itertools.count(1)
@@ -70,11 +77,10 @@ class Requests:
             raise errors.UsageError(
                 f"{BOOK_METHOD}: instrument must be an instrument name or alias, got {name!r}"
             )
-        instrument = self.channels.instrument(name)
-        ring = self.channels.ring_name("book", instrument)
-        slot = next((s for s in self.pool.slots if ring in s.rings), None)
+        instrument, ring = self.book_ring(name)
+        slot = None if ring is None else next((s for s in self.pool.slots if ring in s.rings), None)
         if slot is None:
-            raise errors.UsageError(f"{BOOK_METHOD}: this feeder keeps no book of {name!r} (no ring {ring})")
+            raise errors.UsageError(f"{BOOK_METHOD}: this feeder keeps no book of {name!r}")
         if slot.state is not WorkerState.RUNNING:
             raise errors.NoHealthyWorker(
                 f"{BOOK_METHOD}: worker {slot.index}, which keeps {ring}, is {slot.state.value}"

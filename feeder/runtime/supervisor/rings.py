@@ -9,7 +9,8 @@ Rules it keeps:
   worker uses too): a book ring gets a GAP copy of its last book, an event ring a MARKER|GAP record.
   Marking is best effort: a ring that cannot be marked is logged and never stands in the way of the
   restart.
-- `close_all` removes every ring (readers see `closed`); only after the writers stopped.
+- `close_all` removes every ring (readers see `closed`); only after the writers stopped. The ring of an
+  instrument that ended is marked closed at once (`mark_closed`) and removed later (`remove`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class RingRegistry:
                         mark_gap(writer)
             except Exception as exc:  # best effort: it must never stand in the way of the restart
                 log.error("could not flag ring %s as GAP after %s died: %r", ring, writer_gone, exc)
+
+    def mark_closed(self, ring: str) -> None:
+        self._owners[ring].mark_closed()
+
+    def remove(self, ring: str) -> None:
+        owner = self._owners.pop(ring, None)
+        if owner is not None:
+            owner.close()
 
     def close_all(self) -> None:
         for owner in self._owners.values():
