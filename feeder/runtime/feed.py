@@ -417,6 +417,7 @@ class Feed:
     async def _audit(self, channel: str) -> None:
         route = self.adapter.routes[channel]
         self.audits_sent += 1
+        self.adapter.audit_started(channel)
         try:
             result = await self.client.request("public/get_order_book", DeribitAdapter.audit_params(route))
         except FeederError as exc:

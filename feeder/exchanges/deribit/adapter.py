@@ -2,8 +2,9 @@
 
 `DeribitAdapter.feed(msg, recv_ns)` takes a decoded `subscription` notification and returns the records
 to publish as `(ring name, records)` pairs; requests it wants sent (a resubscription after a gap) are
-collected as data and taken with `take_requests()`. `audit(channel, result, now_ns)` judges the
-exchange's own `public/get_order_book` answer against what was published. Rules it keeps:
+collected as data and taken with `take_requests()`. `audit_started(channel)` when an audit request
+goes out, then `audit(channel, result, now_ns)` judges the exchange's own `public/get_order_book`
+answer against what was published since. Rules it keeps:
 - It never raises on exchange data. A bad message is a counted rejection (by field); if it could have
   changed a book, that book is marked GAP and resynced.
 - Books (`books.py`; `sync.py` holds the state machine): a snapshot (also a legacy one without `type`)
@@ -317,6 +318,11 @@ class DeribitAdapter:
         levels = record_schema(route.record_type).levels or 0
         depth = next(d for d in ORDER_BOOK_DEPTHS if d >= levels)
         return {"instrument_name": route.instrument, "depth": depth}
+
+    def audit_started(self, channel: str) -> None:
+        """The audit request for `channel` goes out now: its book keeps what it publishes until the answer
+        (`audit` judges it against those records only; nothing older can be asked for)."""
+        self._books[channel].audit_started()
 
     def audit(self, channel: str, result: Any, now_ns: int) -> list[Emit]:
         """The exchange's `public/get_order_book` answer for `channel`: judged (see books.py); on a

@@ -11,10 +11,11 @@ Rules it keeps (the adapter's module doc has the whole contract):
 - A book that is crossed or locked after a message (best bid >= best ask) is evidence of a missed or
   corrupt update: with `crossed="resync"` (Deribit's default) that record goes out CROSSED|GAP and the
   book resyncs like after a gap; with `crossed="flag"` it goes out CROSSED and the book stays live.
-- Every record published as valid enters the audit window (`feeder.core.audit`) as the exact bytes of
-  its level arrays. A snapshot from `public/get_order_book` is packed into the same bytes by the same
-  book code and compared there; a mismatch is published as GAP at once (the book resyncs) and logged
-  with both books side by side on one line.
+- While an audit request for the book is out, every record published as valid enters the audit
+  window (`feeder.core.audit`) as the exact bytes of its level arrays (and none does otherwise). A
+  snapshot from `public/get_order_book` is packed into the same bytes by the same book code and
+  compared there; a mismatch is published as GAP at once (the book resyncs) and logged with both
+  books side by side on one line.
 """
 
 from __future__ import annotations
@@ -64,8 +65,7 @@ class BookFeed(ChannelFeed):
         self.buf = memoryview(self.record.view(np.uint8))
         self.layout = layout = book_layout(self.record.dtype)
         self.book = L2Book(self.buf, layout)
-        self.levels = self.buf[layout.bid_offset : layout.levels_end]
-        self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
+        self.levels = self.buf[layout.bid_offset : layout.levels_end]  # what the audit compares
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
         self.incremental = not route.grouped  # changes chained onto the book (the one pass takes them)
@@ -180,12 +180,10 @@ class BookFeed(ChannelFeed):
         self.change_id = change_id
         book = self.book
         bid_side, ask_side = book.bids, book.asks
-        if bid_side.touched or ask_side.touched:  # the top-N changed: so do the bytes the audit keeps
-            if bid_side.touched:
-                bid_side.write(bids)
-            if ask_side.touched:
-                ask_side.write(asks)
-            self.top = bytes(self.levels)
+        if bid_side.touched:
+            bid_side.write(bids)
+        if ask_side.touched:
+            ask_side.write(asks)
         bid_count, ask_count = bid_side.count, ask_side.count
         if bid_count and ask_count and book.crossed():
             flags |= CROSSED
@@ -194,10 +192,12 @@ class BookFeed(ChannelFeed):
             if self.resync_crossed:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.distrust("crossed book")
-        if not flags & GAP:
-            self.window_append((change_id, self.top))
-            audit = self.audit
-            if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
+        audit = self.audit
+        if not flags & GAP and (audit.recording or audit.pending is not None):
+            top = bytes(self.levels)
+            if audit.recording:
+                self.window_append((change_id, top))
+            if audit.pending is not None and audit.settle(change_id, top, recv_ns) is Verdict.FAILED:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.audit_failed()
         flags |= self.locked
@@ -263,6 +263,11 @@ class BookFeed(ChannelFeed):
     def auditable(self) -> bool:
         """Worth an audit now: a live book of a channel that carries the exchange's own levels."""
         return self.state is BookSync.LIVE and not self.route.grouped
+
+    def audit_started(self) -> None:
+        """A `public/get_order_book` for this book goes out now: keep what is published until the answer."""
+        if self.state is BookSync.LIVE:
+            self.audit.start(self.change_id, bytes(self.levels))
 
     def check(self, result: Any, now_ns: int) -> Verdict:
         """Judge the exchange's `public/get_order_book` answer against what was published."""
