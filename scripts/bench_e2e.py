@@ -142,8 +142,8 @@ def ramp(rates: list[float], seconds: float, warmup: float, bench: Bench) -> dic
 
 
 def simulator_ceiling(trials: list[dict]) -> dict:
-    """The highest rate the simulator sustained into the bare subscriber, and whether it also sustained
-    the highest rate tried (then its real ceiling is above the ladder)."""
+    """The highest rate the simulator sustained into the bare subscriber, and whether that was the highest
+    rate tried (then its real ceiling is that or higher)."""
     best = highest_sustained(trials)["rate"]
     top = max((t["rate"] for t in trials), default=None)
     return {"rate": best, "above_ladder": best is not None and best == top}

@@ -184,7 +184,11 @@ def _ramp_lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_
         )
     ceiling = summary.get("simulator_ceiling")
     if ceiling is not None:
-        above = " (it sustained the whole ladder: its ceiling is higher)" if ceiling["above_ladder"] else ""
+        above = (
+            " (it sustained every rate tried: its ceiling is that or higher)"
+            if ceiling["above_ladder"]
+            else ""
+        )
         out.append(
             f"simulator ceiling (the simulator alone into a bare raw subscriber): {fmt(ceiling['rate'])}/s{above}"
         )
