@@ -92,7 +92,8 @@ class Mirror:
     async def connect(self, timeout: float = 30.0) -> None:
         import nats.errors
 
-        self._publish_errors = (nats.errors.Error, OSError)
+        # uvloop raises RuntimeError when nats-py flushes onto a transport the server just closed
+        self._publish_errors = (nats.errors.Error, OSError, RuntimeError)
         self.nc = await connect(
             self.config.nats.named(f"feeder-mirror-{self.config.source}"),
             timeout,

@@ -70,7 +70,7 @@ async def request(
         if is_read_only(method):
             raise errors.RequestTimeout(method, timeout) from None
         raise _lost(method, params, f"no answer over NATS within {timeout + margin:g} s") from None
-    except (nats.errors.Error, OSError) as exc:
+    except (nats.errors.Error, OSError, RuntimeError) as exc:  # RuntimeError: uvloop's closed transport
         raise _lost(method, params, f"NATS: {exc!r}") from None
     return decode_reply(msg.data)
 
