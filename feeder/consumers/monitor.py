@@ -5,6 +5,8 @@ age of the last update, records/s, records lost by this reader, GAP and SNAPSHOT
 SNAPSHOT, loss, writer change and feeder restart is also printed as its own event line at once, so
 none hides between two refreshes. `--display live` redraws a screen (the default on a terminal);
 `--display plain` prints log lines (the default otherwise). It follows rings across feeder restarts.
+A chain ring (`book.BTC-options`) gets a row of its own (books live and in GAP) and a row for each of the
+`--rows` instruments updated last, named through the feeder's inventory.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import collections
 import sys
 import time
 
-from feeder import UsageError
+from feeder import FeederNotRunning, Universe, UsageError, universe
 from feeder.consumers import common
+from feeder.consumers.chaintops import ChainTops, ring_line
 from feeder.consumers.follow import RingFollower, wait_any
 from feeder.consumers.topbook import TopOfBook
+from feeder.ring.chains import is_chain
 from feeder.ring.schema import record_kind
 
 PROG = "feeder monitor"
@@ -32,6 +36,7 @@ examples:
   feeder monitor book.BTC book.ETH
   feeder monitor book.BTC --display plain --interval 5
   feeder monitor book.BTC --start oldest --count 100 --display plain
+  feeder monitor book.BTC-options --rows 20
 """
 
 
@@ -55,6 +60,13 @@ def build_parser():
         choices=("newest", "oldest"),
         default="newest",
         help="newest: only new records (default); oldest: every record the ring still holds",
+    )
+    p.add_argument(
+        "--rows",
+        type=common.non_negative(int),
+        default=10,
+        metavar="N",
+        help="books shown per chain ring: the N updated last (default 10)",
     )
     common.add_bounds(p)
     return p
@@ -81,6 +93,7 @@ def check_plan(ns, instance: str) -> dict:
         "display": "live" if live else "plain",
         "interval_s": interval,
         "start": ns.start,
+        "rows": ns.rows,
         "count": ns.count,
         "duration_s": ns.duration,
         "wait_s": ns.wait,
@@ -103,20 +116,43 @@ def _main(ns) -> int:
                 raise UsageError(
                     f"ring {ring!r} holds {reader.record_type} records: the monitor shows book rings"
                 )
-        Monitor(followers, live, interval, instance).run(stop, ns.count)
+        Monitor(followers, live, interval, instance, ns.rows).run(stop, ns.count)
     finally:
         for f in followers:
             f.close()
     return common.EXIT_OK
 
 
+class Names:
+    """instrument_id -> name, from the feeder's inventory (read again at most once a second)."""
+
+    def __init__(self, instance: str):
+        self.instance = instance
+        self._universe: Universe | None = None
+        self._read_at = -1.0
+
+    def __call__(self, instrument_id: int) -> str:
+        found = self._universe.by_id(instrument_id) if self._universe is not None else None
+        if found is None and time.monotonic() - self._read_at >= 1.0:
+            self._read_at = time.monotonic()
+            try:
+                self._universe = universe(self.instance)
+            except FeederNotRunning:
+                return f"#{instrument_id}"
+            found = self._universe.by_id(instrument_id)
+        return found.name if found is not None else f"#{instrument_id}"
+
+
 class Monitor:
     """The read-and-show loop over a set of followed book rings."""
 
-    def __init__(self, followers: list[RingFollower], live: bool, interval: float, instance: str):
+    def __init__(
+        self, followers: list[RingFollower], live: bool, interval: float, instance: str, rows: int = 10
+    ):
         self.followers = followers
-        self.books = [TopOfBook(f.ring) for f in followers]
-        self.live, self.interval, self.instance = live, interval, instance
+        names = Names(instance)
+        self.books = [ChainTops(f.ring, names) if is_chain(f.ring) else TopOfBook(f.ring) for f in followers]
+        self.live, self.interval, self.instance, self.most = live, interval, instance, rows
         self.events: collections.deque[str] = collections.deque(maxlen=EVENTS_SHOWN)
 
     def run(self, stop: common.Stop, count: int | None) -> None:
@@ -143,7 +179,7 @@ class Monitor:
                 wait_any(self.followers, stop.left(min(0.1, window_start + self.interval - now)))
         self._refresh(time.monotonic() - window_start, final=True)
 
-    def _event(self, book: TopOfBook, line: str | None) -> None:
+    def _event(self, book: TopOfBook | ChainTops, line: str | None) -> None:
         if line is None:
             return
         if self.live:
@@ -156,7 +192,9 @@ class Monitor:
             for book in self.books:
                 book.tick(elapsed)
         now_ns = time.time_ns()
-        rows = [book.row(now_ns) for book in self.books]
+        rows = []
+        for book in self.books:
+            rows.extend(book.rows(now_ns, self.most) if isinstance(book, ChainTops) else [book.row(now_ns)])
         if self.live:
             screen = [] if final else ["\x1b[H\x1b[2J"]
             screen.append(f"feeder monitor  instance {self.instance}  {common.clock()}  (Ctrl-C to quit)\n")
@@ -167,10 +205,11 @@ class Monitor:
             print("\n".join(screen), flush=True)
         else:
             for row in rows:
-                common.say(plain_line(row))
+                common.say(ring_line(row) if "instruments" in row else plain_line(row))
         if final:
             for row in rows:
-                common.say(summary_line(row))
+                if not row["ring"].startswith(" "):  # a chain's books are summed up in its ring's line
+                    common.say(summary_line(row))
 
 
 def _px(level: tuple[float, float] | None) -> tuple[str, str]:
@@ -218,8 +257,14 @@ _COLUMNS = (
 
 
 def table(rows: list[dict]) -> list[str]:
-    """The live screen's table: a header and one line per ring."""
-    lines = ["  ".join(name.rjust(width) for name, width in _COLUMNS)]
+    """The live screen's table: a header and one line per ring (and per book shown of a chain ring)."""
+    first = max([_COLUMNS[0][1], *(len(row["ring"]) for row in rows)])
+    columns = (("ring", first), *_COLUMNS[1:])
+    lines = [
+        "  ".join(
+            name.ljust(width) if i == 0 else name.rjust(width) for i, (name, width) in enumerate(columns)
+        )
+    ]
     for row in rows:
         bid_px, bid_sz = _px(row.get("bid"))
         ask_px, ask_sz = _px(row.get("ask"))
@@ -240,14 +285,20 @@ def table(rows: list[dict]) -> list[str]:
             str(row["gaps"]),
             str(row["snapshots"]),
         )
-        lines.append("  ".join(cell.rjust(width) for cell, (_, width) in zip(cells, _COLUMNS, strict=True)))
+        lines.append(
+            "  ".join(
+                cell.ljust(width) if i == 0 else cell.rjust(width)
+                for i, (cell, (_, width)) in enumerate(zip(cells, columns, strict=True))
+            )
+        )
     return lines
 
 
 def summary_line(row: dict) -> str:
+    books = f", books {row['instruments']}" if "instruments" in row else ""
     return (
         f"summary {row['ring']}: read {row['records']} records, lost {row['lost']}, gaps {row['gaps']}, "
-        f"snapshots {row['snapshots']}, crossed {row['crossed']}, state {row['state']}"
+        f"snapshots {row['snapshots']}, crossed {row['crossed']}, state {row['state']}{books}"
     )
 
 

@@ -46,10 +46,14 @@ class TopOfBook:
         lines = []
         for i in np.flatnonzero(((flags & (GAP | SNAPSHOT)) != 0) | entered):
             lines.extend(self._flagged(records[i], bool(entered[i])))
-        self.last = records[-1]
-        self.records += n
-        self._window += n
+        self.count(records)
         return lines
+
+    def count(self, records: np.ndarray) -> None:
+        """Count a non-empty batch and keep its last record."""
+        self.last = records[-1]
+        self.records += len(records)
+        self._window += len(records)
 
     def _flagged(self, rec: np.void, entered_crossed: bool) -> list[str]:
         flags, where = int(rec["flags"]), f"seq {rec['seq']} change_id {rec['change_id']}"

@@ -8,9 +8,11 @@ import signal
 import numpy as np
 import pytest
 
-from feeder import RingReader, RingWriter, record_schema
+from feeder import RingReader, RingWriter, record_schema, universe
+from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimServer
 
 BOOK = record_schema("book").dtype
+CREDENTIALS = {"DERIBIT_CLIENT_ID": DEMO_CLIENT_ID, "DERIBIT_CLIENT_SECRET": DEMO_CLIENT_SECRET}
 
 
 def test_plain_mode_shows_the_top_of_book_the_ring_holds(feeders, run):
@@ -97,3 +99,28 @@ def test_a_missing_ring_fails_with_its_name_after_the_wait(run, instance, wait):
     assert (
         f"no ring 'book.NOPE' in feeder instance {instance!r} after waiting {float(wait):g} s" in done.stderr
     )
+
+
+def test_a_chain_ring_shows_its_books_by_name_and_a_gap_on_one_option(feeders, consumer):
+    settings = dict(instruments=["BTC-*-C", "BTC-*-P"], rate=200, seed=5, option_expiries=2, option_strikes=5)
+    with SimServer(**settings) as sim:
+        feeders.start(
+            "--url", sim.ws_url, "--kind", "option", "--currency", "BTC", "--chains", "option",
+            "--streams", "book", "--workers", "1", workers=1, env=CREDENTIALS,
+        )  # fmt: skip
+        options = [i.name for i in universe(feeders.instance)]
+        assert len(options) == 20
+        monitor = consumer(
+            "monitor", "book.BTC-options", "--display", "plain", "--interval", "0.3", "--rows", "3"
+        )
+        monitor.wait_for(r" book\.BTC-options live: 20 books \| seq \d+ ")
+        shown = monitor.wait_for(r"\d   BTC-\w+-\d+-[CP] live bid ", count=3)
+        assert {line.split()[1] for line in shown} <= set(options)
+        victim = options[3]
+        sim.fault("gap", instrument=victim)
+        monitor.wait_for(rf" book\.BTC-options {victim} GAP at seq \d+ .*NOT trustworthy")
+        monitor.wait_for(rf" book\.BTC-options {victim} SNAPSHOT at seq \d+ .*trustworthy")
+        assert monitor.stop() == 0
+        assert re.search(
+            r"summary book\.BTC-options: read \d+ records, lost 0, gaps [1-9].*books 20", monitor.text
+        )
