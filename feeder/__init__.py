@@ -9,8 +9,8 @@ The public API, for strategies and consumers on the same host:
 - `FeederHandle()` / `AsyncFeederHandle.connect()`: send exchange requests (orders) through the running
   feeder, and read its status.
 - `record_schema(type)`: the numpy dtype and fingerprint of `book`, `trade` and `ticker` records.
-- `Book`, `Trade`, `Ticker` (one record) and `Books`, `Trades`, `Tickers` (an array of records): typed,
-  zero-copy views (`book.bids`, `best_bid`, `mid`, `spread`, `valid`, times as `datetime`).
+- `Book`, `Trade`, `Ticker`, `Markprice` (one record) and `Books`, `Trades`, `Tickers`, `Markprices` (an
+  array of records): typed, zero-copy views (`book.bids`, `best_bid`, `mid`, `spread`, `valid`, times as `datetime`).
 - `feeder.recordings`: recordings of rings (.npy or Parquet), loaded as numpy, Arrow or pandas.
 - `RingWriter`, `create_ring`, `list_rings`, `clean_stale`: for mirrors, replays and tools.
 - `NatsConfig`: where and how to reach NATS, for `FeederHandle(nats=...)` on another host.
@@ -39,7 +39,7 @@ from feeder.errors import (
     RingNotFound,
     UsageError,
 )
-from feeder.records import Book, Books, Ticker, Tickers, Trade, Trades
+from feeder.records import Book, Books, Markprice, Markprices, Ticker, Tickers, Trade, Trades
 from feeder.ring import (
     CROSSED,
     FINAL,
@@ -79,6 +79,8 @@ __all__ = [
     "FeederNotRunning",
     "FingerprintMismatch",
     "Instrument",
+    "Markprice",
+    "Markprices",
     "NatsConfig",
     "NetworkError",
     "NoHealthyWorker",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -16,6 +17,8 @@ from feeder import (
     SNAPSHOT,
     Book,
     Books,
+    Markprice,
+    Markprices,
     RingReader,
     RingWriter,
     Ticker,
@@ -181,3 +184,25 @@ def test_views_read_rings_of_the_deeper_book_records(record_type):
         [one] = list(Books.read(reader))
         assert one.depth == schema.levels and one.bids.tolist() == [list(x) for x in deep[: schema.levels]]
         assert Book.latest(reader).asks.shape == (2, 2)
+
+
+def test_markprice_views_read_a_markprice_chain_ring():
+    marks = np.zeros(3, record_schema("markprice").dtype)
+    marks["instrument_id"], marks["mark_price"], marks["iv"] = (
+        [7, 8, 0],
+        [0.0215, 0.013, 0.0],
+        [0.52, np.nan, 0],
+    )
+    marks["flags"] = [0, 0, MARKER | GAP]
+    with (
+        RingWriter.create("markprice.btc_usd", "markprice", 8) as writer,
+        RingReader("markprice.btc_usd", start="oldest") as reader,
+    ):
+        writer.publish_batch(marks)
+        view = Markprices.read(reader)
+        assert view.mark_price.tolist() == [0.0215, 0.013, 0.0] and view.valid.tolist() == [True, True, False]
+        one = view[0]
+        assert isinstance(one, Markprice) and (one.instrument_id, one.iv) == (7, 0.52)
+        assert math.isnan(view[1].iv) and view[2].is_marker
+    with pytest.raises(UsageError, match="Markprice views markprice records: these records have no field iv"):
+        Markprice(np.zeros(1, record_schema("ticker").dtype)[0])

@@ -127,8 +127,8 @@ class Record(_View):
     def __init__(self, record: np.void | np.ndarray, ring: str | None = None, instrument: str | None = None):
         if isinstance(record, np.ndarray):
             if record.size != 1:
-                plural = {"book": "Books", "trade": "Trades", "ticker": "Tickers"}[self.record_type]
-                raise UsageError(f"{type(self).__name__} views one record; got {record.size}: use {plural}")
+                name = type(self).__name__
+                raise UsageError(f"{name} views one record; got {record.size}: use {name}s")
             record = record.reshape(-1)[0]
         if not isinstance(record, np.void):
             raise UsageError(f"{type(self).__name__} views a numpy record; got {type(record).__name__}")
