@@ -39,6 +39,7 @@ from feeder.ring.header import (
 )
 from feeder.ring.names import instance_name
 from feeder.ring.owner import RingOwner, create_ring
+from feeder.ring.schema import field_offset
 from feeder.ring.wait import Waker
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class RingWriter:
         self.dtype: np.dtype = info.schema.dtype
         self._size = info.record_size
         self._words_per_record = info.record_size // 8
-        self._ts_word = self.dtype.fields["ts_publish"][1] // 8
+        self._ts_word = field_offset(self.dtype, "ts_publish") // 8
         self._mask = info.capacity - 1
         self._mm = mapping.mm
         self._words = HeaderWords(mapping.mm)
@@ -109,6 +110,7 @@ class RingWriter:
         """Create the ring (mode 0600) as its owner and writer; `close()` removes it."""
         owner = create_ring(name, record_type, capacity, instance=instance)
         mapping = owner._mapping
+        assert mapping.fd is not None  # the segment was just created, its descriptor open
         if not seg.try_lock(mapping.fd, seg.WRITER_LOCK):
             pid = seg.peek_i64(mapping.fd, WRITER_PID)
             owner._words.release()
@@ -177,7 +179,8 @@ class RingWriter:
         size = self._size
         start = HEADER_SIZE + slot * size
         hq[CLAIM_SEQ] = s + 1
-        self._mm[start : start + size] = record
+        # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688); it is one all the same
+        self._mm[start : start + size] = record  # type: ignore[call-overload]
         word = slot * self._words_per_record
         self._slot_u64[word] = s
         now = time.time_ns()
@@ -204,11 +207,12 @@ class RingWriter:
         head = min(n, self.capacity - first)
         start = HEADER_SIZE + first * size
         hq[CLAIM_SEQ] = s + n
+        # ignores: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688); it is one all the same
         if head == n:
-            self._mm[start : start + n * size] = records
+            self._mm[start : start + n * size] = records  # type: ignore[call-overload]
         else:
-            self._mm[start : start + head * size] = records[:head]
-            self._mm[HEADER_SIZE : HEADER_SIZE + (n - head) * size] = records[head:]
+            self._mm[start : start + head * size] = records[:head]  # type: ignore[call-overload]
+            self._mm[HEADER_SIZE : HEADER_SIZE + (n - head) * size] = records[head:]  # type: ignore[call-overload]
         now = time.time_ns()
         self._stamp(s, n, now)
         hq[WRITE_SEQ] = s + n
@@ -344,6 +348,7 @@ class RingWriter:
             return
         mapping = self._mapping
         if not mapping.inherited:
+            assert mapping.fd is not None  # the mapping closes after the writer, below
             self._hqi[WRITER_PID] = 0
             seg.unlock(mapping.fd, seg.WRITER_LOCK)
         self._slot_u64.release()
@@ -351,7 +356,9 @@ class RingWriter:
         self._sleepers.release()
         self._waker.release()
         self._words.release()
-        self._slots = self.records = self._mm = None
+        # The views go, so that the segment can be unmapped; the methods that use them look for a closed
+        # writer first (the released header views raise, or `_mm is None`).
+        self._slots = self.records = self._mm = None  # type: ignore[assignment]
         try:
             if self._owner is not None:
                 self._owner.close()
