@@ -9,14 +9,16 @@ none hides between two refreshes. `--display live` redraws a screen (the default
 
 from __future__ import annotations
 
+import argparse
 import collections
 import sys
 import time
+from typing import Any
 
 from feeder import UsageError
 from feeder.consumers import common
 from feeder.consumers.follow import RingFollower, wait_any
-from feeder.consumers.topbook import TopOfBook
+from feeder.consumers.topbook import Row, TopOfBook
 
 PROG = "feeder monitor"
 DISPLAYS = ("auto", "live", "plain")
@@ -34,7 +36,7 @@ examples:
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, "Live top-of-book monitor for feeder book rings.", EPILOG)
     p.add_argument("rings", nargs="+", metavar="RING", help="book ring names, e.g. book.BTC")
     p.add_argument(
@@ -64,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
-def display(ns) -> tuple[bool, float]:
+def display(ns: argparse.Namespace) -> tuple[bool, float]:
     """(live screen?, refresh interval) from --display and --interval."""
     live = ns.display == "live" or (ns.display == "auto" and sys.stdout.isatty())
     return live, ns.interval or (0.25 if live else 1.0)
 
 
-def check_plan(ns, instance: str) -> dict:
+def check_plan(ns: argparse.Namespace, instance: str) -> dict[str, Any]:
     """What `--check` prints: the validated settings."""
     live, interval = display(ns)
     return {
@@ -86,7 +88,7 @@ def check_plan(ns, instance: str) -> dict:
     }
 
 
-def _main(ns) -> int:
+def _main(ns: argparse.Namespace) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
     if ns.check:
@@ -176,14 +178,14 @@ def _px(level: tuple[float, float] | None) -> tuple[str, str]:
     return ("-", "-") if level is None else (f"{level[0]:.10g}", f"{level[1]:.10g}")
 
 
-def _age(row: dict) -> str:
+def _age(row: Row) -> str:
     age = row.get("age_ms")
     if age is None:
         return "-"
     return f"{age:.1f}ms" if age < 10_000 else f"{age / 1000:.0f}s"
 
 
-def plain_line(row: dict) -> str:
+def plain_line(row: Row) -> str:
     """One log line for a ring."""
     if "seq" not in row:
         return f"{row['ring']} {row['state']}: no record yet (lost {row['lost']})"
@@ -216,7 +218,7 @@ _COLUMNS = (
 )
 
 
-def table(rows: list[dict]) -> list[str]:
+def table(rows: list[Row]) -> list[str]:
     """The live screen's table: a header and one line per ring."""
     lines = ["  ".join(name.rjust(width) for name, width in _COLUMNS)]
     for row in rows:
@@ -243,7 +245,7 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def summary_line(row: dict) -> str:
+def summary_line(row: Row) -> str:
     return (
         f"summary {row['ring']}: read {row['records']} records, lost {row['lost']}, gaps {row['gaps']}, "
         f"snapshots {row['snapshots']}, crossed {row['crossed']}, state {row['state']}"
