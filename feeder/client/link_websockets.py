@@ -155,9 +155,8 @@ class WebsocketsLink(asyncio.Protocol):
         else:
             self._opening(events, recv_ns)
         if ws.parser_exc is not None:
-            if (
-                self._transport is not None
-            ):  # we failed the connection (1009, 1002...): close TCP once flushed
+            # we failed the connection (1009, 1002...): close TCP once flushed
+            if self._transport is not None:
                 self._transport.close()
         elif ws.close_expected():
             self._expect_close()
