@@ -19,6 +19,7 @@ from feeder import UsageError
 from feeder.consumers import common
 from feeder.consumers.follow import RingFollower, wait_any
 from feeder.consumers.topbook import Row, TopOfBook
+from feeder.ring.schema import record_kind
 
 PROG = "feeder monitor"
 DISPLAYS = ("auto", "live", "plain")
@@ -100,7 +101,7 @@ def _main(ns: argparse.Namespace) -> int:
         for ring in ns.rings:
             reader = common.attach(ring, instance=instance, start=ns.start, wait_s=ns.wait, stop=stop)
             followers.append(RingFollower(reader))
-            if reader.record_type != "book":
+            if record_kind(reader.record_type) != "book":
                 raise UsageError(
                     f"ring {ring!r} holds {reader.record_type} records: the monitor shows book rings"
                 )
