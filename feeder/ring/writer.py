@@ -168,10 +168,12 @@ class RingWriter:
         between publishes (only what changed) costs one memcpy here, and when it is published again
         right after itself its checks are not made again (the writer keeps it, and a byte view of it).
         """
+        source: memoryview | np.ndarray | np.void | None  # an annotation only: no work at run time
         if record is self._last:
             source = self._last_bytes
             if source is None:
-                source = self._last_bytes = memoryview(record.view(np.uint8))
+                # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688)
+                source = self._last_bytes = memoryview(record.view(np.uint8))  # type: ignore[arg-type]
         else:
             source = self._source(record)
         hq = self._hq
@@ -184,7 +186,7 @@ class RingWriter:
         start = HEADER_SIZE + slot * size
         hq[CLAIM_SEQ] = s + 1
         # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688); it is one all the same
-        self._mm[start : start + size] = source  # type: ignore[call-overload]
+        self._mm[start : start + size] = source  # type: ignore[assignment]
         word = slot * self._words_per_record
         self._slot_u64[word] = s
         now = time.time_ns()
@@ -203,8 +205,8 @@ class RingWriter:
                 raise self._not_a_record(record)
         except AttributeError:
             raise self._not_a_record(record) from None
-        keep = type(record) is np.ndarray and record.flags.c_contiguous
-        self._last, self._last_bytes = (record if keep else None), None
+        self._last = record if type(record) is np.ndarray and record.flags.c_contiguous else None
+        self._last_bytes = None
         return record
 
     def publish_batch(self, records: np.ndarray) -> int:

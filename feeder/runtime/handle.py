@@ -171,10 +171,13 @@ class FeederHandle:
         status: dict[str, Any] = self.rpc(STATUS_METHOD)
         return status
 
-    def book(self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    def book(
+        self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """The whole current book of `instrument` (or an alias, `BTC`) as its worker keeps it, every
         level or the best `depth` per side, with its change_id and state (see the README)."""
-        return self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+        book: dict[str, Any] = self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+        return book
 
     def _read_loop(self) -> None:
         why = "the supervisor closed the connection"
@@ -288,9 +291,14 @@ class AsyncFeederHandle:
         status: dict[str, Any] = await self.rpc(STATUS_METHOD)
         return status
 
-    async def book(self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    async def book(
+        self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """As FeederHandle.book."""
-        return await self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+        book: dict[str, Any] = await self.rpc(
+            BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout
+        )
+        return book
 
     async def _read_loop(self) -> None:
         why = "the supervisor closed the connection"

@@ -86,6 +86,7 @@ class RawBook(Feed):
         self.hub.send_book(self, [s], data, st.change_id, 0)
 
     def on_change(self, change: BookChange) -> None:
+        # ignore: a book feed has an instrument (`state` checks that, at the cost of a call per change)
         data = msg.book_change(self._state.inst, change)  # type: ignore[union-attr]
         self.hub.send_book(self, self.subs, data, change.change_id, change.prev)
 
@@ -190,6 +191,7 @@ class Quote(Feed):
     def _touch(self) -> tuple[int | None, ...]:
         book = self.state.book
         bid, ask = book.bids.best(), book.asks.best()
+        # ignore: an empty side's best is None, and so are its lots (`get(None)`), as a quote says it
         return bid, book.bids.lots.get(bid), ask, book.asks.lots.get(ask)  # type: ignore[arg-type]
 
     def on_add(self, s: Session) -> None:

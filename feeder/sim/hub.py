@@ -258,6 +258,7 @@ class Hub:
         stamped = False
         for s in targets:
             if s.book_faults or s.held:
+                # ignore: only book feeds send books, and a book feed has an instrument
                 sent = self._faulty(s, feed, inst, data, frame)  # type: ignore[arg-type]
             else:
                 sent = self.queue(s, frame)
