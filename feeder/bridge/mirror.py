@@ -23,12 +23,16 @@ import ctypes
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from feeder.bridge.natsconn import NatsConfig, connect
 from feeder.bridge.status import Status, write_status
 from feeder.bridge.wire import RingIdentity, RingPatterns, Subjects, decode_header, encode_headers
 from feeder.errors import RingError
 from feeder.ring import RingReader, list_rings
+
+if TYPE_CHECKING:
+    from feeder.bridge.orders import OrderService
 
 log = logging.getLogger("feeder.bridge.mirror")
 
@@ -82,10 +86,10 @@ class Mirror:
         self.subjects = Subjects(config.source)
         self.status = Status("mirror", config.instance, config.source, config.nats.describe())
         self.feeds: dict[str, RingFeed] = {}
-        self.nc = None
-        self.js = None
+        self.nc: Any = None  # nats-py's client and JetStream context (the optional `nats` extra)
+        self.js: Any = None
         self._pause = _FIRST_PAUSE_S
-        self._publish_errors = (Exception,)
+        self._publish_errors: tuple[type[Exception], ...] = (Exception,)
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class Mirror:
 
     async def run(self, stop: asyncio.Event) -> None:
         _set_timer_slack_ns(1000)
-        orders = None
+        orders: OrderService | None = None
         if self.config.orders:
             from feeder.bridge.orders import OrderService
 
@@ -292,7 +296,7 @@ class Mirror:
         finally:
             await self.close(orders)
 
-    async def close(self, orders: object = None) -> None:
+    async def close(self, orders: OrderService | None = None) -> None:
         self.status.running = False
         for feed in self.feeds.values():
             with contextlib.suppress(Exception):

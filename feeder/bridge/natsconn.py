@@ -83,13 +83,23 @@ class NatsConfig:
     def from_env(cls, url: str, **given: str | None) -> NatsConfig:
         """The URL plus credentials: `given` (flags) first, then the FEEDER_NATS_* environment."""
         values = {k: given.get(k) or os.environ.get(env) or None for k, env in ENV.items()}
-        password_file = values.pop("password_file")
-        if password_file and not values["password"]:
-            values["password"] = Path(_private_file("nats_password_file", password_file)).read_text().strip()
+        password, password_file = values["password"], values["password_file"]
+        if password_file and not password:
+            password = Path(_private_file("nats_password_file", password_file)).read_text().strip()
         for key in ("nkey_seed_file", "creds_file", "tls_key"):
-            if values[key]:
-                _private_file(key, values[key])
-        config = cls(_servers(url), **values)
+            path = values[key]
+            if path:
+                _private_file(key, path)
+        config = cls(
+            _servers(url),
+            user=values["user"],
+            password=password,
+            nkey_seed_file=values["nkey_seed_file"],
+            creds_file=values["creds_file"],
+            tls_ca=values["tls_ca"],
+            tls_cert=values["tls_cert"],
+            tls_key=values["tls_key"],
+        )
         if config.password and not config.user:
             raise ConfigError("nats_user", None, f"a user for the password (--nats-user or ${ENV['user']})")
         if bool(config.tls_cert) != bool(config.tls_key):
@@ -175,7 +185,7 @@ async def connect(
             connect_timeout=max(1, int(min(5.0, timeout))),
             allow_reconnect=True,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=RECONNECT_WAIT_S,
+            reconnect_time_wait=RECONNECT_WAIT_S,  # type: ignore[arg-type]  # typed int; nats-py sleeps for it
             error_cb=errors_seen,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,

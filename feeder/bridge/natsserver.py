@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from feeder.errors import UsageError
 
@@ -40,7 +41,7 @@ class NatsServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.jetstream, self.extra, self.port = jetstream, config, port
         self.http_port = -1
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / "nats-server.log"
 
     @property
@@ -66,26 +67,26 @@ class NatsServer:
         for old in self.dir.glob("*.ports"):
             old.unlink()
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
+            self.proc = proc = subprocess.Popen(
                 [server_binary(), "-c", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        ports = self._wait_ports()
+        ports = self._wait_ports(proc)
         self.port = int(ports["nats"][0].rsplit(":", 1)[1])
         self.http_port = int(ports["monitoring"][0].rsplit(":", 1)[1])
         return self
 
-    def _wait_ports(self) -> dict:
+    def _wait_ports(self, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise UsageError(f"nats-server exited ({self.proc.returncode}):\n{self.log_path.read_text()}")
+            if proc.poll() is not None:
+                raise UsageError(f"nats-server exited ({proc.returncode}):\n{self.log_path.read_text()}")
             for path in self.dir.glob("*.ports"):
                 with contextlib.suppress(ValueError, OSError):
                     ports = json.loads(path.read_text())
-                    if ports.get("nats") and ports.get("monitoring"):
+                    if isinstance(ports, dict) and ports.get("nats") and ports.get("monitoring"):
                         return ports
             time.sleep(0.01)
         self.stop()
@@ -93,9 +94,10 @@ class NatsServer:
             f"nats-server did not start within {START_TIMEOUT_S:g} s:\n{self.log_path.read_text()}"
         )
 
-    def varz(self) -> dict:
+    def varz(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/varz", timeout=10) as answer:
-            return json.loads(answer.read())
+            varz: dict[str, Any] = json.loads(answer.read())  # nats-server's monitoring document
+            return varz
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it does not go; safe to call twice."""

@@ -33,7 +33,7 @@ QUEUE = "feeder-orders"
 TRANSIT_MARGIN_S = 5.0  # the service enforces the timeout; the caller waits this much longer for the reply
 
 
-def encode_request(method: str, params: dict, timeout: float) -> bytes:
+def encode_request(method: str, params: dict[str, Any], timeout: float) -> bytes:
     return orjson.dumps({"method": method, "params": params, "timeout": timeout})
 
 
@@ -57,7 +57,7 @@ class OrderService:
         self.nc, self.subjects, self.instance = nc, subjects, instance
         self._handle: Any = None
         self._sub: Any = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.figures = {"requests": 0, "errors": 0, "refused": 0}
 
     async def start(self) -> None:
@@ -92,7 +92,7 @@ class OrderService:
             except Exception as exc:  # the caller sees a timeout: OutcomeUnknown for an order
                 log.error("could not send the reply to an order request: %r", exc)
 
-    async def _forward(self, method: str, params: dict, timeout: float) -> Any:
+    async def _forward(self, method: str, params: dict[str, Any], timeout: float) -> Any:
         from feeder.runtime.handle import AsyncFeederHandle
 
         if self._handle is None:  # nats="": the feeder of this host, whatever $FEEDER_HANDLE_NATS says

@@ -43,14 +43,19 @@ async def _reach(config: NatsConfig, timeout: float) -> Any:
         ) from None
 
 
-def _lost(method: str, params: dict, why: str) -> errors.FeederError:
+def _lost(method: str, params: dict[str, Any], why: str) -> errors.FeederError:
     if is_read_only(method):
         return errors.ConnectionLost(method, sent=True, reason=why)
     return errors.OutcomeUnknown(method, params.get("label"), why)
 
 
 async def request(
-    nc: Any, subject: str, method: str, params: dict, timeout: float, margin: float = TRANSIT_MARGIN_S
+    nc: Any,
+    subject: str,
+    method: str,
+    params: dict[str, Any],
+    timeout: float,
+    margin: float = TRANSIT_MARGIN_S,
 ) -> Any:
     """One request over NATS, sent at most once; the reply's result, or the error it stands for. The
     reply is awaited `margin` seconds beyond `timeout`, which the answering side enforces."""
@@ -101,7 +106,7 @@ class RemoteFeederHandle(FeederHandle):
     def _call(self, coro: Any, timeout: float) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def rpc(self, method: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    def rpc(self, method: str, params: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
         if os.getpid() != self._pid:
             raise errors.UsageError("this FeederHandle was created in another process; create one after fork")
         if self._closed:
@@ -111,8 +116,9 @@ class RemoteFeederHandle(FeederHandle):
             request(self._nc, self._subject, method, params, timeout), timeout + 2 * TRANSIT_MARGIN_S
         )
 
-    def status(self) -> dict:
-        return self.rpc(STATUS_METHOD)
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.rpc(STATUS_METHOD)  # the supervisor's status document
+        return status
 
     def close(self) -> None:
         if self._closed:
@@ -145,7 +151,9 @@ class AsyncRemoteFeederHandle(AsyncFeederHandle):
         name = instance_name(instance)
         return cls(name, await _reach(_config(nats).named(f"feeder-handle-{name}"), connect_timeout))
 
-    async def rpc(self, method: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    async def rpc(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Any:
         return await request(self._nc, self._subject, method, dict(params or {}), timeout)
 
     async def close(self) -> None:

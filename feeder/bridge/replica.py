@@ -134,7 +134,7 @@ class Replica:
         self.refused: dict[str, str] = {}
         self.nc: Any = None
         self._subs: list[Any] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._logged: set[tuple[str, str]] = set()
         self._matches: dict[str, bool] = {}
 
@@ -236,7 +236,8 @@ class Replica:
                 self._carried(local, records, header.end)
             return
         plan = judge(local.track if local else None, header, records["seq"])
-        if plan.replace:
+        wanted: Span | None
+        if local is None or plan.replace:  # (judge replaces whenever there is no local ring)
             local = self._replace(name, header)
             if local is None:
                 return
@@ -307,7 +308,7 @@ class Replica:
 
     async def _repair(self, local: LocalRing, span: Span) -> None:
         """Fill `span` from the stream, then let the ring's waiting messages through."""
-        stored: list = []
+        stored: list[tuple[BatchHeader, bytes]] = []
         local.figures.state = "repairing"
         try:
             ring = StreamRing(self.nc, self.subjects.stream, self.subjects.ring(local.name))

@@ -18,6 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class RingFigures:
         if self.lag_us_max is None or lag > self.lag_us_max:
             self.lag_us_max = lag
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lags"}
         out["lag_us_p50"], out["lag_us_p99"] = self.lags.percentile(50), self.lags.percentile(99)
         return out
@@ -121,7 +122,7 @@ class Status:
     last_error: str = ""
     running: bool = True
     rings: dict[str, RingFigures] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def ring(self, name: str) -> RingFigures:
         figures = self.rings.get(name)
@@ -129,7 +130,7 @@ class Status:
             figures = self.rings[name] = RingFigures()
         return figures
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rings"}
         out["rings"] = {name: figures.to_dict() for name, figures in self.rings.items()}
         out["updated_ns"] = time.time_ns()
@@ -147,12 +148,15 @@ def write_status(status: Status) -> None:
     os.replace(tmp, path)
 
 
-def read_status(role: str, instance: str | None) -> dict:
+def read_status(role: str, instance: str | None) -> dict[str, Any]:
     path = status_path(role, instance)
     try:
-        return json.loads(path.read_text())
+        status = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"no {role} has run for this instance ({path} does not exist)") from None
+    if not isinstance(status, dict):
+        raise UsageError(f"{path} holds a JSON {type(status).__name__}, not a {role}'s status")
+    return status
 
 
 class RoleLock:

@@ -56,9 +56,10 @@ def holes_in(seqs: np.ndarray, first: int, end: int) -> tuple[Span, ...]:
 
 def judge(track: Track | None, header: BatchHeader, seqs: np.ndarray) -> Plan:
     """What to do with one batch, given what the local ring holds."""
-    replace = track is None or header.identity != track.identity
-    expected = None if replace else track.next
-    new_epoch = not replace and header.epoch != track.epoch
+    kept = None if track is None or header.identity != track.identity else track
+    replace = kept is None
+    expected = None if kept is None else kept.next
+    new_epoch = kept is not None and header.epoch != kept.epoch
     if expected is None:
         expected = header.first
     missing = (expected, header.first) if expected < header.first else None

@@ -198,13 +198,14 @@ def _identity(text: str) -> RingIdentity:
 
 def decode_header(headers: dict[str, str] | None) -> BatchHeader:
     """The batch header of a message; BadBatch naming the header that is wrong."""
-    try:  # the common case, quickly; anything odd takes the careful path below for its message
-        first, end = headers[SEQ_HEADER].split(" ")
-        first, end, epoch = int(first), int(end), int(headers[EPOCH_HEADER])
-        if 0 <= first <= end and epoch >= 0:
-            return BatchHeader(_identity(headers[RING_HEADER]), epoch, first, end)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        pass
+    if headers is not None:
+        try:  # the common case, quickly; anything odd takes the careful path below for its message
+            low, high = headers[SEQ_HEADER].split(" ")
+            first, end, epoch = int(low), int(high), int(headers[EPOCH_HEADER])
+            if 0 <= first <= end and epoch >= 0:
+                return BatchHeader(_identity(headers[RING_HEADER]), epoch, first, end)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass
     identity = _identity(" ".join(_field(headers, RING_HEADER)))
     (epoch,) = _ints(EPOCH_HEADER, _field(headers, EPOCH_HEADER), 1)
     first, end = _ints(SEQ_HEADER, _field(headers, SEQ_HEADER), 2)

@@ -10,7 +10,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from feeder.bridge.natsconn import ENV, NatsConfig
 from feeder.bridge.status import read_status
@@ -95,6 +96,7 @@ def run(
             loop.call_later(duration, stop.set)
         await body(stop)
 
+    runner: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop
 
@@ -143,7 +145,7 @@ COLUMNS = (
 )
 
 
-def render(status: dict) -> str:
+def render(status: dict[str, Any]) -> str:
     age = (time.time_ns() - status.get("updated_ns", 0)) / 1e9
     state = "running" if status["running"] and age < 5 else "not running"
     lines = [

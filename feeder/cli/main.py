@@ -23,7 +23,8 @@ SUBCOMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in SUBCOMMANDS:
-        return importlib.import_module(SUBCOMMANDS[args[0]]).main(args[1:])
+        code: int = importlib.import_module(SUBCOMMANDS[args[0]]).main(args[1:])
+        return code
     from feeder.cli.run import main as run
 
     return run(args)

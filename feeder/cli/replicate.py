@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 from feeder.cli.bridge import EXIT_USAGE, NATS_HELP, add_nats_flags, nats_config, run, status_main
 from feeder.errors import UsageError
 from feeder.ring.names import instance_name
+
+if TYPE_CHECKING:
+    from feeder.bridge.replica import ReplicaConfig
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,7 +53,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(_plan(config), indent=2))
         return 0
 
-    async def body(stop):
+    async def body(stop: asyncio.Event) -> None:
         from feeder.bridge.replica import Replica
         from feeder.bridge.status import RoleLock
 
@@ -63,7 +68,7 @@ def main(argv: list[str]) -> int:
     return run("replicate", body, ns.duration, ns.log_level)
 
 
-def _config(ns: argparse.Namespace):
+def _config(ns: argparse.Namespace) -> ReplicaConfig:
     from feeder.bridge.replica import ReplicaConfig
     from feeder.bridge.wire import RingPatterns, check_source
 
@@ -80,7 +85,7 @@ def _config(ns: argparse.Namespace):
     )
 
 
-def _plan(config) -> dict:
+def _plan(config: ReplicaConfig) -> dict[str, Any]:
     from feeder.bridge.wire import Subjects
 
     subjects = Subjects(config.source)

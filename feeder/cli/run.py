@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from feeder.errors import ConfigError, UsageError
 from feeder.runtime import config as cfg
@@ -116,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(ns: argparse.Namespace) -> dict:
+def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
     skip = {"config", "check"}
     out = {k: v for k, v in vars(ns).items() if k not in skip and v is not None}
     if "cpus" in out:
@@ -127,7 +128,7 @@ def _overrides(ns: argparse.Namespace) -> dict:
     return out
 
 
-def plan(config: cfg.FeederConfig, resolved: Resolved | None = None) -> dict:
+def plan(config: cfg.FeederConfig, resolved: Resolved | None = None) -> dict[str, Any]:
     """What the feeder would run: instruments, rings per worker, shared memory, URL; no side effects."""
     from feeder.runtime.plan import initial, layout_of
 
@@ -157,7 +158,8 @@ async def _ask_exchange(config: cfg.FeederConfig) -> Resolved:
     from feeder.sim import SimServer
 
     loop = asyncio.get_running_loop()
-    sim = SimServer(**({"instruments": sim_instruments(config)} if sim_instruments(config) else {}))
+    names = sim_instruments(config)
+    sim = SimServer(instruments=names) if names else SimServer()
     await loop.run_in_executor(None, sim.start)
     try:
         return await resolve(config, sim.ws_url)
@@ -165,7 +167,7 @@ async def _ask_exchange(config: cfg.FeederConfig) -> Resolved:
         await loop.run_in_executor(None, sim.stop)
 
 
-def check(config: cfg.FeederConfig) -> dict:
+def check(config: cfg.FeederConfig) -> dict[str, Any]:
     """`--check`: the plan, after asking the exchange when the selection needs it; the shared memory
     it needs must fit (SharedMemoryTooSmall otherwise)."""
     resolved = without_exchange(config) if selection_of(config).exact else asyncio.run(_ask_exchange(config))

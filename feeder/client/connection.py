@@ -291,7 +291,7 @@ class Client:
 
     # --- heartbeats ------------------------------------------------------------------------------
 
-    def _on_heartbeat(self, msg: dict) -> None:
+    def _on_heartbeat(self, msg: dict[str, Any]) -> None:
         now = time.time()
         reply = self._hb.on_server_heartbeat(msg.get("params"), now)
         if reply is not None and self._run.link is not None:

@@ -43,7 +43,10 @@ class Hooks:
                 f"no {action} method configured: pass Hooks({action}_method=...) (a method name or a "
                 "function channel -> method) from the exchange adapter"
             )
-        return spec if callable(spec) else (lambda _channel, m=spec: m)
+        if callable(spec):
+            return spec
+        method = spec
+        return lambda _channel: method
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from picows import WSCloseCode, WSFrame, WSHandshakeError, WSListener, WSMsgType, WSTransport, ws_connect
 from websockets.datastructures import Headers
@@ -55,9 +56,9 @@ class PicowsLink(WSListener):
         self._size = 0
         self._fresh = True  # the next frame starts a new read
         self._recv_ns = 0
-        self._drain: asyncio.Future | None = None
+        self._drain: asyncio.Future[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._lost = asyncio.get_running_loop().create_future()
+        self._lost: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
         self.last_rx_ns = 0
 
     # --- sending ---------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class PicowsLink(WSListener):
             drain.set_result(None)
 
 
-def _retrieved(task: asyncio.Future) -> None:
+def _retrieved(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
 

@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from typing import Protocol
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake
 from websockets.frames import Frame, Opcode
-from websockets.http11 import USER_AGENT, Response
+from websockets.http11 import USER_AGENT, Request, Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
@@ -39,6 +40,18 @@ from feeder.client.transport import OnLost, OnMessage, OnPong, unread_bytes
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _OPEN = State.OPEN
 _time_ns = time.time_ns
+
+
+class _Received(Protocol):
+    """A frame as the client protocol parsed it from the socket: its payload is bytes or a bytearray,
+    never a memoryview (websockets types `Frame.data` as any bytes-like, for the frames one sends)."""
+
+    @property
+    def opcode(self) -> Opcode: ...
+    @property
+    def fin(self) -> bool: ...
+    @property
+    def data(self) -> bytes | bytearray: ...
 
 
 class WebsocketsLink(asyncio.Protocol):
@@ -53,9 +66,10 @@ class WebsocketsLink(asyncio.Protocol):
         self._close_timeout = close_timeout
         self._transport: asyncio.Transport | None = None
         self._parts: list[bytes | bytearray] = []
-        self._handshake = loop.create_future()  # done when the handshake succeeded, failed or died
-        self._lost = loop.create_future()
-        self._drain: asyncio.Future | None = None
+        # done when the handshake succeeded, failed or died
+        self._handshake: asyncio.Future[None] = loop.create_future()
+        self._lost: asyncio.Future[BaseException] = loop.create_future()
+        self._drain: asyncio.Future[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._open = False  # the handshake response was processed: events are frames
         self.last_rx_ns = 0  # wall clock of the last read from the socket (any bytes)
@@ -121,7 +135,7 @@ class WebsocketsLink(asyncio.Protocol):
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment] -- a stream transport (uvloop's is no subclass)
+        self._transport = transport  # type: ignore[assignment]  # a stream transport (uvloop's is no subclass)
 
     def data_received(self, data: bytes) -> None:
         recv_ns = self.last_rx_ns = _time_ns()
@@ -131,7 +145,8 @@ class WebsocketsLink(asyncio.Protocol):
         self._flush()
         if self._open:
             on_message = self._on_message
-            for frame in events:
+            frames: list[_Received] = events  # type: ignore[assignment]  # once open, only frames come
+            for frame in frames:
                 opcode = frame.opcode
                 if (opcode is _TEXT or opcode is _BINARY) and frame.fin and not self._parts:
                     on_message(frame.data, recv_ns)
@@ -140,12 +155,15 @@ class WebsocketsLink(asyncio.Protocol):
         else:
             self._opening(events, recv_ns)
         if ws.parser_exc is not None:
-            self._transport.close()  # we failed the connection (1009, 1002...): close TCP once flushed
+            # we failed the connection (1009, 1002...): close TCP once flushed
+            if self._transport is not None:
+                self._transport.close()
         elif ws.close_expected():
             self._expect_close()
 
-    def _opening(self, events: list, recv_ns: int) -> None:
-        for event in events:
+    def _opening(self, events: list[Request | Response | Frame], recv_ns: int) -> None:
+        received: list[Response | _Received] = events  # type: ignore[assignment]  # a client gets no Request
+        for event in received:
             if isinstance(event, Response):
                 self._open = self._ws.handshake_exc is None
                 if not self._handshake.done():
@@ -153,7 +171,7 @@ class WebsocketsLink(asyncio.Protocol):
             else:
                 self._frame(event, recv_ns)
 
-    def _frame(self, frame: Frame, recv_ns: int) -> None:
+    def _frame(self, frame: _Received, recv_ns: int) -> None:
         opcode = frame.opcode
         if opcode is _TEXT or opcode is _BINARY:
             if frame.fin:

@@ -24,12 +24,12 @@ from feeder.core.throttle import LogThrottle
 
 logger = logging.getLogger("feeder.client")
 
-NotificationHandler = Callable[[dict, int], None]
+NotificationHandler = Callable[[dict[str, Any], int], None]
 _loads, _DecodeError = orjson.loads, orjson.JSONDecodeError
 _NO_METHOD = object()  # never equal to a message's "method"
 
 
-def _ignore(_msg: dict, _recv_ns: int) -> None:
+def _ignore(_msg: dict[str, Any], _recv_ns: int) -> None:
     pass
 
 
@@ -39,7 +39,7 @@ class Inbox:
         requests: Requests,
         on_notification: NotificationHandler | None,
         heartbeat_method: str | None,
-        on_heartbeat: Callable[[dict], None],
+        on_heartbeat: Callable[[dict[str, Any]], None],
         emit: Callable[..., None],
         url: str,
     ):

@@ -16,7 +16,7 @@ from pathlib import Path
 from feeder.core import recording
 
 
-def _kind(frame: str | bytes) -> tuple[str, str | bytes]:
+def _kind(frame: str | bytes | bytearray) -> tuple[str, str | bytes | bytearray]:
     """("text", str) or ("binary", bytes). The receive path hands frames over undecoded (it reads them
     as bytes for speed), so a bytes frame that is valid UTF-8 is recorded as text."""
     if isinstance(frame, str):
@@ -34,7 +34,7 @@ class Recorder:
         self.path = Path(path)
         self.written = 0
         self.dropped = 0
-        self._backlog: deque[tuple[int, str, str | bytes]] = deque()
+        self._backlog: deque[tuple[int, str, str | bytes | bytearray]] = deque()
         self._max_backlog = max_backlog
         self._interval = flush_interval
         self._stop = threading.Event()
@@ -43,7 +43,7 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name=f"recorder:{self.path.name}", daemon=True)
         self._thread.start()
 
-    def record(self, ts: int, direction: str, frame: str | bytes) -> None:
+    def record(self, ts: int, direction: str, frame: str | bytes | bytearray) -> None:
         """Queue one frame; never blocks."""
         if len(self._backlog) >= self._max_backlog:
             self.dropped += 1

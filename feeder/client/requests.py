@@ -58,7 +58,7 @@ class Requests:
         self.rate_limited = False  # the exchange said too_many_requests since the last reset
         self._on_pressure = on_pressure
         self._pressure = "none"
-        self._pump: asyncio.Task | None = None
+        self._pump: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._expiry_at = 0.0
 
@@ -146,7 +146,7 @@ class Requests:
             self.correlator.discard(p)
             raise
 
-    def answer(self, msg: dict) -> bool:
+    def answer(self, msg: dict[str, Any]) -> bool:
         """Hand an answer to its request; False when no pending request has its id."""
         p = self.correlator.resolve(msg["id"])
         if p is None:
@@ -185,7 +185,7 @@ class Requests:
 
     # --- failing everything ----------------------------------------------------------------------
 
-    def waiting_for_answers(self) -> list[asyncio.Future]:
+    def waiting_for_answers(self) -> list[asyncio.Future[Any]]:
         return [p.waiter for p in self.correlator.pending() if p.sent]
 
     def fail_pending(self, reason: str) -> None:

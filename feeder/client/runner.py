@@ -22,7 +22,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from websockets.exceptions import ConnectionClosed
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from feeder.client.connection import Client
 
 logger = logging.getLogger("feeder.client")
+T = TypeVar("T")
 
 
 class LinkDead(NetworkError):
@@ -78,18 +79,18 @@ class Runner:
         self.connects = self.reconnects = 0
         self.connected_since = 0.0
         self.last_error: tuple[str, float] | None = None
-        self._first: asyncio.Future | None = None
+        self._first: asyncio.Future[None] | None = None
         self._watchdog: Watchdog | None = None
-        self._step: asyncio.Task | None = None  # opening, setting up or restoring
+        self._step: asyncio.Future[None] | None = None  # opening, setting up or restoring
         self._retry: asyncio.TimerHandle | None = None
         self._events: deque[lc.Event] = deque()
         self._feeding = False
         self._stop_reason: BaseException = ClientClosed("the client was closed")
-        self._background: set[asyncio.Future] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     # --- what the client asks for ----------------------------------------------------------------
 
-    def start(self) -> asyncio.Future:
+    def start(self) -> asyncio.Future[None]:
         """Connect; the future resolves when connected, or fails with ConnectFailed on giving up."""
         self._first = asyncio.get_running_loop().create_future()
         self.feed(lc.Connect())
@@ -315,7 +316,7 @@ class Runner:
         except Exception:
             logger.exception("on_disconnected hook raised")
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Future:
+    def spawn(self, coro: Awaitable[T]) -> asyncio.Future[T]:
         """Run `coro` in the background, referenced until done."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
@@ -323,6 +324,6 @@ class Runner:
         return task
 
 
-def _hook_done(task: asyncio.Future) -> None:
+def _hook_done(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("on_disconnected hook raised: %r", task.exception())

@@ -91,6 +91,7 @@ def unread_bytes(transport: asyncio.BaseTransport | None) -> int:
     if sock is None:
         return 0
     try:
-        return _INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        unread: int = _INT.unpack(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        return unread
     except OSError:
         return 0

@@ -16,7 +16,7 @@ import numpy as np
 
 from feeder import GAP
 from feeder.consumers.follow import Event
-from feeder.consumers.topbook import GAP_STATE, LIVE, WAITING, TopOfBook
+from feeder.consumers.topbook import GAP_STATE, LIVE, WAITING, Row, TopOfBook
 
 CHAIN_WIDE = 0  # the instrument_id of a record that speaks for every instrument of the chain
 
@@ -106,11 +106,13 @@ class ChainTops:
         gapped = self.counts()[GAP_STATE]
         return f"GAP {gapped}/{len(self.tops)}" if gapped else LIVE
 
-    def rows(self, now_ns: int, most: int) -> list[dict]:
+    def rows(self, now_ns: int, most: int) -> list[Row]:
         """The ring's row (counters, no prices), then the `most` instruments updated last."""
         ring = self.whole.row(now_ns)
-        for key in ("bid", "ask", "spread", "change_id"):
-            ring.pop(key, None)
+        ring.pop("bid", None)  # the last record's prices are one option's, not the ring's
+        ring.pop("ask", None)
+        ring.pop("spread", None)
+        ring.pop("change_id", None)
         ring["state"] = self.state()
         ring["instruments"] = len(self.tops)
         ring["gaps"] = self.whole.gaps + sum(top.gaps for top in self.tops.values())
@@ -126,7 +128,7 @@ class ChainTops:
         return [ring, *books]
 
 
-def ring_line(row: dict) -> str:
+def ring_line(row: Row) -> str:
     """The plain log line of a chain ring's own row."""
     return (
         f"{row['ring']} {row['state']}: {row['instruments']} books | seq {row.get('seq', '-')} "

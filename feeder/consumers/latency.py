@@ -7,9 +7,11 @@ window and for the whole run, as a table or as JSON lines.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
+from typing import Any
 
 from feeder.consumers import common
 from feeder.consumers.follow import Lost, RingFollower, wait_any
@@ -29,7 +31,7 @@ examples:
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, "Per-stage latency percentiles of feeder ring records.", EPILOG)
     p.add_argument("rings", nargs="+", metavar="RING", help="ring names, e.g. book.BTC")
     p.add_argument(
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
-def check_plan(ns, instance: str) -> dict:
+def check_plan(ns: argparse.Namespace, instance: str) -> dict[str, Any]:
     """What `--check` prints: the validated settings."""
     return {
         "program": "latency",
@@ -65,7 +67,7 @@ def check_plan(ns, instance: str) -> dict:
     }
 
 
-def _main(ns) -> int:
+def _main(ns: argparse.Namespace) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
     if ns.check:
@@ -139,7 +141,7 @@ class Probe:
         self._window_records = self._window_lost = 0
         self._report(self.latency.close_window(), head)
 
-    def _report(self, stats: dict[str, Stats | None], head: dict) -> None:
+    def _report(self, stats: dict[str, Stats | None], head: dict[str, Any]) -> None:
         if head.get("total"):
             head.update(records=self.records, lost=self.lost)
         rings = [f.ring for f in self.followers]

@@ -11,15 +11,17 @@ A chain ring (`book.BTC-options`) gets a row of its own (books live and in GAP) 
 
 from __future__ import annotations
 
+import argparse
 import collections
 import sys
 import time
+from typing import Any
 
 from feeder import FeederNotRunning, Universe, UsageError, universe
 from feeder.consumers import common
 from feeder.consumers.chaintops import ChainTops, ring_line
 from feeder.consumers.follow import RingFollower, wait_any
-from feeder.consumers.topbook import TopOfBook
+from feeder.consumers.topbook import Row, TopOfBook
 from feeder.ring.chains import is_chain
 from feeder.ring.schema import record_kind
 
@@ -40,7 +42,7 @@ examples:
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, "Live top-of-book monitor for feeder book rings.", EPILOG)
     p.add_argument("rings", nargs="+", metavar="RING", help="book ring names, e.g. book.BTC")
     p.add_argument(
@@ -77,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
-def display(ns) -> tuple[bool, float]:
+def display(ns: argparse.Namespace) -> tuple[bool, float]:
     """(live screen?, refresh interval) from --display and --interval."""
     live = ns.display == "live" or (ns.display == "auto" and sys.stdout.isatty())
     return live, ns.interval or (0.25 if live else 1.0)
 
 
-def check_plan(ns, instance: str) -> dict:
+def check_plan(ns: argparse.Namespace, instance: str) -> dict[str, Any]:
     """What `--check` prints: the validated settings."""
     live, interval = display(ns)
     return {
@@ -100,7 +102,7 @@ def check_plan(ns, instance: str) -> dict:
     }
 
 
-def _main(ns) -> int:
+def _main(ns: argparse.Namespace) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
     if ns.check:
@@ -216,14 +218,14 @@ def _px(level: tuple[float, float] | None) -> tuple[str, str]:
     return ("-", "-") if level is None else (f"{level[0]:.10g}", f"{level[1]:.10g}")
 
 
-def _age(row: dict) -> str:
+def _age(row: Row) -> str:
     age = row.get("age_ms")
     if age is None:
         return "-"
     return f"{age:.1f}ms" if age < 10_000 else f"{age / 1000:.0f}s"
 
 
-def plain_line(row: dict) -> str:
+def plain_line(row: Row) -> str:
     """One log line for a ring."""
     if "seq" not in row:
         return f"{row['ring']} {row['state']}: no record yet (lost {row['lost']})"
@@ -256,7 +258,7 @@ _COLUMNS = (
 )
 
 
-def table(rows: list[dict]) -> list[str]:
+def table(rows: list[Row]) -> list[str]:
     """The live screen's table: a header and one line per ring (and per book shown of a chain ring)."""
     first = max([_COLUMNS[0][1], *(len(row["ring"]) for row in rows)])
     columns = (("ring", first), *_COLUMNS[1:])
@@ -294,7 +296,7 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def summary_line(row: dict) -> str:
+def summary_line(row: Row) -> str:
     books = f", books {row['instruments']}" if "instruments" in row else ""
     return (
         f"summary {row['ring']}: read {row['records']} records, lost {row['lost']}, gaps {row['gaps']}, "

@@ -9,9 +9,11 @@ across feeder restarts (a new session per segment).
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from feeder import UsageError
 from feeder.consumers import common
@@ -36,7 +38,7 @@ examples:
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, "Record feeder rings to .npy chunks or Parquet files.", EPILOG)
     p.add_argument("out", metavar="OUT", help="output directory (one subdirectory per ring)")
     p.add_argument("rings", nargs="+", metavar="RING", help="ring names, e.g. book.BTC trades.ETH")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
-def check_plan(ns, instance: str) -> dict:
+def check_plan(ns: argparse.Namespace, instance: str) -> dict[str, Any]:
     """What `--check` prints: the validated settings."""
     return {
         "program": "record",
@@ -93,7 +95,7 @@ def check_plan(ns, instance: str) -> dict:
     }
 
 
-def _main(ns) -> int:
+def _main(ns: argparse.Namespace) -> int:
     common.check_rings(ns.rings)
     instance = common.resolve_instance(ns.instance)
     out = Path(ns.out)

@@ -77,8 +77,8 @@ class Samples:
             return None
         values = self._buf[: self._n]
         ranks = [rank(q, self._n) - 1 for q in QUANTILES]
-        picked = np.partition(values, ranks)[ranks]
-        return Stats(self._n, *(float(v) for v in picked), float(values.max()))
+        p50, p99, p99_9 = (float(v) for v in np.partition(values, ranks)[ranks])
+        return Stats(self._n, p50, p99, p99_9, float(values.max()))
 
     def clear(self) -> None:
         self._n = 0
@@ -105,11 +105,10 @@ class Histogram:
         if not n or self.max is None:
             return None
         cumulative = np.cumsum(self.counts)
-        found = []
-        for q in QUANTILES:
-            bucket = int(np.searchsorted(cumulative, rank(q, n)))
-            found.append(min(_GROWTH**bucket, float(self.max)))
-        return Stats(n, *found, float(self.max))
+        p50, p99, p99_9 = (
+            min(_GROWTH ** int(np.searchsorted(cumulative, rank(q, n))), float(self.max)) for q in QUANTILES
+        )
+        return Stats(n, p50, p99, p99_9, float(self.max))
 
 
 class StageLatency:

@@ -11,6 +11,7 @@ with `private/get_open_orders_by_instrument` by label before that side is touche
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import re
 import sys
@@ -33,6 +34,7 @@ from feeder.consumers.quoting import (
     Quoter,
     Reconcile,
     Slot,
+    Targets,
     Unknown,
     check_prefix,
     classify,
@@ -63,7 +65,7 @@ needs a feeder with credentials (orders) and the instrument's book ring, e.g.:
 """
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = common.parser(PROG, "Example strategy: quote a bid and an ask around the mid via the feeder.", EPILOG)
     p.add_argument(
         "--instrument", default="BTC-PERPETUAL", help="instrument to quote (default BTC-PERPETUAL)"
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     return common.run(PROG, lambda: _main(ns))
 
 
-def check_plan(ns, instance: str) -> dict:
+def check_plan(ns: argparse.Namespace, instance: str) -> dict[str, Any]:
     """What `--check` prints: the validated settings."""
     return {
         "program": "example-strategy",
@@ -134,7 +136,7 @@ def check_plan(ns, instance: str) -> dict:
     }
 
 
-def _main(ns) -> int:
+def _main(ns: argparse.Namespace) -> int:
     common.check_rings([ns.ring])
     if not ns.ring.startswith("book."):
         raise UsageError(f"--ring {ns.ring!r} is not a book ring: expected book.<symbol>, e.g. book.BTC")
@@ -173,7 +175,7 @@ def _connect(instance: str, deadline: float, stop: common.Stop) -> FeederHandle:
         time.sleep(0.1)
 
 
-def _params(handle: FeederHandle, ns, deadline: float, stop: common.Stop) -> QuoteParams:
+def _params(handle: FeederHandle, ns: argparse.Namespace, deadline: float, stop: common.Stop) -> QuoteParams:
     """Tick size and minimum amount from the exchange (`public/get_instrument`)."""
     info = _ask(handle, "public/get_instrument", ns, deadline, stop)
     tick, lot = float(info["tick_size"]), float(info["min_trade_amount"])
@@ -185,7 +187,9 @@ def _params(handle: FeederHandle, ns, deadline: float, stop: common.Stop) -> Quo
     return QuoteParams(tick, amount, ns.offset_ticks, ns.requote_ticks, ns.min_interval)
 
 
-def _check_ring(reader: RingReader, handle: FeederHandle, ns, deadline: float, stop: common.Stop) -> None:
+def _check_ring(
+    reader: RingReader, handle: FeederHandle, ns: argparse.Namespace, deadline: float, stop: common.Stop
+) -> None:
     """Refuse to quote when the ring's mid is far from the instrument's mark price: a --ring / --instrument mix-up."""
     rec = reader.latest()
     while rec is None or not (rec["bid_count"] and rec["ask_count"]):
@@ -202,7 +206,9 @@ def _check_ring(reader: RingReader, handle: FeederHandle, ns, deadline: float, s
         )
 
 
-def _ask(handle: FeederHandle, method: str, ns, deadline: float, stop: common.Stop) -> Any:
+def _ask(
+    handle: FeederHandle, method: str, ns: argparse.Namespace, deadline: float, stop: common.Stop
+) -> Any:
     """A read-only request about the instrument, retried while the workers are still connecting."""
     while True:
         try:
@@ -232,7 +238,7 @@ class Strategy:
         self.quoter = Quoter(params)
         # orders left by an earlier run with this prefix are adopted or cancelled by the first reconcile
         self.orders: dict[str, Slot] = {side: Unknown(None, "startup") for side in SIDES}
-        self.targets = None
+        self.targets: Targets | None = None
         self.retry_at = 0.0
         self.counts = {"placed": 0, "edited": 0, "cancelled": 0, "unknown": 0}
         self._labels = itertools.count(1)
@@ -336,7 +342,7 @@ class Strategy:
             params["label"] = name
         return params
 
-    def _send(self, method: str, params: dict, what: str, side: str, name: str, count: str) -> bool:
+    def _send(self, method: str, params: dict[str, Any], what: str, side: str, name: str, count: str) -> bool:
         try:
             result = self.handle.rpc(method, params, self.rpc_timeout)
         except FeederNotRunning:

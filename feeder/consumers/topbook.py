@@ -10,6 +10,7 @@ so none of them can hide between two screen refreshes.
 from __future__ import annotations
 
 import math
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
@@ -17,6 +18,27 @@ from feeder import CROSSED, GAP, SNAPSHOT
 from feeder.consumers.follow import Attached, Closed, Event, Lost, NewWriter
 
 LIVE, GAP_STATE, WAITING, CLOSED = "live", "GAP", "waiting", "closed"
+
+
+class Row(TypedDict):
+    """What the monitor shows for one ring; the record's part only once there is a record."""
+
+    ring: str
+    state: str
+    rate: float
+    records: int
+    lost: int | str  # '-' on a book of a chain ring: a reader loses records of the ring
+    gaps: int
+    snapshots: int
+    crossed: int
+    bid: NotRequired[tuple[float, float] | None]  # (price, size) of the best level
+    ask: NotRequired[tuple[float, float] | None]
+    spread: NotRequired[float | None]
+    seq: NotRequired[int]
+    change_id: NotRequired[int]
+    flags: NotRequired[int]
+    age_ms: NotRequired[float]
+    instruments: NotRequired[int]  # a chain ring's own row: how many books it carries
 
 
 class TopOfBook:
@@ -93,10 +115,10 @@ class TopOfBook:
         self.rate = self._window / elapsed_s if elapsed_s > 0 else 0.0
         self._window = 0
 
-    def row(self, now_ns: int) -> dict:
+    def row(self, now_ns: int) -> Row:
         """What the monitor shows for this ring: plain numbers and strings, None where unknown."""
         rec = self.last
-        out = {
+        out: Row = {
             "ring": self.ring,
             "state": self.state,
             "rate": self.rate,
@@ -110,15 +132,11 @@ class TopOfBook:
             return out
         bid = _level(rec, "bid", rec["bid_count"])
         ask = _level(rec, "ask", rec["ask_count"])
-        out.update(
-            bid=bid,
-            ask=ask,
-            spread=ask[0] - bid[0] if bid and ask else None,
-            seq=int(rec["seq"]),
-            change_id=int(rec["change_id"]),
-            flags=int(rec["flags"]),
-            age_ms=(now_ns - int(rec["ts_publish"])) / 1e6,
-        )
+        out["bid"], out["ask"] = bid, ask
+        out["spread"] = ask[0] - bid[0] if bid and ask else None
+        out["seq"], out["change_id"] = int(rec["seq"]), int(rec["change_id"])
+        out["flags"] = int(rec["flags"])
+        out["age_ms"] = (now_ns - int(rec["ts_publish"])) / 1e6
         return out
 
 

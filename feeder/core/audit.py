@@ -24,7 +24,7 @@ import enum
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from feeder.core.ratelimit import DEFAULT
 from feeder.errors import ConfigError
@@ -47,6 +47,17 @@ class Failure:
     change_id: int
     ours: bytes
     theirs: bytes
+
+
+class AuditFigures(TypedDict):
+    """One book's audit counts, as `feeder status` and the metrics show them."""
+
+    passed: int
+    failed: int
+    unverifiable: int
+    pending: bool  # an exchange snapshot waits for the stream to reach its change_id
+    last_passed_ns: int  # 0: none yet
+    unverifiable_reasons: dict[str, int]
 
 
 class BookAudit:
@@ -150,7 +161,7 @@ class BookAudit:
         self.last_failure = Failure(change_id, ours, theirs)
         return Verdict.FAILED
 
-    def figures(self) -> dict:
+    def figures(self) -> AuditFigures:
         return {
             "passed": self.passed,
             "failed": self.failed,

@@ -30,7 +30,7 @@ class Pending:
     sent: bool = False
 
 
-def outcome(msg: dict, method: str) -> tuple[Any, Exception | None]:
+def outcome(msg: dict[str, Any], method: str) -> tuple[Any, Exception | None]:
     """(result, None) for a success, (None, error) for an error object or a malformed answer."""
     if "result" in msg:
         return msg["result"], None

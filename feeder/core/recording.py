@@ -122,7 +122,8 @@ def read_entries(path: str | Path) -> Iterator[Entry]:
 
 def replay(path: str | Path, speed: float | None = None) -> Iterator[Entry]:
     """The recorded frames in order: as fast as possible (speed None) or at recorded timing ÷ speed."""
-    start_wall = first_ts = None
+    first_ts: int | None = None
+    start_wall = 0.0
     for entry in read_entries(path):
         if entry.dir == "meta":
             continue
@@ -158,7 +159,7 @@ def metadata(path: str | Path) -> dict[str, Any]:
         "bytes_out": size["out"],
         "first_ts": first,
         "last_ts": last,
-        "duration_s": (last - first) / 1e9 if first is not None else 0.0,
+        "duration_s": (last - first) / 1e9 if first is not None and last is not None else 0.0,
         "header": meta.get("header"),
         "dropped": (meta.get("trailer") or {}).get("dropped"),
     }

@@ -265,7 +265,8 @@ class Lifecycle:
             raise InvalidTransition(
                 f"connection state {self.state.value!r} does not accept {kind.__name__}; it accepts: {names}"
             )
-        target, actions = getattr(self, f"_on_{kind.__name__.lower()}")(event, now)
+        step: Step = getattr(self, f"_on_{kind.__name__.lower()}")(event, now)
+        target, actions = step
         if target not in targets:  # a handler chose a state the table does not list: a bug here
             raise InvalidTransition(f"{self.state.value!r} + {kind.__name__} cannot go to {target.value!r}")
         self.state = target

@@ -39,7 +39,12 @@ class Recording:
     """A loaded recording of one ring: its records, and what its loader found."""
 
     def __init__(
-        self, path: Path, meta: dict[str, Any], data: np.ndarray | Any, files: int, events: list[dict]
+        self,
+        path: Path,
+        meta: dict[str, Any],
+        data: np.ndarray | Any,
+        files: int,
+        events: list[dict[str, Any]],
     ):
         self.path, self.meta, self.files = path, meta, files
         self.dtype: np.dtype = np.lib.format.descr_to_dtype(_descr(meta["descr"]))
@@ -105,8 +110,10 @@ class Recording:
             "notes": self.notes,
         }
 
-    def _verify(self, events: list[dict]) -> None:
-        groups: list[tuple[dict, dict[int, int]]] = []  # (start event, {first lost seq: count}) per session
+    def _verify(self, events: list[dict[str, Any]]) -> None:
+        groups: list[
+            tuple[dict[str, Any], dict[int, int]]
+        ] = []  # (start event, {first lost seq: count}) per session
         for e in events:
             if e.get("event") == "start":
                 groups.append((e, {}))
@@ -183,6 +190,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise RecordingError(f"{path} is not a recording: no {META}") from None
     except ValueError as exc:
         raise RecordingError(f"{meta_path} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise RecordingError(f"{meta_path} holds a JSON {type(meta).__name__}, not an object")
     if meta.get("format") != FORMAT or "descr" not in meta:
         raise RecordingError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT}, or no descr")
     if meta.get("storage", npy.NAME) not in (npy.NAME, parquet.NAME):
@@ -190,12 +199,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _descr(value: list) -> list:
+def _descr(value: list[Any]) -> list[tuple[Any, ...]]:
     """JSON turned the (flat) dtype description's tuples into lists; numpy wants tuples back."""
     return [tuple(tuple(v) if isinstance(v, list) else v for v in item) for item in value]
 
 
-def _read_events(path: Path) -> tuple[list[dict], bool]:
+def _read_events(path: Path) -> tuple[list[dict[str, Any]], bool]:
     try:
         lines = (path / EVENTS).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:

@@ -67,6 +67,6 @@ def _load_chunk(path: Path, dtype: np.dtype) -> np.ndarray:
         part = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise RecordingError(f"chunk {path} cannot be loaded ({exc}): the file is damaged") from None
-    if part.dtype != dtype or part.ndim != 1:
+    if not isinstance(part, np.ndarray) or part.dtype != dtype or part.ndim != 1:
         raise RecordingError(f"chunk {path} holds {part.dtype} x {part.shape}, not the recording's records")
     return part

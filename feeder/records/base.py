@@ -259,7 +259,8 @@ class Records(_View):
         return self._times("ts_publish")
 
     def _flag(self, bit: int) -> NDArray[np.bool_]:
-        return (self.records["flags"] & bit) != 0
+        hit: NDArray[np.bool_] = (self.records["flags"] & bit) != 0  # numpy types == and != as Any
+        return hit
 
     @property
     def is_snapshot(self) -> NDArray[np.bool_]:
@@ -279,7 +280,8 @@ class Records(_View):
 
     @property
     def valid(self) -> NDArray[np.bool_]:
-        return (self.records["flags"] & self.invalid) == 0
+        valid: NDArray[np.bool_] = (self.records["flags"] & self.invalid) == 0  # numpy types == as Any
+        return valid
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ring or '?'} {len(self)} records>"

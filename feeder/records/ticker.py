@@ -94,8 +94,12 @@ class Tickers(Records):
 
     @property
     def mid(self) -> NDArray[np.float64]:
-        return (self.records["best_bid_px"] + self.records["best_ask_px"]) / 2
+        bid: NDArray[np.float64] = self.records["best_bid_px"]
+        ask: NDArray[np.float64] = self.records["best_ask_px"]
+        return (bid + ask) / 2
 
     @property
     def spread(self) -> NDArray[np.float64]:
-        return self.records["best_ask_px"] - self.records["best_bid_px"]
+        bid: NDArray[np.float64] = self.records["best_bid_px"]
+        ask: NDArray[np.float64] = self.records["best_ask_px"]
+        return ask - bid

@@ -42,7 +42,7 @@ class LoopWaiter:
         if self._stopping:
             return False
         loop = asyncio.get_running_loop()
-        waiter = loop.create_future()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.add(waiter)
         if self._asked is not loop:
             self._asked = loop

@@ -15,6 +15,7 @@ import ctypes
 import errno
 import os
 import platform
+from collections.abc import Callable
 
 from feeder.errors import RingError
 
@@ -39,10 +40,14 @@ class Timespec(ctypes.Structure):
     _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
 
 
-def _bind():
+def _unsupported(*args: int) -> int:
+    raise RingError(UNAVAILABLE_REASON)
+
+
+def _bind() -> tuple[Callable[..., int], tuple[int, int]]:
     numbers = _SYSCALLS.get(platform.machine())
     if numbers is None:
-        return None, (0, 0)
+        return _unsupported, (0, 0)
     call = ctypes.CDLL(None, use_errno=True).syscall
     call.restype = ctypes.c_long
     call.argtypes = (ctypes.c_long,) * 7
@@ -52,7 +57,7 @@ def _bind():
 _syscall, (_SYS_FUTEX, _SYS_MEMBARRIER) = _bind()
 
 
-AVAILABLE = _syscall is not None
+AVAILABLE = _syscall is not _unsupported
 UNAVAILABLE_REASON = f"futex calls are implemented here for x86_64 and aarch64, not {platform.machine()}"
 
 
@@ -97,7 +102,7 @@ def add_one_and_wake(addr: int) -> int:
 
 
 def _membarrier(cmd: int) -> int:
-    return _syscall(_SYS_MEMBARRIER, cmd, 0, 0, 0, 0, 0) if _syscall is not None else -1
+    return _syscall(_SYS_MEMBARRIER, cmd, 0, 0, 0, 0, 0) if AVAILABLE else -1
 
 
 def _membarrier_commands() -> int:

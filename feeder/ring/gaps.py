@@ -25,25 +25,26 @@ import struct
 import numpy as np
 
 from feeder.ring.flags import CROSSED, GAP, MARKER, SNAPSHOT
-from feeder.ring.schema import record_kind, record_schema
+from feeder.ring.schema import field_offset, record_kind, record_schema
 
 BOOK = "book"
 COPY_CLEARS = SNAPSHOT | CROSSED  # flags a GAP copy of a book never carries
 _KEEP = 0xFFFFFFFF ^ COPY_CLEARS
 _MARK = MARKER | GAP
 # every record type starts with the same header (schemas/README.md), so these offsets hold for all
-_HEADER = record_schema(BOOK).dtype.fields
-_FLAGS, _FLAGS_AT = struct.Struct("<I"), _HEADER["flags"][1]
-_TS, _TS_RECV_AT = struct.Struct("<q"), _HEADER["ts_recv"][1]
+_HEADER = record_schema(BOOK).dtype
+_FLAGS, _FLAGS_AT = struct.Struct("<I"), field_offset(_HEADER, "flags")
+_TS, _TS_RECV_AT = struct.Struct("<q"), field_offset(_HEADER, "ts_recv")
 
 
 def gap_copy(record: np.ndarray | memoryview | bytearray, now_ns: int) -> None:
     """Turn the bytes of one book record holding the last published book into its GAP copy, in place
     (struct on the buffer: the adapter calls this on its scratch record, for every live book at once
     when a connection drops)."""
-    (flags,) = _FLAGS.unpack_from(record, _FLAGS_AT)
-    _FLAGS.pack_into(record, _FLAGS_AT, (flags & _KEEP) | GAP)
-    _TS.pack_into(record, _TS_RECV_AT, now_ns)
+    # ignores: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688); it is one all the same
+    (flags,) = _FLAGS.unpack_from(record, _FLAGS_AT)  # type: ignore[arg-type]
+    _FLAGS.pack_into(record, _FLAGS_AT, (flags & _KEEP) | GAP)  # type: ignore[arg-type]
+    _TS.pack_into(record, _TS_RECV_AT, now_ns)  # type: ignore[arg-type]
 
 
 def marker(dtype: np.dtype, ts_recv: int | np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from feeder.errors import FingerprintMismatch, NotARing, RingError, RingVersionMismatch, UsageError
-from feeder.ring.schema import RECORD_TYPES, RecordSchema, header_layout, record_schema
+from feeder.ring.schema import RECORD_TYPES, RecordSchema, field_offset, header_layout, record_schema
 
 if sys.byteorder != "little":
     raise RingError("feeder rings are little-endian and this CPU is big-endian")
@@ -34,7 +34,7 @@ Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 
 def _index(field: str, width: int) -> int:
-    offset = LAYOUT.dtype.fields[field][1]
+    offset = field_offset(LAYOUT.dtype, field)
     if offset % width:
         raise RingError(f"ring.json: {field} at offset {offset} is not {width}-byte aligned")
     return offset // width
@@ -56,15 +56,15 @@ HEADER_SIZE_FIELD = _index("header_size", 4)
 RECORD_SIZE = _index("record_size", 4)
 WRITER_FENCE = _index("writer_fence", 4)
 
-_MAGIC = LAYOUT.dtype.fields["magic"][1]
-_VERSION = LAYOUT.dtype.fields["layout_version"][1]
+_MAGIC = field_offset(LAYOUT.dtype, "magic")
+_VERSION = field_offset(LAYOUT.dtype, "layout_version")
 _PREFIX = max(_MAGIC + len(LAYOUT.magic), _VERSION + 4)  # what tells a ring and its layout version
 
 PAGE = 4096
-WAIT_PAGE = LAYOUT.dtype.fields["wakeups"][1]
+WAIT_PAGE = field_offset(LAYOUT.dtype, "wakeups")
 # Indices into a 4-byte view of the wait page alone.
 WAKEUPS = 0
-SLEEPERS = (LAYOUT.dtype.fields["sleepers"][1] - WAIT_PAGE) // 4
+SLEEPERS = (field_offset(LAYOUT.dtype, "sleepers") - WAIT_PAGE) // 4
 if WAIT_PAGE % PAGE or not 0 < SLEEPERS < PAGE // 4 or HEADER_SIZE != WAIT_PAGE + PAGE:
     raise RingError("ring.json: wakeups and sleepers must share the last page of the header, alone")
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from feeder.errors import RingError
 from feeder.ring import segment as seg
@@ -73,7 +75,7 @@ class RingInfo:
         """Seconds since the last publish; None if nothing was ever published."""
         return (time.time_ns() - self.last_publish_ns) / 1e9 if self.last_publish_ns else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "stream": self.stream,
@@ -108,43 +110,38 @@ def _inspect(path: Path, instance: str, ring: str) -> RingInfo | None:
 def _describe(fd: int, path: Path, instance: str, ring: str) -> RingInfo:
     owner_alive = seg.is_locked(fd, seg.OWNER_LOCK)
     writer_alive = seg.is_locked(fd, seg.WRITER_LOCK)
-    base = {"name": ring, "instance": instance, "segment": str(path)}
+    base = partial(RingInfo, name=ring, instance=instance, segment=str(path))
     if seg.TMP_MARK in path.name:
-        return RingInfo(**base, status=LIVE if owner_alive else INCOMPLETE, owner_alive=owner_alive)
+        return base(status=LIVE if owner_alive else INCOMPLETE, owner_alive=owner_alive)
     size = os.fstat(fd).st_size
     head = os.pread(fd, HEADER_SIZE, 0)
     try:
         info = check_header(head, size, str(path))
     except RingError as problem:
-        return RingInfo(
-            **base,
+        return base(
             status=INVALID,
             size_bytes=size,
             problem=str(problem),
             owner_alive=owner_alive,
             writer_alive=writer_alive,
         )
-    with HeaderWords(head) as words:
-        fields = {
-            "owner_pid": words.i64[OWNER_PID],
-            "writer_pid": words.i64[WRITER_PID],
-            "write_seq": words.u64[WRITE_SEQ],
-            "epoch": words.u64[EPOCH],
-            "closed": bool(words.u32[CLOSED]),
-            "last_publish_ns": words.i64[LAST_PUBLISH_NS],
-        }
     status = LIVE if owner_alive else ORPHANED if writer_alive else STALE
-    return RingInfo(
-        **base,
-        **fields,
-        status=status,
-        owner_alive=owner_alive,
-        writer_alive=writer_alive,
-        record_type=info.record_type,
-        capacity=info.capacity,
-        size_bytes=size,
-        created_ns=info.created_ns,
-    )
+    with HeaderWords(head) as words:
+        return base(
+            owner_pid=words.i64[OWNER_PID],
+            writer_pid=words.i64[WRITER_PID],
+            write_seq=words.u64[WRITE_SEQ],
+            epoch=words.u64[EPOCH],
+            closed=bool(words.u32[CLOSED]),
+            last_publish_ns=words.i64[LAST_PUBLISH_NS],
+            status=status,
+            owner_alive=owner_alive,
+            writer_alive=writer_alive,
+            record_type=info.record_type,
+            capacity=info.capacity,
+            size_bytes=size,
+            created_ns=info.created_ns,
+        )
 
 
 def list_rings(instance: str | None = None, all_instances: bool = False) -> list[RingInfo]:

@@ -189,6 +189,7 @@ def _replace(
 ) -> RingOwner:
     """Put a new segment in place of a stale one that cannot be taken over as it is."""
     try:
+        assert old.fd is not None  # opened by the caller, closed below
         if not seg.try_lock(old.fd, seg.WRITER_LOCK):
             pid = seg.peek_i64(old.fd, WRITER_PID)
             raise RingExists(

@@ -210,7 +210,8 @@ class RingReader:
                 if s < hq[CLAIM_SEQ] - capacity:
                     break  # lapped while copying: start again from the new newest
                 if _SEQ.unpack_from(raw)[0] == s:
-                    return np.frombuffer(raw, self.dtype)[0]
+                    record: np.void = np.frombuffer(raw, self.dtype)[0]
+                    return record
             else:
                 return None
 

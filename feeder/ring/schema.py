@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,14 @@ def schema_dir() -> Path:
     raise SchemaError(f"schema files not found (looked in {here / '_schemas'} and {here.parent / 'schemas'})")
 
 
+def field_offset(dtype: np.dtype, name: str) -> int:
+    """The byte offset of field `name` in a structured dtype; SchemaError if it has no such field."""
+    fields = dtype.fields
+    if fields is None or name not in fields:
+        raise SchemaError(f"the layout {dtype} has no field {name!r}")
+    return fields[name][1]
+
+
 @dataclass(frozen=True)
 class RecordSchema:
     """One record type: its numpy dtype and the 64-bit fingerprint stored in ring headers."""
@@ -58,7 +67,7 @@ class RecordSchema:
         return self.dtype.itemsize
 
 
-def _field_format(field: dict, where: str) -> tuple[str, int]:
+def _field_format(field: dict[str, Any], where: str) -> tuple[str, int]:
     kind = field.get("type")
     count = int(field.get("count", 1))
     if kind == "char":
@@ -74,7 +83,7 @@ def _field_format(field: dict, where: str) -> tuple[str, int]:
     return (base if count == 1 else f"({count},){base}"), size * count
 
 
-def dtype_from_fields(fields: list[dict], size: int, where: str) -> np.dtype:
+def dtype_from_fields(fields: list[dict[str, Any]], size: int, where: str) -> np.dtype:
     """Build a structured dtype from explicit (name, type, offset, count) fields, checking overlaps."""
     names, formats, offsets = [], [], []
     end = 0
@@ -91,7 +100,9 @@ def dtype_from_fields(fields: list[dict], size: int, where: str) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
 
 
-def compute_fingerprint(record_type: str, size: int, fields: list[dict], layout_version: int) -> int:
+def compute_fingerprint(
+    record_type: str, size: int, fields: list[dict[str, Any]], layout_version: int
+) -> int:
     """First 8 bytes (little-endian) of SHA-256 over the canonical layout; documented in schemas/README.md."""
     canon = {
         "layout_version": layout_version,
@@ -103,14 +114,17 @@ def compute_fingerprint(record_type: str, size: int, fields: list[dict], layout_
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
-def _read_json(name: str) -> dict:
+def _read_json(name: str) -> dict[str, Any]:
     path = schema_dir() / f"{name}.json"
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise SchemaError(f"no schema file {path}") from None
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SchemaError(f"{path} holds a JSON {type(doc).__name__}, not an object")
+    return doc
 
 
 def record_kind(record_type: str) -> str:
@@ -129,7 +143,7 @@ def record_schema(record_type: str) -> RecordSchema:
     doc = _read_json(record_type)
     fields, size, version = doc["fields"], int(doc["size"]), int(doc["layout_version"])
     dtype = dtype_from_fields(fields, size, f"{record_type}.json")
-    if tuple(dtype.names[: len(COMMON_FIELDS)]) != COMMON_FIELDS:
+    if (dtype.names or ())[: len(COMMON_FIELDS)] != COMMON_FIELDS:
         raise SchemaError(f"{record_type}.json must start with the common fields {COMMON_FIELDS}")
     computed = compute_fingerprint(record_type, size, fields, version)
     declared = int(doc["fingerprint"], 16)

@@ -79,7 +79,8 @@ def unlock(fd: int, byte: int) -> None:
 def is_locked(fd: int, byte: int) -> bool:
     """Whether some open file (in any process) holds the lock on `byte`."""
     answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock(fcntl.F_WRLCK, byte))
-    return _FLOCK.unpack(answer)[0] != fcntl.F_UNLCK
+    kind: int = _FLOCK.unpack(answer)[0]
+    return kind != fcntl.F_UNLCK
 
 
 _held_locks: set[int] = set()

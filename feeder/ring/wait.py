@@ -67,7 +67,7 @@ class Sleeper:
             raise UsageError(f"ring {path.name}: readers cannot sleep in the kernel here: {problem}")
         self._page = _map_wait_page(path, inode)
         self._words = memoryview(self._page).cast("I")
-        self._word = ctypes.c_uint32.from_buffer(self._page, WAKEUPS * 4)
+        self._word: ctypes.c_uint32 | None = ctypes.c_uint32.from_buffer(self._page, WAKEUPS * 4)
         self._addr = ctypes.addressof(self._word)
         self._hq, self._u32 = header.u64, header.u32
         self._bitset = 1 << random.randrange(32)  # our own, so that stopping us wakes few others
@@ -146,7 +146,7 @@ class Waker:
         with memoryview(mm) as whole, whole[WAIT_PAGE : WAIT_PAGE + PAGE] as page:
             self.words = page.cast("I")
         self.sleepers = SLEEPERS  # a publish checks `words[sleepers]`, the one cost when nobody sleeps
-        self._word = ctypes.c_uint32.from_buffer(mm, WAIT_PAGE + WAKEUPS * 4)
+        self._word: ctypes.c_uint32 | None = ctypes.c_uint32.from_buffer(mm, WAIT_PAGE + WAKEUPS * 4)
         self._addr = ctypes.addressof(self._word)
 
     @staticmethod

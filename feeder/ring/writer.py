@@ -39,6 +39,7 @@ from feeder.ring.header import (
 )
 from feeder.ring.names import instance_name
 from feeder.ring.owner import RingOwner, create_ring
+from feeder.ring.schema import field_offset
 from feeder.ring.wait import Waker
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class RingWriter:
         self.dtype: np.dtype = info.schema.dtype
         self._size = info.record_size
         self._words_per_record = info.record_size // 8
-        self._ts_word = self.dtype.fields["ts_publish"][1] // 8
+        self._ts_word = field_offset(self.dtype, "ts_publish") // 8
         self._mask = info.capacity - 1
         self._mm = mapping.mm
         self._words = HeaderWords(mapping.mm)
@@ -111,6 +112,7 @@ class RingWriter:
         """Create the ring (mode 0600) as its owner and writer; `close()` removes it."""
         owner = create_ring(name, record_type, capacity, instance=instance)
         mapping = owner._mapping
+        assert mapping.fd is not None  # the segment was just created, its descriptor open
         if not seg.try_lock(mapping.fd, seg.WRITER_LOCK):
             pid = seg.peek_i64(mapping.fd, WRITER_PID)
             owner._words.release()
@@ -166,10 +168,12 @@ class RingWriter:
         between publishes (only what changed) costs one memcpy here, and when it is published again
         right after itself its checks are not made again (the writer keeps it, and a byte view of it).
         """
+        source: memoryview | np.ndarray | np.void | None  # an annotation only: no work at run time
         if record is self._last:
             source = self._last_bytes
             if source is None:
-                source = self._last_bytes = memoryview(record.view(np.uint8))
+                # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688)
+                source = self._last_bytes = memoryview(record.view(np.uint8))  # type: ignore[arg-type]
         else:
             source = self._source(record)
         hq = self._hq
@@ -181,7 +185,8 @@ class RingWriter:
         size = self._size
         start = HEADER_SIZE + slot * size
         hq[CLAIM_SEQ] = s + 1
-        self._mm[start : start + size] = source
+        # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688); it is one all the same
+        self._mm[start : start + size] = source  # type: ignore[assignment]
         word = slot * self._words_per_record
         self._slot_u64[word] = s
         now = time.time_ns()
@@ -200,8 +205,8 @@ class RingWriter:
                 raise self._not_a_record(record)
         except AttributeError:
             raise self._not_a_record(record) from None
-        keep = type(record) is np.ndarray and record.flags.c_contiguous
-        self._last, self._last_bytes = (record if keep else None), None
+        self._last = record if type(record) is np.ndarray and record.flags.c_contiguous else None
+        self._last_bytes = None
         return record
 
     def publish_batch(self, records: np.ndarray) -> int:
@@ -220,11 +225,12 @@ class RingWriter:
         head = min(n, self.capacity - first)
         start = HEADER_SIZE + first * size
         hq[CLAIM_SEQ] = s + n
+        # ignores: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688); it is one all the same
         if head == n:
-            self._mm[start : start + n * size] = records
+            self._mm[start : start + n * size] = records  # type: ignore[call-overload]
         else:
-            self._mm[start : start + head * size] = records[:head]
-            self._mm[HEADER_SIZE : HEADER_SIZE + (n - head) * size] = records[head:]
+            self._mm[start : start + head * size] = records[:head]  # type: ignore[call-overload]
+            self._mm[HEADER_SIZE : HEADER_SIZE + (n - head) * size] = records[head:]  # type: ignore[call-overload]
         now = time.time_ns()
         self._stamp(s, n, now)
         hq[WRITE_SEQ] = s + n
@@ -360,6 +366,7 @@ class RingWriter:
             return
         mapping = self._mapping
         if not mapping.inherited:
+            assert mapping.fd is not None  # the mapping closes after the writer, below
             self._hqi[WRITER_PID] = 0
             seg.unlock(mapping.fd, seg.WRITER_LOCK)
         self._last = self._last_bytes = None
@@ -368,7 +375,9 @@ class RingWriter:
         self._sleepers.release()
         self._waker.release()
         self._words.release()
-        self._slots = self.records = self._mm = None
+        # The views go, so that the segment can be unmapped; the methods that use them look for a closed
+        # writer first (the released header views raise, or `_mm is None`).
+        self._slots = self.records = self._mm = None  # type: ignore[assignment]
         try:
             if self._owner is not None:
                 self._owner.close()

@@ -19,16 +19,16 @@ from feeder.runtime import wire
 
 log = logging.getLogger("feeder.control")
 
-Dispatch = Callable[[str, dict, float], Awaitable[Any]]
+Dispatch = Callable[[str, dict[str, Any], float], Awaitable[Any]]
 HANDSHAKE_TIMEOUT = 5.0
 
 
 class ControlServer:
-    def __init__(self, socket_path: Path, key: str, dispatch: Dispatch, hello: dict | None = None):
+    def __init__(self, socket_path: Path, key: str, dispatch: Dispatch, hello: dict[str, Any] | None = None):
         self._path, self._key, self._dispatch = socket_path, key, dispatch
         self._hello = dict(hello or {})  # told to every client that passes the handshake
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.refused = 0  # handshakes that failed (wrong key, garbage)
         self.requests = 0
@@ -69,7 +69,7 @@ class ControlServer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, message: dict, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, message: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         self.requests += 1
         rid = message.get("id")
         try:
@@ -98,7 +98,7 @@ class ControlServer:
         self._path.unlink(missing_ok=True)
 
 
-def _shutting_down(message: dict) -> errors.FeederError:
+def _shutting_down(message: dict[str, Any]) -> errors.FeederError:
     method, params = str(message.get("method")), message.get("params") or {}
     why = "the feeder shut down before the answer"
     if is_read_only(method):
@@ -106,7 +106,7 @@ def _shutting_down(message: dict) -> errors.FeederError:
     return errors.OutcomeUnknown(method, params.get("label") if isinstance(params, dict) else None, why)
 
 
-def _parse_request(message: dict) -> tuple[str, dict, float]:
+def _parse_request(message: dict[str, Any]) -> tuple[str, dict[str, Any], float]:
     method, params, timeout = message.get("method"), message.get("params") or {}, message.get("timeout", 10.0)
     if not isinstance(method, str) or not method:
         raise errors.UsageError(f"request needs a method name, got {method!r}")

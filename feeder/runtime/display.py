@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
 
 LIVE_EVERY_S = 1.0
 PLAIN_EVERY_S = 10.0
@@ -17,7 +18,7 @@ def _num(value: object, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def render(status: dict) -> list[str]:
+def render(status: dict[str, Any]) -> list[str]:
     """The status as a table: one line per worker, one per ring."""
     lines = [
         f"feeder {status['instance']}  pid {status['pid']}  up {status['uptime_s']:.0f}s  "
@@ -56,7 +57,7 @@ def render(status: dict) -> list[str]:
     return lines
 
 
-def _audits(a: dict | None) -> str:
+def _audits(a: dict[str, Any] | None) -> str:
     """A book ring's audit columns (empty for other rings)."""
     if not a:
         return ""
@@ -64,7 +65,7 @@ def _audits(a: dict | None) -> str:
     return f"  {counts:>22} {_num(a.get('last_passed_age_s'), '{:.0f}'):>9}"
 
 
-def summary_line(status: dict) -> str:
+def summary_line(status: dict[str, Any]) -> str:
     """One log line: workers up, messages per second, restarts, gaps."""
     workers = status["workers"]
     up = sum(1 for w in workers if w["state"] == "running" and w["connected"])
@@ -76,7 +77,7 @@ def summary_line(status: dict) -> str:
     )
 
 
-async def run_display(get_status: Callable[[], dict], mode: str) -> None:
+async def run_display(get_status: Callable[[], dict[str, Any]], mode: str) -> None:
     """Redraw the live view every second on a terminal; otherwise print a summary every 10 s."""
     live = mode == "live" or (mode == "auto" and sys.stdout.isatty())
     while True:

@@ -57,13 +57,13 @@ def _read_key(rd: RunDir) -> str:
         ) from None
 
 
-def _lost(method: str, params: dict, why: str) -> errors.FeederError:
+def _lost(method: str, params: dict[str, Any], why: str) -> errors.FeederError:
     if is_read_only(method):
         return errors.ConnectionLost(method, sent=True, reason=why)
     return errors.OutcomeUnknown(method, params.get("label"), why)
 
 
-def _unanswered(method: str, params: dict, timeout: float, waited: float) -> errors.FeederError:
+def _unanswered(method: str, params: dict[str, Any], timeout: float, waited: float) -> errors.FeederError:
     if is_read_only(method):
         return errors.RequestTimeout(method, timeout)
     return errors.OutcomeUnknown(
@@ -71,12 +71,13 @@ def _unanswered(method: str, params: dict, timeout: float, waited: float) -> err
     )
 
 
-def _request(method: str, params: dict | None) -> dict:
+def _request(method: str, params: dict[str, Any] | None) -> dict[str, Any]:
     """The params to send: a copy, with a generated label for a new order that has none."""
-    return with_label(method, dict(params or {}))[0]
+    sent: dict[str, Any] = with_label(method, dict(params or {}))[0]
+    return sent
 
 
-def _handshake_reply(message: dict, instance: str) -> float:
+def _handshake_reply(message: dict[str, Any], instance: str) -> float:
     """The supervisor's answer margin (seconds beyond a request's timeout) from its handshake reply."""
     if not message.get("ok"):
         raise errors.UsageError(
@@ -103,7 +104,7 @@ class FeederHandle:
         self.instance = rd.instance
         self._pid = os.getpid()
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[Future, str, dict]] = {}
+        self._pending: dict[int, tuple[Future[Any], str, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._sock = self._connect(rd, connect_timeout)
@@ -133,7 +134,7 @@ class FeederHandle:
         return sock
 
     @staticmethod
-    def _recv_one(sock: socket.socket, decoder: wire.FrameDecoder) -> dict:
+    def _recv_one(sock: socket.socket, decoder: wire.FrameDecoder) -> dict[str, Any]:
         while True:
             data = sock.recv(65536)
             if not data:
@@ -142,12 +143,12 @@ class FeederHandle:
             if frames:
                 return frames[0]
 
-    def rpc(self, method: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    def rpc(self, method: str, params: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
         """Send an exchange request through the healthiest worker; returns the result or raises."""
         if os.getpid() != self._pid:
             raise errors.UsageError("this FeederHandle was created in another process; create one after fork")
         params = _request(method, params)
-        future: Future = Future()
+        future: Future[Any] = Future()
         with self._lock:
             if self._closed:
                 raise _not_running(self.instance, "the handle is closed")
@@ -165,14 +166,18 @@ class FeederHandle:
             with self._lock:
                 self._pending.pop(rid, None)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """Workers, health scores and rings, as the supervisor sees them."""
-        return self.rpc(STATUS_METHOD)
+        status: dict[str, Any] = self.rpc(STATUS_METHOD)
+        return status
 
-    def book(self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    def book(
+        self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """The whole current book of `instrument` (or an alias, `BTC`) as its worker keeps it, every
         level or the best `depth` per side, with its change_id and state (see the README)."""
-        return self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+        book: dict[str, Any] = self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+        return book
 
     def _read_loop(self) -> None:
         why = "the supervisor closed the connection"
@@ -192,9 +197,10 @@ class FeederHandle:
             if not future.done():
                 future.set_exception(_lost(method, params, why))
 
-    def _deliver(self, message: dict) -> None:
+    def _deliver(self, message: dict[str, Any]) -> None:
+        rid = message.get("id")
         with self._lock:
-            entry = self._pending.get(message.get("id"))
+            entry = self._pending.get(rid) if isinstance(rid, int) else None
         if entry is None or entry[0].done():
             return
         if "error" in message:
@@ -231,7 +237,7 @@ class AsyncFeederHandle:
         self._margin = margin
         self._reader, self._writer = reader, writer
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[asyncio.Future, str, dict]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], str, dict[str, Any]]] = {}
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
@@ -261,7 +267,9 @@ class AsyncFeederHandle:
             raise
         return cls(rd.instance, reader, writer, margin)
 
-    async def rpc(self, method: str, params: dict | None = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    async def rpc(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Any:
         params = _request(method, params)
         if self._task.done():
             raise _not_running(self.instance, "the control connection is closed")
@@ -279,19 +287,26 @@ class AsyncFeederHandle:
         finally:
             self._pending.pop(rid, None)
 
-    async def status(self) -> dict:
-        return await self.rpc(STATUS_METHOD)
+    async def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = await self.rpc(STATUS_METHOD)
+        return status
 
-    async def book(self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    async def book(
+        self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """As FeederHandle.book."""
-        return await self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+        book: dict[str, Any] = await self.rpc(
+            BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout
+        )
+        return book
 
     async def _read_loop(self) -> None:
         why = "the supervisor closed the connection"
         try:
             while True:
                 message = await wire.read_frame(self._reader)
-                entry = self._pending.get(message.get("id"))
+                rid = message.get("id")
+                entry = self._pending.get(rid) if isinstance(rid, int) else None
                 if entry is None or entry[0].done():
                     continue
                 if "error" in message:

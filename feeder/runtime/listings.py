@@ -20,9 +20,10 @@ Rules it keeps:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from feeder.errors import BadMessage, FeederError
@@ -52,8 +53,8 @@ class Listings:
         create_ring: Callable[[RingSpec], None],
         mark_closed: Callable[[str], None],
         remove_ring: Callable[[str], None],
-        send: Callable[[int, dict], bool],
-        rpc: Callable[[str, dict], Awaitable[Any]],
+        send: Callable[[int, dict[str, Any]], bool],
+        rpc: Callable[[str, dict[str, Any]], Awaitable[Any]],
         workers_changed: Callable[[], None],
     ):
         self.resolved, self.plan, self.grace = resolved, plan, removal_grace
@@ -69,7 +70,7 @@ class Listings:
         self.ending: dict[str, tuple[asyncio.TimerHandle, list[Served], list[str]]] = {}  # removes sent
         self.counts = {"listed": 0, "ended": 0, "refused": 0, "ignored": 0}
         self._connections = 0
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- start -------------------------------------------------------------------------------------
 
@@ -103,7 +104,7 @@ class Listings:
 
     # --- listings and ends -------------------------------------------------------------------------
 
-    def on_states(self, events: list[tuple]) -> None:
+    def on_states(self, events: list[tuple[str, str, int, str]]) -> None:
         """`instrument_state` events from the universe worker: (name, state, timestamp_ms, channel)."""
         for name, state, timestamp_ms, channel in events:
             try:
@@ -169,7 +170,7 @@ class Listings:
         log.info("listed %s", ", ".join(s.info.name for s in new_served))
         return [s.info.name for s in new_served]
 
-    def end(self, names: list[str]) -> None:
+    def end(self, names: builtins.list[str]) -> None:  # (`list` here is the method above)
         """Stop serving instruments that ended."""
         workers = {
             worker
@@ -190,7 +191,7 @@ class Listings:
         self.workers_changed()
         log.info("ended %s", ", ".join(ended))
 
-    def on_removed(self, instruments: list[str]) -> None:
+    def on_removed(self, instruments: builtins.list[str]) -> None:
         """A worker published the FINAL records of `instruments` and closed their writers."""
         self._ended(",".join(instruments))
 
@@ -206,7 +207,7 @@ class Listings:
             self.mark_closed(ring)
         asyncio.get_running_loop().call_later(self.grace, self._remove_rings, dropped)
 
-    def _remove_rings(self, rings: list[str]) -> None:
+    def _remove_rings(self, rings: builtins.list[str]) -> None:
         for ring in rings:
             if ring not in self.plan.rings:  # listed again meanwhile: it is in use
                 self.remove_ring(ring)
@@ -242,7 +243,7 @@ class Listings:
         if ended:
             self.end(ended)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -187,9 +187,9 @@ def initial(
     order = sorted(units, key=lambda u: -weight[u])
     placement = place([units[u] for u in order], workers, cpus, busy_poll, [weight[u] for u in order])
     plan = Plan(layout, len(placement.rings))
-    for worker, rings in enumerate(placement.rings):
+    for worker, held in enumerate(placement.rings):
         for unit in order:
-            if units[unit][0] in rings:
+            if units[unit][0] in held:
                 plan.worker_of[unit] = worker
     plan.add(infos)
     return plan, placement

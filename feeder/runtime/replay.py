@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -84,7 +85,7 @@ def _frames(paths: list[Path]) -> Iterator[Entry]:
     return (e for e in merged if e.dir == "in" and e.type == "text")
 
 
-def _notification(entry: Entry) -> dict | None:
+def _notification(entry: Entry) -> dict[str, Any] | None:
     try:
         msg = orjson.loads(entry.data)
     except orjson.JSONDecodeError:

@@ -79,17 +79,22 @@ def _check_count(field: str, value: Any) -> None:
 
 
 def capacity(table: Mapping[str, Any], ring: str, kind: str | None, chain: bool) -> int:
-    """Records for `ring` (its stream first in its name); `kind` of its instrument (None for a chain)."""
+    """Records for `ring` (its stream first in its name); `kind` of its instrument (None for a chain).
+    `table` is the config's, checked by `check_capacity_table`: its numbers are ints."""
     stream = ring.partition(".")[0]
+    records: int
     for key, value in table.items():
         if "." in key and not isinstance(value, Mapping) and fnmatch.fnmatchcase(ring, key):
-            return value
+            records = value
+            return records
     if not chain and kind is not None:
         per_kind = table.get(kind)
         if isinstance(per_kind, Mapping) and stream in per_kind:
-            return per_kind[stream]
+            records = per_kind[stream]
+            return records
     if stream in table and not isinstance(table[stream], Mapping):
-        return table[stream]
+        records = table[stream]
+        return records
     if chain:
         return CHAIN_CAPACITY[stream]
     return KIND_CAPACITY[kind or "perpetual"].get(stream, CHAIN_CAPACITY[stream])

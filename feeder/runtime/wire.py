@@ -28,7 +28,7 @@ class WireError(errors.RemoteProtocolError):
     """The peer on the control socket sent something that is not a valid frame."""
 
 
-def encode(message: dict) -> bytes:
+def encode(message: dict[str, Any]) -> bytes:
     body = orjson.dumps(message)
     if len(body) > MAX_FRAME:
         raise errors.UsageError(f"message of {len(body)} bytes exceeds the control socket limit {MAX_FRAME}")
@@ -41,7 +41,7 @@ class FrameDecoder:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[dict]:
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
         self._buf += data
         out = []
         while len(self._buf) >= _LEN.size:
@@ -56,7 +56,7 @@ class FrameDecoder:
         return out
 
 
-def decode_body(body: bytes) -> dict:
+def decode_body(body: bytes) -> dict[str, Any]:
     try:
         message = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -66,7 +66,7 @@ def decode_body(body: bytes) -> dict:
     return message
 
 
-async def read_frame(reader: asyncio.StreamReader) -> dict:
+async def read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
     """Read one frame from an asyncio stream."""
     (size,) = _LEN.unpack(await reader.readexactly(_LEN.size))
     if size > MAX_FRAME:
@@ -89,7 +89,7 @@ def verify(key: str, nonce: str, proof: Any) -> bool:
 # --- errors across the socket --------------------------------------------------------------------
 
 
-def error_to_wire(exc: BaseException) -> dict:
+def error_to_wire(exc: BaseException) -> dict[str, Any]:
     """Describe an exception so the client can raise the same type with the same fields."""
     out: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     for field in ("code", "data", "method", "label", "reason", "sent", "timeout"):
@@ -100,8 +100,8 @@ def error_to_wire(exc: BaseException) -> dict:
     return out
 
 
-def error_from_wire(e: dict) -> errors.FeederError:
-    kind, message = e.get("type"), e.get("message", "")
+def error_from_wire(e: dict[str, Any]) -> errors.FeederError:
+    kind, message = str(e.get("type")), e.get("message", "")
     if kind == "ExchangeError":
         return errors.ExchangeError(e.get("code", 0), message, e.get("data"), e.get("method"))
     if kind == "OutcomeUnknown":

@@ -8,12 +8,14 @@ enforces: the configured `matching_limit` for trading, its default bucket for ev
 
 from __future__ import annotations
 
+from typing import Any
+
 from feeder.sim.ratelimit import LIMITS
 
 _BALANCE = {"BTC": 10.0, "ETH": 100.0}
 
 
-def api_limits(matching_limit: tuple[float, float]) -> dict:
+def api_limits(matching_limit: tuple[float, float]) -> dict[str, Any]:
     """The `limits` object: what the simulator enforces, in requests (per second, burst)."""
     cost, capacity, refill = LIMITS["default"]
     rate, burst = matching_limit
@@ -32,7 +34,7 @@ def api_limits(matching_limit: tuple[float, float]) -> dict:
     }
 
 
-def account_summary(account: str, currency: str, matching_limit: tuple[float, float]) -> dict:
+def account_summary(account: str, currency: str, matching_limit: tuple[float, float]) -> dict[str, Any]:
     balance = _BALANCE.get(currency, 1000.0)
     zero_map = {f"{currency.lower()}_usd": 0.0}
     return {

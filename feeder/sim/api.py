@@ -21,7 +21,7 @@ from feeder.sim.account import account_summary
 from feeder.sim.auth import Accounts, Grant
 from feeder.sim.hub import Hub
 from feeder.sim.instruments import CURRENCY_INFO, OTHER_CURRENCIES, currency_object
-from feeder.sim.market import Market
+from feeder.sim.market import InstrumentState, Market
 from feeder.sim.params import MethodSpec, method_spec, validate
 from feeder.sim.ratelimit import Limiter
 from feeder.sim.rpc import Request, RpcError, invalid
@@ -69,7 +69,7 @@ class Api:
         self.min_heartbeat = min_heartbeat
         self.matching_limit = matching_limit
         self.trading = Trading(market, hub)
-        self.handlers: dict[str, Callable[[Ctx, dict], Any]] = {
+        self.handlers: dict[str, Callable[[Ctx, dict[str, Any]], Any]] = {
             "public/hello": lambda c, p: {"version": VERSION},
             "public/test": self.test,
             "public/get_time": lambda c, p: self.hub.now_ms(),
@@ -96,7 +96,7 @@ class Api:
             "private/unsubscribe_all": self.unsubscribe_all,
             "private/logout": self.logout,
         }
-        self.private: dict[str, Callable[[Caller, dict], Any]] = {
+        self.private: dict[str, Callable[[Caller, dict[str, Any]], Any]] = {
             **self.trading.handlers(),
             "private/get_account_summary": lambda c, p: account_summary(
                 c.account, p["currency"], self.matching_limit
@@ -157,14 +157,14 @@ class Api:
 
     # --- session -----------------------------------------------------------------------------------
 
-    def test(self, ctx: Ctx, p: dict) -> dict:
+    def test(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("expected_result") == "exception":
             raise RpcError(11094, {"reason": "expected_result was exception"})
         if ctx.session is not None:
             ctx.session.hb_pending = False
         return {"version": VERSION}
 
-    def set_heartbeat(self, ctx: Ctx, p: dict) -> str:
+    def set_heartbeat(self, ctx: Ctx, p: dict[str, Any]) -> str:
         interval = p["interval"]
         if interval < self.min_heartbeat:
             raise invalid("interval", f"must be at least {self.min_heartbeat:g} seconds")
@@ -172,12 +172,12 @@ class Api:
         self.shell.start_heartbeat(ctx.session, float(interval))
         return "ok"
 
-    def disable_heartbeat(self, ctx: Ctx, p: dict) -> str:
+    def disable_heartbeat(self, ctx: Ctx, p: dict[str, Any]) -> str:
         assert ctx.session is not None
         self.shell.stop_heartbeat(ctx.session)
         return "ok"
 
-    def auth(self, ctx: Ctx, p: dict) -> dict:
+    def auth(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         s = ctx.session
         grant = self.accounts.grant(p, time.monotonic(), time.time_ns() // 1_000_000, s.id if s else None)
         if s is not None:
@@ -186,7 +186,7 @@ class Api:
                 s.cod = True
         return grant.result(self.accounts.token_ttl, p.get("state"))
 
-    def logout(self, ctx: Ctx, p: dict) -> str:
+    def logout(self, ctx: Ctx, p: dict[str, Any]) -> str:
         s = ctx.session
         assert s is not None
         if p.get("invalidate_token", True) and s.grant is not None:
@@ -196,25 +196,25 @@ class Api:
 
     # --- subscriptions -----------------------------------------------------------------------------
 
-    def subscribe(self, ctx: Ctx, p: dict) -> list[str]:
+    def subscribe(self, ctx: Ctx, p: dict[str, Any]) -> list[str]:
         s = ctx.session
         assert s is not None
         specs = self.hub.check_subscribe(s, p["channels"])
         ctx.after.append(lambda: self.hub.subscribe(s, specs))
         return [spec.name for spec in specs]
 
-    def unsubscribe(self, ctx: Ctx, p: dict) -> list[str]:
+    def unsubscribe(self, ctx: Ctx, p: dict[str, Any]) -> list[str]:
         assert ctx.session is not None
         return self.hub.unsubscribe(ctx.session, [c for c in p["channels"] if isinstance(c, str)])
 
-    def unsubscribe_all(self, ctx: Ctx, p: dict) -> str:
+    def unsubscribe_all(self, ctx: Ctx, p: dict[str, Any]) -> str:
         assert ctx.session is not None
         self.hub.unsubscribe(ctx.session, list(ctx.session.subs))
         return "ok"
 
     # --- market data -------------------------------------------------------------------------------
 
-    def status(self, ctx: Ctx, p: dict) -> dict:
+    def status(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         locked = sorted(self.market.locked)
         return {
             "locked": "true" if len(locked) == len(CURRENCY_INFO) else "partial" if locked else "false",
@@ -222,21 +222,21 @@ class Api:
             "locked_indices": [f"{b.lower()}_usd" for b in locked],
         }
 
-    def _state(self, name: str):
+    def _state(self, name: str) -> InstrumentState:
         """A live instrument's state (listed, not terminated)."""
         idx = self.market.catalogue.live.get(name)
         if idx is None:
             raise invalid("instrument_name", f"unknown instrument {name!r}")
         return self.market.states[idx]
 
-    def get_instrument(self, ctx: Ctx, p: dict) -> dict:
+    def get_instrument(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         idx = self.market.catalogue.by_name.get(p["instrument_name"])
         if idx is None:
             raise invalid("instrument_name", f"unknown instrument {p['instrument_name']!r}")
         st = self.market.states[idx]
         return st.inst.api_object(st.trading)
 
-    def get_instruments(self, ctx: Ctx, p: dict) -> list[dict]:
+    def get_instruments(self, ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
         """Live instruments, or (expired=true) those that settled, closed or were terminated."""
         currency, kind = p["currency"], p.get("kind")
         if currency not in ("BTC", "ETH", "any") and currency not in OTHER_CURRENCIES:
@@ -248,7 +248,7 @@ class Api:
             if currency in ("any", st.inst.base) and kind in (None, st.inst.kind) and st.trading != expired
         ]
 
-    def get_book_summary_by_currency(self, ctx: Ctx, p: dict) -> list[dict]:
+    def get_book_summary_by_currency(self, ctx: Ctx, p: dict[str, Any]) -> list[dict[str, Any]]:
         currency, kind = p["currency"], p.get("kind")
         return [
             self._summary(st)
@@ -256,26 +256,26 @@ class Api:
             if st.trading and st.inst.base == currency and kind in (None, st.inst.kind)
         ]
 
-    def _summary(self, st) -> dict:
+    def _summary(self, st: InstrumentState) -> dict[str, Any]:
         return msg.book_summary(st, self.market.index_price(st.inst.base), self.market.marks)
 
-    def _ticker(self, st) -> dict:
+    def _ticker(self, st: InstrumentState) -> dict[str, Any]:
         return msg.ticker(st, self.market.index_price(st.inst.base), self.hub.now_ms(), self.market.marks)
 
-    def get_order_book(self, ctx: Ctx, p: dict) -> dict:
+    def get_order_book(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         st = self._state(p["instrument_name"])
         depth = p.get("depth", 5)
         bids, asks = st.top(depth)
         return {**self._ticker(st), "change_id": st.change_id, "bids": bids, "asks": asks}
 
-    def get_index_price(self, ctx: Ctx, p: dict) -> dict:
+    def get_index_price(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         name = p["index_name"]
         if name not in ("btc_usd", "eth_usd"):
             raise invalid("index_name", "the simulator publishes btc_usd and eth_usd")
         price = self.market.index_price(name.split("_")[0].upper())
         return {"index_price": price, "estimated_delivery_price": price}
 
-    def get_last_trades(self, ctx: Ctx, p: dict) -> dict:
+    def get_last_trades(self, ctx: Ctx, p: dict[str, Any]) -> dict[str, Any]:
         st = self._state(p["instrument_name"])
         index = self.market.index_price(st.inst.base)
         count = p.get("count", 10)

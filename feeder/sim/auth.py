@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from feeder.sim.rpc import RpcError, invalid
 
@@ -35,7 +36,7 @@ class Grant:
     expires_at: float  # monotonic seconds
     conn: int | None  # connection-scoped tokens: the connection
 
-    def result(self, ttl: float, state: str | None) -> dict:
+    def result(self, ttl: float, state: str | None) -> dict[str, Any]:
         out = {
             "access_token": self.access_token,
             "expires_in": int(ttl),
@@ -61,7 +62,7 @@ class Accounts:
     def __repr__(self) -> str:
         return f"Accounts(client_ids={sorted(self._secrets)}, tokens={len(self._access)})"
 
-    def grant(self, params: dict, now: float, wall_ms: int, conn: int | None) -> Grant:
+    def grant(self, params: dict[str, Any], now: float, wall_ms: int, conn: int | None) -> Grant:
         """Check a public/auth request and issue tokens; RpcError 13004 (or -32602) when refused."""
         kind = params["grant_type"]
         if kind == "refresh_token":
@@ -79,7 +80,7 @@ class Accounts:
             raise RpcError(13004)
         return self._issue(client_id, _scope(params.get("scope")), now, conn)
 
-    def _signature_ok(self, secret: str, params: dict, wall_ms: int) -> bool:
+    def _signature_ok(self, secret: str, params: dict[str, Any], wall_ms: int) -> bool:
         timestamp = params.get("timestamp")
         if timestamp is None:
             raise invalid("timestamp", "value required")
@@ -130,8 +131,8 @@ class Accounts:
                 del tokens[next(iter(tokens))]
 
 
-def _required(params: dict, name: str) -> str:
-    value = params.get(name)
+def _required(params: dict[str, Any], name: str) -> str:
+    value: str | None = params.get(name)  # checked against public/auth's params (params.py): strings
     if not value:
         raise invalid(name, "value required")
     return value

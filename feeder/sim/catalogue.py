@@ -79,11 +79,11 @@ def build_catalogue(
         patterns = tuple(n for n in asked if is_pattern(n))
         for name in asked:
             if name not in names and not is_pattern(name):
-                inst = parse_name(name, now_ms, REF_PRICE.get(name[:3], 0.0))
-                if inst is None:
+                parsed = parse_name(name, now_ms, REF_PRICE.get(name[:3], 0.0))
+                if parsed is None:
                     raise ConfigError("instruments", name, _expected(now_ms))
                 names.add(name)
-                listed.append(inst)
+                listed.append(parsed)
         selection = Selection(frozenset(n for n in asked if not is_pattern(n)), patterns)
         for pattern in patterns:
             if not any(fnmatch.fnmatchcase(n, pattern) for n in names):

@@ -215,7 +215,7 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
     app = SimApp(config)
     port = await app.start()
     loop = asyncio.get_running_loop()
-    stopping: set[asyncio.Future] = set()  # keeps the stop task referenced until it is done
+    stopping: set[asyncio.Future[None]] = set()  # keeps the stop task referenced until it is done
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: stopping.add(asyncio.ensure_future(app.stop())))
     if args.lifeline_fd is not None:
@@ -239,7 +239,7 @@ async def _serve(config: SimConfig, args: argparse.Namespace) -> None:
         summary.cancel()
 
 
-def _announce(i: dict) -> None:
+def _announce(i: dict[str, Any]) -> None:
     active = ", ".join(i["active"][:10]) + (f" ... ({len(i['active'])})" if len(i["active"]) > 10 else "")
     trust = f"\n  TLS: trust {i['tls_cert']} (SSL_CERT_FILE / REQUESTS_CA_BUNDLE)" if i["tls_cert"] else ""
     print(
@@ -308,7 +308,7 @@ def control_main(argv: list[str]) -> int:
     return 0
 
 
-def _control_args(command: str, raw: list[str]) -> dict:
+def _control_args(command: str, raw: list[str]) -> dict[str, Any]:
     names = POSITIONAL.get(command, ())
     out: dict[str, Any] = {}
     position = 0

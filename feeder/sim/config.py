@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from feeder.errors import ConfigError
 from feeder.sim.chain import ChainSize
@@ -61,7 +61,7 @@ class SimConfig:
         _check(_int(self.port) and 0 <= self.port <= 65535, "port", self.port, "0..65535 (0: any free port)")
         ok = (_int(self.instruments) and self.instruments > 0) or (
             isinstance(self.instruments, tuple)
-            and self.instruments
+            and len(self.instruments) > 0
             and all(isinstance(i, str) for i in self.instruments)
         )
         _check(ok, "instruments", self.instruments, "a list of instrument names or a positive count")
@@ -162,7 +162,7 @@ class SimConfig:
         return cls(**data)
 
 
-def _int(value: Any) -> bool:
+def _int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

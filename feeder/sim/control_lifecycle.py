@@ -13,7 +13,7 @@ Each answers {"now_ms", "listed", "settled", "closed", "terminated"} (the non-em
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feeder.errors import SimControlError
 from feeder.sim.clock import wall_ms
@@ -21,6 +21,7 @@ from feeder.sim.instruments import REF_PRICE, expiry_ms, parse_expiry_code, pars
 from feeder.sim.lifecycle import Events
 
 if TYPE_CHECKING:
+    from feeder.sim.market import InstrumentState
     from feeder.sim.server import SimApp
 
 
@@ -32,7 +33,7 @@ def instrument_index(app: SimApp, name: object) -> int:
     return idx
 
 
-def clock(app: SimApp, speed: float | None = None) -> dict:
+def clock(app: SimApp, speed: float | None = None) -> dict[str, Any]:
     """The exchange time and the next expiry; `speed` (> 0) sets how fast the clock runs from now."""
     if speed is not None:
         if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0 < speed <= 1e7:
@@ -45,7 +46,7 @@ def clock(app: SimApp, speed: float | None = None) -> dict:
     }
 
 
-def advance(app: SimApp, seconds: float | None = None, to: str | None = None) -> dict:
+def advance(app: SimApp, seconds: float | None = None, to: str | None = None) -> dict[str, Any]:
     """Jump the exchange clock ahead (`seconds`, or `to="expiry"`), and do what falls due at once."""
     now = app.hub.now_ms()
     if to is not None:
@@ -78,7 +79,7 @@ def _step(app: SimApp, events: Events | None = None) -> Events:
     return events
 
 
-def list_(app: SimApp, instrument: str | list[str]) -> dict:
+def list_(app: SimApp, instrument: str | list[str]) -> dict[str, Any]:
     """List new instruments by name (a future expiry, never listed before): created, then started."""
     names = instrument if isinstance(instrument, list) else [instrument]
     now = app.hub.now_ms()
@@ -95,7 +96,7 @@ def list_(app: SimApp, instrument: str | list[str]) -> dict:
     return {"now_ms": now, **_step(app, events).to_json()}
 
 
-def expire(app: SimApp, expiry: str | None = None, instrument: str | None = None) -> dict:
+def expire(app: SimApp, expiry: str | None = None, instrument: str | None = None) -> dict[str, Any]:
     """Settle now, at the index of now: every instrument of an expiry (`4DEC26`) or one instrument."""
     if (expiry is None) == (instrument is None):
         raise SimControlError("expire: give expiry=<date code such as 4DEC26> or instrument=<name>")
@@ -110,12 +111,12 @@ def expire(app: SimApp, expiry: str | None = None, instrument: str | None = None
     return _end(app, "expire", targets, "settled")
 
 
-def delist(app: SimApp, instrument: str) -> dict:
+def delist(app: SimApp, instrument: str) -> dict[str, Any]:
     """Close an instrument now (no settlement): closed, then terminated after the grace period."""
     return _end(app, "delist", [app.market.states[instrument_index(app, instrument)]], "closed")
 
 
-def _end(app: SimApp, cmd: str, targets: list, status: str) -> dict:
+def _end(app: SimApp, cmd: str, targets: list[InstrumentState], status: str) -> dict[str, Any]:
     if not targets or any(not st.trading or st.inst.is_perpetual for st in targets):
         raise SimControlError(
             f"{cmd}: nothing that trades and expires matches (see the 'instruments' command)"

@@ -14,11 +14,12 @@ aggregated on the same 100 ms clock (its period is not documented by Deribit).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from feeder.sim import messages as msg
+from feeder.sim.book import Entry
 from feeder.sim.channels import ChannelSpec
 from feeder.sim.market import BookChange, InstrumentState, TradePrint
 from feeder.sim.matching import Order
@@ -85,6 +86,7 @@ class RawBook(Feed):
         self.hub.send_book(self, [s], data, st.change_id, 0)
 
     def on_change(self, change: BookChange) -> None:
+        # ignore: a book feed has an instrument (`state` checks that, at the cost of a call per change)
         data = msg.book_change(self._state.inst, change)  # type: ignore[union-attr]
         self.hub.send_book(self, self.subs, data, change.change_id, change.prev)
 
@@ -130,9 +132,9 @@ class IntervalBook(Feed):
             self.pending.clear()
         self.last = st.change_id
 
-    def _net(self, st: InstrumentState) -> tuple[list, list]:
-        bids: list = []
-        asks: list = []
+    def _net(self, st: InstrumentState) -> tuple[list[Entry], list[Entry]]:
+        bids: list[Entry] = []
+        asks: list[Entry] = []
         for (is_bid, price), existed in self.touched.items():
             lots = (st.book.bids if is_bid else st.book.asks).lots.get(price, 0)
             out = bids if is_bid else asks
@@ -151,10 +153,10 @@ class Grouped(Feed):
     def __init__(self, spec: ChannelSpec, hub: Hub, sent_window: int):
         super().__init__(spec, hub, sent_window)
         self.interval_driven = spec.interval != "raw"
-        self.last: tuple | None = None
+        self.last: tuple[str, str] | None = None  # the last top published, as text
         self.dirty = False
 
-    def _data(self, ts_ms: int) -> dict:
+    def _data(self, ts_ms: int) -> dict[str, Any]:
         return msg.grouped(self.state, self.spec.group, self.spec.depth, ts_ms)
 
     def on_add(self, s: Session) -> None:
@@ -184,11 +186,12 @@ class Quote(Feed):
 
     def __init__(self, spec: ChannelSpec, hub: Hub, sent_window: int):
         super().__init__(spec, hub, sent_window)
-        self.last: tuple | None = None
+        self.last: tuple[int | None, ...] | None = None
 
-    def _touch(self) -> tuple:
+    def _touch(self) -> tuple[int | None, ...]:
         book = self.state.book
         bid, ask = book.bids.best(), book.asks.best()
+        # ignore: an empty side's best is None, and so are its lots (`get(None)`), as a quote says it
         return bid, book.bids.lots.get(bid), ask, book.asks.lots.get(ask)  # type: ignore[arg-type]
 
     def on_add(self, s: Session) -> None:
@@ -210,7 +213,7 @@ class Ticker(Quote):
         self.index_driven = self.state.inst.kind == "option"
         self.dirty = False
 
-    def _ticker(self, ts_ms: int) -> dict:
+    def _ticker(self, ts_ms: int) -> dict[str, Any]:
         st = self.state
         market = self.hub.market
         return msg.ticker(st, market.index_price(st.inst.base), ts_ms, market.marks)
@@ -247,7 +250,7 @@ class Trades(Feed):
     def __init__(self, spec: ChannelSpec, hub: Hub, sent_window: int):
         super().__init__(spec, hub, sent_window)
         self.interval_driven = spec.interval != "raw"
-        self.batch: list[dict] = []
+        self.batch: list[dict[str, Any]] = []
 
     def on_change(self, change: BookChange) -> None:
         if not change.trades:
@@ -272,7 +275,7 @@ class UserFeed(Feed):
     def __init__(self, spec: ChannelSpec, hub: Hub, sent_window: int):
         super().__init__(spec, hub, sent_window)
         self.interval_driven = spec.interval != "raw"
-        self.batches: dict[Session, list[dict]] = {}
+        self.batches: dict[Session, list[dict[str, Any]]] = {}
 
     def matches(self, inst: int) -> bool:
         spec = self.spec
@@ -281,7 +284,7 @@ class UserFeed(Feed):
         instrument = self.hub.market.states[inst].inst
         return spec.currency in ("any", instrument.base) and spec.inst_kind in ("any", instrument.kind)
 
-    def deliver(self, account: str, items: list[dict], single: bool) -> None:
+    def deliver(self, account: str, items: list[dict[str, Any]], single: bool) -> None:
         """Send `items` to this account's subscribers (one object each when `single` and raw)."""
         for s in self.subs:
             if s.account != account:
@@ -312,12 +315,14 @@ class UserFeed(Feed):
                 inst = self.hub.market.states[order.inst].inst
                 self.deliver(order.account, [msg.order_object(inst, order)], single=True)
 
-    def on_user_trades(self, account: str, inst: int, trades: list[dict]) -> None:
+    def on_user_trades(self, account: str, inst: int, trades: list[dict[str, Any]]) -> None:
         if self.spec.kind == "user_trades" and trades and self.matches(inst):
             self.deliver(account, trades, single=False)
 
 
-def user_trade_items(st: InstrumentState, prints: list[TradePrint], account: str, index: float) -> list[dict]:
+def user_trade_items(
+    st: InstrumentState, prints: list[TradePrint], account: str, index: float
+) -> list[dict[str, Any]]:
     """The user trades of `account` among `prints` (as taker and/or maker)."""
     out = []
     for tp in prints:

@@ -127,8 +127,9 @@ class Hub:
             registry.append(feed)
         return feed
 
-    def _registries(self, feed: Feed) -> list[list]:
-        out: list[list] = []
+    def _registries(self, feed: Feed) -> list[list[Any]]:
+        """The lists that hold `feed`: each one of feeds of the kind that the checks here found."""
+        out: list[list[Any]] = []
         if isinstance(feed, UserFeed):
             out.append(self.user_feeds)
         elif isinstance(feed, InstrumentStates):
@@ -159,7 +160,7 @@ class Hub:
         for feed in self.state_feeds:
             feed.on_state(inst, state, ts_ms)
 
-    def platform(self, data: dict) -> None:
+    def platform(self, data: dict[str, Any]) -> None:
         for feed in self.platform_feeds:
             feed.on_platform(data)
 
@@ -248,13 +249,16 @@ class Hub:
     def reply(self, s: Session, payload: bytes) -> None:
         self.queue(s, text_frame(payload))
 
-    def send_book(self, feed: Feed, targets: list[Session], data: dict, change_id: int, prev: int) -> None:
+    def send_book(
+        self, feed: Feed, targets: list[Session], data: dict[str, Any], change_id: int, prev: int
+    ) -> None:
         """A book notification to `targets`, through their pending book faults; recorded for latency."""
         inst = feed.spec.instrument
         frame = feed.frame(data)
         stamped = False
         for s in targets:
             if s.book_faults or s.held:
+                # ignore: only book feeds send books, and a book feed has an instrument
                 sent = self._faulty(s, feed, inst, data, frame)  # type: ignore[arg-type]
             else:
                 sent = self.queue(s, frame)
@@ -265,7 +269,7 @@ class Hub:
         if not stamped:
             feed.sent.append((change_id, prev, 0))
 
-    def _faulty(self, s: Session, feed: Feed, inst: int, data: dict, frame: bytes) -> bool:
+    def _faulty(self, s: Session, feed: Feed, inst: int, data: dict[str, Any], frame: bytes) -> bool:
         held = s.held.pop(inst, None)
         kinds = s.book_faults.get(inst)
         if not kinds:
@@ -335,7 +339,7 @@ class Hub:
         feed = self.feeds.get(channel)
         return [list(r) for r in feed.sent] if feed is not None else []
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         published = Counter(self.published)
         for name, feed in self.feeds.items():
             published[name] += feed.published

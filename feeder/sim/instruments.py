@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
+from typing import Any
 
 from feeder.sim import pricing
 from feeder.sim.clock import EXPIRY_HOUR
@@ -125,7 +126,7 @@ class Instrument:
             return None
         return lots
 
-    def api_object(self, is_active: bool = True) -> dict:
+    def api_object(self, is_active: bool = True) -> dict[str, Any]:
         """The instrument object as public/get_instruments returns it."""
         option = self.kind == "option"
         obj = {
@@ -165,7 +166,7 @@ class Instrument:
         return obj
 
 
-def currency_object(currency: str) -> dict:
+def currency_object(currency: str) -> dict[str, Any]:
     """A currency as public/get_currencies returns it."""
     info = CURRENCY_INFO[currency]
     return {

@@ -21,6 +21,7 @@ edits get 10019 locked_by_admin, cancels still work; `public/status` lists it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from feeder.sim.chain import ChainSize, listing
 from feeder.sim.clock import expiry_hours
@@ -62,7 +63,7 @@ class Events:
             getattr(self, name).extend(getattr(other, name))
         return self
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v}
 
 
@@ -89,8 +90,8 @@ class Lifecycle:
             self.ending = [(d, i) for d, i in self.ending if d > mono]
             for index in due:
                 events.terminated.append(self.terminate(self.market.states[index], now_ms))
-        for base, at in list(self.unlock_at.items()):
-            if at <= mono:
+        for base, until in list(self.unlock_at.items()):
+            if until <= mono:
                 self.unlock(base)
         return events
 

@@ -17,12 +17,14 @@ the seed and the sequence of calls (generate in any batch sizes, orders), never 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from random import Random
+from typing import Any
 
 from feeder.sim.book import Book, Entry
 from feeder.sim.catalogue import Catalogue
 from feeder.sim.instruments import Instrument
-from feeder.sim.marks import Marks
+from feeder.sim.marks import Marks, Quote
 from feeder.sim.matching import Fill, Matcher, Order, Outcome, merge_entry
 from feeder.sim.rpc import RpcError
 from feeder.sim.truth import LEVELS, TruthLog, TruthWindow, book_hash, top_levels
@@ -70,10 +72,12 @@ class InstrumentState:
         depth = 150 if inst.is_perpetual else 60 if inst.kind == "future" else 15
         lot_mean = 30000 / inst.lot if inst.kind == "future" else 30.0
         ref = round(inst.ref_price / inst.tick)
-        shape = {"grid": inst.grid, "depth": depth, "lot_mean": lot_mean, "ref": ref, "ceiling": inst.ceiling}
-        self.walk = Walk(self.book, rng, **shape)
+        shaped = partial(
+            Walk, self.book, grid=inst.grid, depth=depth, lot_mean=lot_mean, ref=ref, ceiling=inst.ceiling
+        )
+        self.walk = shaped(rng)
         own = Random(f"{seed}:{inst.name}")  # the initial book depends on the instrument alone
-        Walk(self.book, own, **shape).seed()
+        shaped(own).seed()
         self.matcher = Matcher(self.book, self._step_at)
         self.change_id = own.randrange(10**9, 10**10)
         self.changes = 0
@@ -89,7 +93,7 @@ class InstrumentState:
         self.status = "started"  # started | settled | closed | terminated (lifecycle.py)
         self.book_state = "open"  # what its ticker says
         self.settlement: float | None = None  # the delivery price, once settled
-        self.model: tuple | None = None  # (epoch, Quote): the option model's cache (marks.py)
+        self.model: tuple[int, Quote] | None = None  # (epoch, Quote): the option model's cache (marks.py)
         self.ivs: dict[float, float] = {}
 
     @property
@@ -167,9 +171,9 @@ class Market:
                 merge_entry(asks, entry)
         for side, out in ((st.book.bids, bids), (st.book.asks, asks)):
             for price in list(side.prices):
-                entry = side.set(price, 0)
-                if entry is not None:
-                    merge_entry(out, entry)
+                change = side.set(price, 0)
+                if change is not None:
+                    merge_entry(out, change)
         return orders, (self._commit(st, bids, asks, [], ts_ms) if bids or asks else None)
 
     def reprice(self, now_ms: int) -> None:
@@ -216,7 +220,14 @@ class Market:
         return BookChange(st.index, cid, prev, ts_ms, bids, asks, prints)
 
     def _print(
-        self, st: InstrumentState, price: int, lots: int, is_buy: bool, ts_ms: int, taker=None, maker=None
+        self,
+        st: InstrumentState,
+        price: int,
+        lots: int,
+        is_buy: bool,
+        ts_ms: int,
+        taker: Order | None = None,
+        maker: Order | None = None,
     ) -> TradePrint:
         base = st.inst.base
         self._trade_seq[base] += 1
@@ -254,7 +265,7 @@ class Market:
 
     # --- ground truth ------------------------------------------------------------------------------
 
-    def truth(self, inst: int, change_ids: list[int]) -> list[dict]:
+    def truth(self, inst: int, change_ids: list[int]) -> list[dict[str, Any]]:
         """The true top-10 book after each change_id (TruthError when outside the window)."""
         st = self.states[inst]
         out = []

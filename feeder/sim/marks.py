@@ -9,6 +9,7 @@ its option was quoted. An option that settled is quoted at its settlement value 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ class Quote:
 
 
 class Marks:
-    def __init__(self, future_listed):
+    def __init__(self, future_listed: Callable[[str], bool]):
         self.epoch = 0
         self.now_ms = 0
         self.index: dict[str, float] = {}

@@ -6,6 +6,8 @@ order and types follow the official examples in reference/deribit/ (the tests ch
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from feeder.sim.book import Entry
@@ -27,7 +29,7 @@ def subscription(channel: str, data: object) -> bytes:
     return envelope(channel) + orjson.dumps(data) + b"}}"
 
 
-def entries(inst: Instrument, items: list[Entry]) -> list[list]:
+def entries(inst: Instrument, items: list[Entry]) -> list[list[str | float]]:
     """[action, price, amount] lists (delete amounts are 0.0)."""
     tick, lot = inst.tick, inst.lot
     if inst.exact:
@@ -36,7 +38,7 @@ def entries(inst: Instrument, items: list[Entry]) -> list[list]:
     return [[a, round(p * tick, td), round(q * lot, ld)] for a, p, q in items]
 
 
-def book_change(inst: Instrument, change: BookChange) -> dict:
+def book_change(inst: Instrument, change: BookChange) -> dict[str, Any]:
     return {
         "type": "change",
         "timestamp": change.ts_ms,
@@ -48,7 +50,9 @@ def book_change(inst: Instrument, change: BookChange) -> dict:
     }
 
 
-def book_aggregate(inst: Instrument, ts_ms: int, prev: int, change_id: int, bids: list, asks: list) -> dict:
+def book_aggregate(
+    inst: Instrument, ts_ms: int, prev: int, change_id: int, bids: list[Entry], asks: list[Entry]
+) -> dict[str, Any]:
     return {
         "type": "change",
         "timestamp": ts_ms,
@@ -60,7 +64,7 @@ def book_aggregate(inst: Instrument, ts_ms: int, prev: int, change_id: int, bids
     }
 
 
-def book_snapshot(st: InstrumentState, ts_ms: int) -> dict:
+def book_snapshot(st: InstrumentState, ts_ms: int) -> dict[str, Any]:
     inst = st.inst
     px, amt = inst.px, inst.amt
     return {
@@ -73,7 +77,7 @@ def book_snapshot(st: InstrumentState, ts_ms: int) -> dict:
     }
 
 
-def grouped(st: InstrumentState, group: str, depth: int, ts_ms: int) -> dict:
+def grouped(st: InstrumentState, group: str, depth: int, ts_ms: int) -> dict[str, Any]:
     """book.{inst}.{group}.{depth}.{interval}: [price, amount] pairs, bids rounded down, asks up."""
     inst = st.inst
     return {
@@ -85,7 +89,9 @@ def grouped(st: InstrumentState, group: str, depth: int, ts_ms: int) -> dict:
     }
 
 
-def _group(inst: Instrument, levels: list[tuple[int, int]], group: str, depth: int, is_bid: bool) -> list:
+def _group(
+    inst: Instrument, levels: list[tuple[int, int]], group: str, depth: int, is_bid: bool
+) -> list[list[float]]:
     if group == "none":
         return [[inst.px(p), inst.amt(q)] for p, q in levels[:depth]]
     size = float(group)
@@ -99,7 +105,7 @@ def _group(inst: Instrument, levels: list[tuple[int, int]], group: str, depth: i
     return [[k, round(v, inst.lot_decimals)] for k, v in buckets.items()]
 
 
-def quote(st: InstrumentState, ts_ms: int) -> dict:
+def quote(st: InstrumentState, ts_ms: int) -> dict[str, Any]:
     bid, ask = st.book.bids.best(), st.book.asks.best()
     inst = st.inst
     return {
@@ -119,7 +125,7 @@ def mark_price(st: InstrumentState) -> float:
     return round(st.mid_ticks() * st.inst.tick, st.inst.tick_decimals)
 
 
-def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) -> dict:
+def ticker(st: InstrumentState, index_price: float, ts_ms: int, marks: Marks) -> dict[str, Any]:
     """A ticker; options add the model's greeks and IVs (bid_iv / ask_iv: those of the book's best
     prices, 0 without one). An instrument out of trading says so in `state`; once settled its
     settlement_price is the delivery and estimated_delivery_price is "expired", as on Deribit."""
@@ -164,7 +170,7 @@ def _band(inst: Instrument, mark: float, sign: int) -> float:
     return round(max(inst.tick, mark + sign * max(0.005, 0.5 * mark)), inst.tick_decimals)
 
 
-def _stats(st: InstrumentState, last: float) -> dict:
+def _stats(st: InstrumentState, last: float) -> dict[str, Any]:
     inst = st.inst
     volume = inst.amt(st.volume_lots)
     return {
@@ -176,15 +182,18 @@ def _stats(st: InstrumentState, last: float) -> dict:
     }
 
 
-def public_trade(st: InstrumentState, tp: TradePrint, index_price: float, marks: Marks | None = None) -> dict:
+def public_trade(
+    st: InstrumentState, tp: TradePrint, index_price: float, marks: Marks | None = None
+) -> dict[str, Any]:
     """A public trade; an option's carries `iv`, the implied volatility of its price (given `marks`)."""
     inst = st.inst
-    out = {
+    price = inst.px(tp.price)
+    out: dict[str, Any] = {
         "trade_seq": tp.trade_seq,
         "trade_id": tp.trade_id,
         "timestamp": tp.ts_ms,
         "tick_direction": tp.tick_direction,
-        "price": inst.px(tp.price),
+        "price": price,
         "mark_price": mark_price(st),
         "instrument_name": inst.name,
         "index_price": index_price,
@@ -192,11 +201,11 @@ def public_trade(st: InstrumentState, tp: TradePrint, index_price: float, marks:
         "amount": inst.amt(tp.lots),
     }
     if marks is not None and inst.kind == "option":
-        out["iv"] = marks.iv(st, out["price"])
+        out["iv"] = marks.iv(st, price)
     return out
 
 
-def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: float) -> dict:
+def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: float) -> dict[str, Any]:
     inst = st.inst
     taker = order is tp.taker
     price = inst.px(tp.price)
@@ -220,7 +229,7 @@ def user_trade(st: InstrumentState, tp: TradePrint, order: Order, index_price: f
     }
 
 
-def order_object(inst: Instrument, order: Order) -> dict:
+def order_object(inst: Instrument, order: Order) -> dict[str, Any]:
     avg = round(order.value / order.filled * inst.tick, inst.tick_decimals) if order.filled else 0.0
     obj = {
         "web": False,
@@ -256,20 +265,20 @@ def order_object(inst: Instrument, order: Order) -> dict:
     return obj
 
 
-def index(name: str, price: float, ts_ms: int) -> dict:
+def index(name: str, price: float, ts_ms: int) -> dict[str, Any]:
     return {"index_name": name, "price": price, "timestamp": ts_ms}
 
 
-def markprice_item(inst: Instrument, q: Quote, ts_ms: int) -> dict:
+def markprice_item(inst: Instrument, q: Quote, ts_ms: int) -> dict[str, Any]:
     """One option of a markprice.options notification (iv as a fraction, unlike tickers)."""
     return {"timestamp": ts_ms, "mark_price": q.mark, "iv": round(q.vol, 4), "instrument_name": inst.name}
 
 
-def instrument_state(name: str, state: str, ts_ms: int) -> dict:
+def instrument_state(name: str, state: str, ts_ms: int) -> dict[str, Any]:
     return {"timestamp": ts_ms, "state": state, "instrument_name": name}
 
 
-def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict:
+def book_summary(st: InstrumentState, index_price: float, marks: Marks) -> dict[str, Any]:
     """public/get_book_summary_by_*: one instrument (null where there is no bid, ask or trade)."""
     inst = st.inst
     bid, ask = st.book.bids.best(), st.book.asks.best()

@@ -13,6 +13,8 @@ states and the platform state.
 
 from __future__ import annotations
 
+from typing import Any
+
 from feeder.sim import messages as msg
 from feeder.sim.feeds import Feed
 from feeder.sim.instruments import Instrument
@@ -22,7 +24,7 @@ from feeder.sim.session import Session
 class Index(Feed):
     index_driven = True
 
-    def _data(self, ts_ms: int) -> dict:
+    def _data(self, ts_ms: int) -> dict[str, Any]:
         base = self.spec.index_name.split("_")[0].upper()
         return msg.index(self.spec.index_name, self.hub.market.index_price(base), ts_ms)
 
@@ -36,7 +38,7 @@ class Index(Feed):
 class MarkPrice(Feed):
     index_driven = True
 
-    def _data(self, ts_ms: int) -> list[dict]:
+    def _data(self, ts_ms: int) -> list[dict[str, Any]]:
         market = self.hub.market
         base = self.spec.index_name.split("_")[0].upper()
         return [
@@ -62,5 +64,5 @@ class InstrumentStates(Feed):
 
 
 class PlatformState(Feed):
-    def on_platform(self, data: dict) -> None:
+    def on_platform(self, data: dict[str, Any]) -> None:
         self.broadcast(data)

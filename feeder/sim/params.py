@@ -210,7 +210,7 @@ SPECS = _specs(
 )
 
 
-def validate(spec: MethodSpec, params: dict, from_http: bool) -> dict:
+def validate(spec: MethodSpec, params: dict[str, Any], from_http: bool) -> dict[str, Any]:
     """The params, checked and (over HTTP) converted; raises RpcError -32602 naming the bad param."""
     out: dict[str, Any] = {}
     for name, param in spec.params.items():

@@ -54,7 +54,7 @@ class RpcError(Exception):
         self.message = MESSAGES.get(code, "error")
         super().__init__(f"{code} {self.message}" + (f" {data}" if data is not None else ""))
 
-    def obj(self) -> dict:
+    def obj(self) -> dict[str, Any]:
         err: dict[str, Any] = {"message": self.message, "code": self.code}
         if self.data is not None:
             err["data"] = self.data
@@ -71,7 +71,7 @@ class Request:
     id: Id
     has_id: bool
     method: str
-    params: dict
+    params: dict[str, Any]
     has_params: bool
 
 
@@ -91,10 +91,12 @@ def parse_request(text: str | bytes) -> Request:
     if not isinstance(req_id, int | str | None) or isinstance(req_id, bool):
         raise RpcError(11050, {"reason": "id must be an integer or a string"})
     method = msg.get("method")
+    if not isinstance(method, str):
+        method = ""
     err: RpcError | None = None
     if msg.get("jsonrpc", "2.0") != "2.0":
         err = RpcError(11050, {"reason": 'jsonrpc must be "2.0"'})
-    elif not isinstance(method, str) or not method:
+    elif not method:
         err = RpcError(11050, {"reason": "method is missing"})
     params = msg.get("params")
     if err is None and params is not None and not isinstance(params, dict):
@@ -105,14 +107,14 @@ def parse_request(text: str | bytes) -> Request:
     return Request(req_id, "id" in msg, method, params or {}, params is not None)
 
 
-def _envelope(req_id: Id, has_id: bool) -> dict:
+def _envelope(req_id: Id, has_id: bool) -> dict[str, Any]:
     env: dict[str, Any] = {"jsonrpc": "2.0"}
     if has_id:
         env["id"] = req_id
     return env
 
 
-def _stamp(env: dict, us_in: int) -> bytes:
+def _stamp(env: dict[str, Any], us_in: int) -> bytes:
     us_out = now_us()
     env["usIn"], env["usOut"], env["usDiff"], env["testnet"] = us_in, us_out, us_out - us_in, True
     return orjson.dumps(env)

@@ -41,7 +41,7 @@ from feeder.sim.config import SimConfig
 from feeder.sim.control import serve_control
 from feeder.sim.hub import Hub
 from feeder.sim.lifecycle import Lifecycle
-from feeder.sim.market import Market
+from feeder.sim.market import BookChange, Market
 from feeder.sim.ratelimit import Limiter
 from feeder.sim.rpc import Request, RpcError, error_message, now_us, parse_request, result_message
 from feeder.sim.session import Session, text_frame
@@ -104,19 +104,19 @@ class SimApp:
         self.rate = float(config.rate)
         self.port = config.port
         self.servers: list[Server] = []
-        self.tasks: list[asyncio.Task] = []
+        self.tasks: list[asyncio.Task[None]] = []
         self.stopped = asyncio.Event()
         self._stopping = False
         self._next_id = 0
         self._rate_changed = asyncio.Event()
         self._refuse_429_until = 0.0
-        self.received: deque[dict] = deque(maxlen=RECEIVED_KEPT)
+        self.received: deque[dict[str, Any]] = deque(maxlen=RECEIVED_KEPT)
         self.received_seq = 0
         self._received_event = asyncio.Event()
         self.started_ns = time.time_ns()
         self.lagged = 0
         self.batches = 0
-        self._background: set[asyncio.Task] = set()  # fire-and-forget tasks, referenced until done
+        self._background: set[asyncio.Task[None]] = set()  # fire-and-forget tasks, referenced until done
         self._relisten_at = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -135,7 +135,8 @@ class SimApp:
     async def _listen(self) -> None:
         sock = socket.create_server((self.config.host, self.port), backlog=128)
         self.port = sock.getsockname()[1]
-        tls = server_context(self.config.tls_cert, self.config.tls_key) if self.config.tls_cert else None
+        cert, key = self.config.tls_cert, self.config.tls_key  # both or neither (SimConfig checks)
+        tls = server_context(cert, key) if cert and key else None
         server = await serve(
             self._handler,
             sock=sock,
@@ -190,7 +191,7 @@ class SimApp:
     def _http(self, conn: ServerConnection, request: HttpRequest, method: str, query: str) -> Response:
         us_in = now_us()
         self.hub.counters["http_requests"] += 1
-        params: dict = {}
+        params: dict[str, Any] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key not in params:
                 params[key] = value
@@ -354,7 +355,7 @@ class SimApp:
         self.rate = float(rate)
         self._rate_changed.set()
 
-    def publish_now(self, n: int, only: int | None) -> list:
+    def publish_now(self, n: int, only: int | None) -> list[BookChange]:
         changes = self.market.generate(n, self.hub.now_ms(), only)
         self.hub.clock = time.monotonic()
         self.hub.publish(changes)

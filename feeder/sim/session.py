@@ -50,7 +50,7 @@ class Session:
         self.close_cancels = True  # False after private/logout: cancel-on-disconnect does not fire
         self.closing = False  # the simulator decided to close it: nothing more is read or sent
         self.hb_interval: float | None = None
-        self.hb_task: asyncio.Task | None = None
+        self.hb_task: asyncio.Task[None] | None = None
         self.hb_pending = False
         self.hb_drop = 0
         self.hb_delay = 0.0
@@ -87,7 +87,7 @@ class Session:
             return False
         return True
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "peer": self.peer,

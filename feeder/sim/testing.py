@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from websockets.exceptions import InvalidHandshake
@@ -42,7 +42,8 @@ from feeder.sim.clock import SimClock, wall_ms
 from feeder.sim.config import SimConfig
 from feeder.sim.tls import client_context
 
-Match = str | re.Pattern | dict | Callable[[Any], Any]
+Match = str | re.Pattern[str] | dict[str, Any] | Callable[[Any], Any]
+T = TypeVar("T")
 TRUTHS_PER_REQUEST = 20_000
 
 
@@ -69,11 +70,11 @@ class SimServer:
         clock = SimClock(config.start_ms, config.clock_speed, wall_ms())
         build_catalogue(config.instruments, clock.now(wall_ms()), config.chain)  # bad names fail here
         self._base_config = self.config = config
-        self._tempdir: tempfile.TemporaryDirectory | None = None
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self.startup_timeout = startup_timeout
         self.port: int | None = None
         self.pid: int | None = None
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._lifeline: int | None = None
         self._control: ClientConnection | None = None
         self._exits = contextlib.ExitStack()
@@ -137,7 +138,7 @@ class SimServer:
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGUSR1)
 
-    def _wait_ready(self, fd: int) -> dict:
+    def _wait_ready(self, fd: int) -> dict[str, Any]:
         deadline = time.monotonic() + self.startup_timeout
         data = b""
         while not data.endswith(b"\n"):
@@ -154,7 +155,8 @@ class SimServer:
                         f"the simulator exited during startup (exit code {code}); see its stderr"
                     )
                 data += chunk
-        return orjson.loads(data)
+        ready: dict[str, Any] = orjson.loads(data)  # the simulator's one line about itself
+        return ready
 
     def stop(self) -> None:
         """Stop the simulator and reap it (idempotent; kills it if it does not stop in time)."""
@@ -208,7 +210,7 @@ class SimServer:
 
     # --- control -----------------------------------------------------------------------------------
 
-    def _call(self, cmd: str, args: dict) -> Any:
+    def _call(self, cmd: str, args: dict[str, Any]) -> Any:
         if self._control is None:
             raise UsageError("the SimServer is not started")
         with self._lock:
@@ -223,33 +225,40 @@ class SimServer:
         """Any control command by name (see control.py)."""
         return self._call(cmd, {k: v for k, v in args.items() if v is not None})
 
-    def info(self) -> dict:
-        return self._call("info", {})
+    def _answer(self, kind: type[T], cmd: str, **args: Any) -> T:
+        """`control(cmd, **args)`, whose result must be a `kind` (a JSON object or array)."""
+        result = self.control(cmd, **args)
+        if not isinstance(result, kind):
+            raise SimControlError(f"control command {cmd} answered {result!r:.100}, not a {kind.__name__}")
+        return result
+
+    def info(self) -> dict[str, Any]:
+        return self._answer(dict, "info")
 
     def instruments(self) -> list[str]:
-        return self._call("instruments", {})
+        return self._answer(list, "instruments")
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Published counts per channel, subscribers, connections, faults applied, changes, lag."""
-        return self._call("stats", {})
+        return self._answer(dict, "stats")
 
-    def fault(self, name: str, **params: Any) -> dict:
+    def fault(self, name: str, **params: Any) -> dict[str, Any]:
         """Inject a fault by name (see faults.py for the catalogue and params)."""
-        return self._call("fault", {"name": name, **{k: v for k, v in params.items() if v is not None}})
+        return self._answer(dict, "fault", name=name, **params)
 
-    def truth(self, instrument: str, change_id: int) -> dict:
+    def truth(self, instrument: str, change_id: int) -> dict[str, Any]:
         """The true top-10 book after `change_id`: {"bids": [[px, amt]...], "asks": [...], "hash": int}."""
-        return self._call("truth", {"instrument": instrument, "change_id": change_id})
+        return self._answer(dict, "truth", instrument=instrument, change_id=change_id)
 
-    def truth_many(self, instrument: str, change_ids: list[int]) -> list[dict]:
-        return self._call("truth", {"instrument": instrument, "change_id": list(change_ids)})
+    def truth_many(self, instrument: str, change_ids: list[int]) -> list[dict[str, Any]]:
+        return self._answer(list, "truth", instrument=instrument, change_id=list(change_ids))
 
-    def truths(self, books: dict[str, list[int]]) -> dict[str, list[dict]]:
+    def truths(self, books: dict[str, list[int]]) -> dict[str, list[dict[str, Any]]]:
         """Truths of many instruments at once: {instrument: [change_id...]} -> {instrument: [book...]}.
 
         Sent in requests of at most TRUTHS_PER_REQUEST change_ids (the simulator reads messages of
         up to 1 MiB)."""
-        out: dict[str, list[dict]] = {}
+        out: dict[str, list[dict[str, Any]]] = {}
         batch: dict[str, list[int]] = {}
         size = 0
         for name, ids in books.items():
@@ -257,73 +266,78 @@ class SimServer:
             for start in range(0, len(ids), TRUTHS_PER_REQUEST):
                 part = list(ids[start : start + TRUTHS_PER_REQUEST])
                 if size + len(part) > TRUTHS_PER_REQUEST:
-                    self._merge(out, self._call("truths", {"books": batch}))
+                    self._merge(out, self._answer(dict, "truths", books=batch))
                     batch, size = {}, 0
                 batch.setdefault(name, []).extend(part)
                 size += len(part)
         if batch:
-            self._merge(out, self._call("truths", {"books": batch}))
+            self._merge(out, self._answer(dict, "truths", books=batch))
         return out
 
     @staticmethod
-    def _merge(out: dict[str, list[dict]], part: dict[str, list[dict]]) -> None:
+    def _merge(out: dict[str, list[dict[str, Any]]], part: dict[str, list[dict[str, Any]]]) -> None:
         for name, found in part.items():
             out.setdefault(name, []).extend(found)
 
     # --- the exchange clock and listings (lifecycle.py) ---------------------------------------------
 
-    def clock(self, speed: float | None = None) -> dict:
+    def clock(self, speed: float | None = None) -> dict[str, Any]:
         """{"now_ms", "speed", "next_expiry_ms"}; `speed` sets how fast the exchange clock runs."""
-        return self.control("clock", speed=speed)
+        return self._answer(dict, "clock", speed=speed)
 
-    def advance(self, seconds: float | None = None, to: str | None = None) -> dict:
+    def advance(self, seconds: float | None = None, to: str | None = None) -> dict[str, Any]:
         """Jump the exchange clock (`seconds`, or to="expiry"): {"now_ms", "settled": [...], "listed": [...]}.
 
         What fell due happens at once (settlements, listings); terminations follow the grace period."""
-        return self.control("advance", seconds=seconds, to=to)
+        return self._answer(dict, "advance", seconds=seconds, to=to)
 
-    def list_instrument(self, name: str | list[str]) -> dict:
+    def list_instrument(self, name: str | list[str]) -> dict[str, Any]:
         """List new instruments now (created, then started)."""
-        return self.control("list", instrument=name)
+        return self._answer(dict, "list", instrument=name)
 
-    def expire(self, expiry: str | None = None, instrument: str | None = None) -> dict:
+    def expire(self, expiry: str | None = None, instrument: str | None = None) -> dict[str, Any]:
         """Settle an expiry (date code such as 4DEC26) or one instrument now."""
-        return self.control("expire", expiry=expiry, instrument=instrument)
+        return self._answer(dict, "expire", expiry=expiry, instrument=instrument)
 
-    def delist(self, name: str) -> dict:
+    def delist(self, name: str) -> dict[str, Any]:
         """Close an instrument now (closed, then terminated)."""
-        return self.control("delist", instrument=name)
+        return self._answer(dict, "delist", instrument=name)
 
-    def lock(self, currency: str, seconds: float | None = None) -> dict:
+    def lock(self, currency: str, seconds: float | None = None) -> dict[str, Any]:
         """Lock a currency (platform_state), until unlock() or for `seconds`."""
         return self.fault("lock", currency=currency, seconds=seconds)
 
-    def unlock(self, currency: str) -> dict:
+    def unlock(self, currency: str) -> dict[str, Any]:
         return self.fault("unlock", currency=currency)
 
     def sent(self, channel: str) -> list[list[int]]:
         """Recent book notifications on `channel`: [change_id, prev_change_id, send_ns] each."""
-        return self._call("sent", {"channel": channel})
+        return self._answer(list, "sent", channel=channel)
 
-    def publish(self, n: int = 1, instrument: str | None = None) -> dict:
+    def publish(self, n: int = 1, instrument: str | None = None) -> dict[str, Any]:
         """Publish exactly n book changes now: {"count": n, "last": {instrument: change_id}}."""
-        return self.control("publish", n=n, instrument=instrument)
+        return self._answer(dict, "publish", n=n, instrument=instrument)
 
     def set_rate(self, rate: float) -> float:
-        return self._call("set_rate", {"rate": rate})
+        rate_now: float = self._call("set_rate", {"rate": rate})
+        return rate_now
 
     def inject(self, message: Any, conn: int | None = None) -> list[int]:
         """Send a message into client streams: a str verbatim, anything else as JSON."""
-        return self.control("inject", message=message, conn=conn)["conns"]
+        conns: list[int] = self._answer(dict, "inject", message=message, conn=conn)["conns"]
+        return conns
 
-    def connections(self) -> list[dict]:
-        return self._call("connections", {})
+    def connections(self) -> list[dict[str, Any]]:
+        return self._answer(list, "connections")
 
     def disconnect(
         self, conn: int | None = None, how: str = "close", code: int = 1000, reason: str = ""
     ) -> list[int]:
         """Close (with `code`) or reset one connection, or all."""
-        return self.control("disconnect", conn=conn, how=how, code=code, reason=reason)["conns"]
+        conns: list[int] = self._answer(dict, "disconnect", conn=conn, how=how, code=code, reason=reason)[
+            "conns"
+        ]
+        return conns
 
     def received(self, since: int = 1, conn: int | None = None) -> list[Sent]:
         """Messages clients sent (most recent 10 000), oldest first."""
@@ -355,7 +369,7 @@ class SimServer:
                 )
 
 
-def _sent(raw: dict) -> Sent:
+def _sent(raw: dict[str, Any]) -> Sent:
     try:
         message = orjson.loads(raw["text"])
     except orjson.JSONDecodeError:
@@ -381,4 +395,5 @@ def _partial(expected: Any, actual: Any) -> bool:
         return isinstance(actual, dict) and all(
             k in actual and _partial(v, actual[k]) for k, v in expected.items()
         )
-    return expected == actual
+    same: bool = expected == actual  # JSON values
+    return same

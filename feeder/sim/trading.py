@@ -38,11 +38,13 @@ class Trading:
     def __init__(self, market: Market, hub: Hub):
         self.market, self.hub = market, hub
         self.positions: dict[tuple[str, int], list[int]] = {}  # (account, inst) -> [signed lots, value]
-        self.user_trades: dict[str, deque[dict]] = defaultdict(lambda: deque(maxlen=USER_TRADES_KEPT))
+        self.user_trades: dict[str, deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=USER_TRADES_KEPT)
+        )
         self.cod_account: dict[str, bool] = {}
         self._closed: deque[str] = deque()
 
-    def handlers(self) -> dict[str, Callable[[Caller, dict], Any]]:
+    def handlers(self) -> dict[str, Callable[[Caller, dict[str, Any]], Any]]:
         return {
             "private/buy": lambda c, p: self.order(c, p, True),
             "private/sell": lambda c, p: self.order(c, p, False),
@@ -82,7 +84,7 @@ class Trading:
             raise RpcError(10019, {"reason": f"{st.inst.base} is locked"})
         return st
 
-    def _lots(self, st: InstrumentState, p: dict) -> int:
+    def _lots(self, st: InstrumentState, p: dict[str, Any]) -> int:
         amount = p.get("amount")
         if amount is None and p.get("contracts") is not None:
             amount = p["contracts"] * st.inst.contract_size * (1 if st.inst.kind == "future" else st.inst.lot)
@@ -103,7 +105,7 @@ class Trading:
             )
         return ticks
 
-    def order(self, c: Caller, p: dict, is_buy: bool) -> dict:
+    def order(self, c: Caller, p: dict[str, Any], is_buy: bool) -> dict[str, Any]:
         st = self._tradable(self._state(p["instrument_name"]))
         kind = p.get("type", "limit")
         if kind not in ("limit", "market"):
@@ -130,7 +132,7 @@ class Trading:
         self._after(c, change, [order], prints)
         return self._with_trades(c, st, order, prints)
 
-    def edit(self, c: Caller, p: dict) -> dict:
+    def edit(self, c: Caller, p: dict[str, Any]) -> dict[str, Any]:
         order = self._own(c, p["order_id"])
         st = self._tradable(self.market.states[order.inst])
         if order.state != "open" or order.price is None:
@@ -143,7 +145,7 @@ class Trading:
         self._after(c, change, [order], prints)
         return self._with_trades(c, st, order, prints)
 
-    def cancel(self, c: Caller, p: dict) -> dict:
+    def cancel(self, c: Caller, p: dict[str, Any]) -> dict[str, Any]:
         order = self._own(c, p["order_id"])
         change = self.market.cancel(order, "user_request", c.ts_ms)
         self._after(c, change, [order], [])
@@ -166,15 +168,15 @@ class Trading:
             action()
         return count
 
-    def cancel_all_by_instrument(self, c: Caller, p: dict) -> int:
+    def cancel_all_by_instrument(self, c: Caller, p: dict[str, Any]) -> int:
         st = self._state(p["instrument_name"])
         return self.cancel_where(c, lambda o: o.inst == st.index)
 
-    def cancel_all_by_currency(self, c: Caller, p: dict) -> int:
+    def cancel_all_by_currency(self, c: Caller, p: dict[str, Any]) -> int:
         kind = p.get("kind", "any")
         return self.cancel_where(c, lambda o: self._in(o, p["currency"], kind))
 
-    def cancel_by_label(self, c: Caller, p: dict) -> int:
+    def cancel_by_label(self, c: Caller, p: dict[str, Any]) -> int:
         currency = p.get("currency")
         return self.cancel_where(c, lambda o: o.label == p["label"] and self._in(o, currency, "any"))
 
@@ -205,7 +207,9 @@ class Trading:
 
         c.after.append(publish)
 
-    def _with_trades(self, c: Caller, st: InstrumentState, order: Order, prints: list[TradePrint]) -> dict:
+    def _with_trades(
+        self, c: Caller, st: InstrumentState, order: Order, prints: list[TradePrint]
+    ) -> dict[str, Any]:
         index = self.market.index_price(st.inst.base)
         trades = [msg.user_trade(st, tp, order, index) for tp in prints if tp.taker is order]
         return {"order": msg.order_object(st.inst, order), "trades": trades}
@@ -233,36 +237,36 @@ class Trading:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def _objects(self, orders: list[Order]) -> list[dict]:
+    def _objects(self, orders: list[Order]) -> list[dict[str, Any]]:
         return [msg.order_object(self.market.states[o.inst].inst, o) for o in orders]
 
-    def get_open_orders(self, c: Caller, p: dict) -> list[dict]:
+    def get_open_orders(self, c: Caller, p: dict[str, Any]) -> list[dict[str, Any]]:
         kind = p.get("kind")
         return self._objects([o for o in self.market.open_orders(c.account) if self._in(o, None, kind)])
 
-    def get_open_orders_by_instrument(self, c: Caller, p: dict) -> list[dict]:
+    def get_open_orders_by_instrument(self, c: Caller, p: dict[str, Any]) -> list[dict[str, Any]]:
         st = self._state(p["instrument_name"], -32602)
         return self._objects([o for o in self.market.open_orders(c.account) if o.inst == st.index])
 
-    def get_open_orders_by_label(self, c: Caller, p: dict) -> list[dict]:
+    def get_open_orders_by_label(self, c: Caller, p: dict[str, Any]) -> list[dict[str, Any]]:
         label = p.get("label")
         orders = self.market.open_orders(c.account)
         return self._objects(
             [o for o in orders if self._in(o, p["currency"], None) and label in (None, o.label)]
         )
 
-    def get_order_state(self, c: Caller, p: dict) -> dict:
+    def get_order_state(self, c: Caller, p: dict[str, Any]) -> dict[str, Any]:
         order = self._own(c, p["order_id"])
         return msg.order_object(self.market.states[order.inst].inst, order)
 
-    def get_order_state_by_label(self, c: Caller, p: dict) -> list[dict]:
+    def get_order_state_by_label(self, c: Caller, p: dict[str, Any]) -> list[dict[str, Any]]:
         label = p.get("label")
         orders = [o for o in self.market.orders.values() if o.account == c.account]
         return self._objects(
             [o for o in orders if self._in(o, p["currency"], None) and label in (None, o.label)]
         )
 
-    def _position_object(self, account: str, st: InstrumentState) -> dict:
+    def _position_object(self, account: str, st: InstrumentState) -> dict[str, Any]:
         lots, value = self.positions.get((account, st.index), [0, 0])
         inst = st.inst
         mark = msg.mark_price(st)
@@ -291,10 +295,10 @@ class Trading:
             "leverage": 50,
         }
 
-    def get_position(self, c: Caller, p: dict) -> dict:
+    def get_position(self, c: Caller, p: dict[str, Any]) -> dict[str, Any]:
         return self._position_object(c.account, self._state(p["instrument_name"], -32602))
 
-    def get_positions(self, c: Caller, p: dict) -> list[dict]:
+    def get_positions(self, c: Caller, p: dict[str, Any]) -> list[dict[str, Any]]:
         currency, kind = p.get("currency", "any"), p.get("kind")
         out = []
         for (account, inst), _ in self.positions.items():
@@ -303,7 +307,7 @@ class Trading:
                 out.append(self._position_object(account, st))
         return out
 
-    def get_user_trades_by_instrument(self, c: Caller, p: dict) -> dict:
+    def get_user_trades_by_instrument(self, c: Caller, p: dict[str, Any]) -> dict[str, Any]:
         st = self._state(p["instrument_name"], -32602)
         trades = [t for t in self.user_trades[c.account] if t["instrument_name"] == st.inst.name]
         count = p.get("count", 10)
@@ -316,7 +320,7 @@ class Trading:
 
     # --- cancel on disconnect ----------------------------------------------------------------------
 
-    def set_cod(self, c: Caller, p: dict, enabled: bool) -> str:
+    def set_cod(self, c: Caller, p: dict[str, Any], enabled: bool) -> str:
         scope = p.get("scope", "connection")
         if scope == "connection" and c.session is None:
             raise invalid("scope", "scope connection needs a WebSocket connection; use account over HTTP")
@@ -326,7 +330,7 @@ class Trading:
             c.session.cod = enabled
         return "ok"
 
-    def get_cod(self, c: Caller, p: dict) -> dict:
+    def get_cod(self, c: Caller, p: dict[str, Any]) -> dict[str, Any]:
         scope = p.get("scope", "connection")
         if scope == "account" or c.session is None:
             return {"scope": "account", "enabled": self.cod_account.get(c.account, False)}

@@ -60,7 +60,7 @@ class TruthWindow:
     def __init__(self, size: int, change_id: int, bids: dict[int, int], asks: dict[int, int]):
         self.size = size
         self.every = max(16, size // 8)
-        self.changes: deque[tuple[int, list[Entry], list[Entry]]] = deque(maxlen=size)
+        self.changes: deque[tuple[int, tuple[Entry, ...], tuple[Entry, ...]]] = deque(maxlen=size)
         self.checkpoints: deque[tuple[int, dict[int, int], dict[int, int]]] = deque()
         self.checkpoints.append((change_id, dict(bids), dict(asks)))
         self.count = 0
@@ -119,7 +119,7 @@ class TruthWindow:
             )
 
 
-def _apply(levels: dict[int, int], entries: list[Entry]) -> None:
+def _apply(levels: dict[int, int], entries: Iterable[Entry]) -> None:
     for action, price, lots in entries:
         if action == "delete":
             levels.pop(price, None)

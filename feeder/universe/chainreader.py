@@ -64,7 +64,7 @@ class ChainReader:
             for at in markers:
                 self._apply(records[begin:at])
                 self._rows["flags"][: self._n] |= GAP
-                begin = at + 1
+                begin = int(at) + 1
             self._apply(records[begin:])
         return records
 
@@ -92,7 +92,7 @@ class ChainReader:
                 grown = np.full(max(int(ids[-1]) + 1, 2 * len(self._row_of)), -1, np.int64)
                 grown[: len(self._row_of)] = self._row_of
                 self._row_of = grown
-            rows = self._row_of[ids]
+            rows: np.ndarray = self._row_of[ids]
             for k in np.flatnonzero(rows < 0):
                 rows[k] = self._row_of[ids[k]] = self._new_row(int(ids[k]))
             return rows

@@ -15,6 +15,7 @@ records and to learn about listings and expiries without polling the file system
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import time
 from dataclasses import dataclass
@@ -96,15 +97,16 @@ class InventoryWriter:
         self.path = inventory_path(self.instance)
         lay = layout()
         self.capacity = capacity
-        self._fd, self._mm = self._create(lay, capacity)
-        self._head = np.ndarray((), lay.header, self._mm, 0)
-        self._entries = np.ndarray((capacity,), lay.entry, self._mm, lay.header_size)
+        self._fd, mm = self._create(lay, capacity)
+        self._mm: mmap.mmap | None = mm  # None once closed
+        self._head = np.ndarray((), lay.header, mm, 0)
+        self._entries = np.ndarray((capacity,), lay.entry, mm, lay.header_size)
         self._index: dict[int, int] = {}  # instrument_id -> entry
 
-    def _create(self, lay: InventoryLayout, capacity: int):
+    def _create(self, lay: InventoryLayout, capacity: int) -> tuple[int, mmap.mmap]:
         size = lay.header_size + capacity * lay.entry.itemsize
 
-        def init(mm) -> None:
+        def init(mm: mmap.mmap) -> None:
             head = np.ndarray((), lay.header, mm, 0)
             head["layout_version"], head["header_size"], head["capacity"] = (
                 lay.layout_version,

@@ -182,7 +182,7 @@ def _limit(value: Any, field: str) -> Limit:
         raise BadMessage(field, value, "an object {rate, burst}")
     for key in ("rate", "burst"):
         number = value.get(key)
-        if type(number) not in (int, float) or not 0 < number < float("inf"):
+        if (type(number) is not float and type(number) is not int) or not 0 < number < float("inf"):
             raise BadMessage(f"{field}.{key}", number, "a number of requests > 0")
     return Limit(float(value["rate"]), float(value["burst"]))
 

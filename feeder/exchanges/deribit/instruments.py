@@ -121,7 +121,7 @@ class InstrumentInfo:
         return self.kind in ("option", "future")
 
 
-def _text(obj: dict, field: str) -> str:
+def _text(obj: dict[str, Any], field: str) -> str:
     value = obj.get(field)
     if type(value) is not str or not value:
         raise BadMessage(field, value, "a non-empty string")
@@ -134,21 +134,21 @@ def _id(value: Any) -> int:
     return value
 
 
-def _int(obj: dict, field: str) -> int:
+def _int(obj: dict[str, Any], field: str) -> int:
     value = obj.get(field)
     if type(value) is not int or value < 0:
         raise BadMessage(field, value, "an integer >= 0")
     return value
 
 
-def _positive(obj: dict, field: str) -> float:
+def _positive(obj: dict[str, Any], field: str) -> float:
     value = obj.get(field)
-    if type(value) not in (int, float) or not 0.0 < value < math.inf:
+    if (type(value) is not float and type(value) is not int) or not 0.0 < value < math.inf:
         raise BadMessage(field, value, "a finite number > 0")
     return float(value)
 
 
 def _option_type(value: Any) -> str:
-    if value not in ("call", "put"):
+    if type(value) is not str or value not in ("call", "put"):
         raise BadMessage("option_type", value, "'call' or 'put'")
     return value

@@ -89,11 +89,11 @@ def markprice_items(data: Any) -> list[tuple[str, int, float, float]]:
         name, mark, iv, ts = (item.get(k) for k in ("instrument_name", "mark_price", "iv", "timestamp"))
         if type(name) is not str or not name:
             raise BadMessage("instrument_name", name, "an instrument name")
-        if type(mark) not in (int, float) or not 0.0 <= mark < math.inf:
+        if (type(mark) is not float and type(mark) is not int) or not 0.0 <= mark < math.inf:
             raise BadMessage("mark_price", mark, "a finite number >= 0")
         if iv is None:
             iv = math.nan
-        elif type(iv) not in (int, float) or not 0.0 <= iv < math.inf:
+        elif (type(iv) is not float and type(iv) is not int) or not 0.0 <= iv < math.inf:
             raise BadMessage("iv", iv, "absent, null or a finite number >= 0")
         if type(ts) is not int or ts < 0:
             raise BadMessage("timestamp", ts, "an integer >= 0 (ms)")

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from feeder.errors import BadMessage
 
 INF = math.inf
 NAN = math.nan
+
+Level = tuple[float, float]  # (price, amount) of a snapshot
+# a change's [action, price, amount] as decoded: checked by parse_book, or by the one pass as it applies it
+Entry = list[Any]
 
 
 class BookUpdate(NamedTuple):
@@ -31,8 +35,8 @@ class BookUpdate(NamedTuple):
     change_id: int
     prev_change_id: int  # 0 for a snapshot
     timestamp_ms: int
-    bids: list  # snapshot: [(price, amount)]; change: [[action, price, amount]]
-    asks: list
+    bids: list[Level] | list[Entry]  # a snapshot's levels or a change's entries, as `snapshot` says
+    asks: list[Level] | list[Entry]
 
 
 class Trade(NamedTuple):
@@ -92,12 +96,12 @@ class Ticker(NamedTuple):
 _new = tuple.__new__
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[float]:
     kind = type(value)
     return kind is float or kind is int
 
 
-def _object(data: Any, what: str, instrument: str) -> dict:
+def _object(data: Any, what: str, instrument: str) -> dict[str, Any]:
     if type(data) is not dict:
         raise BadMessage(what, data, "an object")
     name = data.get("instrument_name")
@@ -106,7 +110,7 @@ def _object(data: Any, what: str, instrument: str) -> dict:
     return data
 
 
-def _int(data: dict, field: str, minimum: int = 0) -> int:
+def _int(data: dict[str, Any], field: str, minimum: int = 0) -> int:
     value = data.get(field)
     if type(value) is not int or value < minimum:
         raise BadMessage(field, value, f"an integer >= {minimum}")
@@ -135,14 +139,14 @@ def parse_book(data: Any, instrument: str) -> BookUpdate:
     raise BadMessage("type", kind, "'snapshot', 'change' or absent")
 
 
-def _entries(data: dict, side: str, shape: str) -> list:
+def _entries(data: dict[str, Any], side: str, shape: str) -> list[Any]:
     entries = data.get(side)
     if type(entries) is not list:
         raise BadMessage(side, entries, f"a list of {shape}")
     return entries
 
 
-def _changes(data: dict, side: str) -> list:
+def _changes(data: dict[str, Any], side: str) -> list[Entry]:
     entries = _entries(data, side, "[action, price, amount]")
     for entry in entries:
         if type(entry) is not list or len(entry) != 3:
@@ -163,7 +167,7 @@ def _changes(data: dict, side: str) -> list:
     return entries
 
 
-def _snapshot(data: dict, side: str) -> list[tuple[float, float]]:
+def _snapshot(data: dict[str, Any], side: str) -> list[Level]:
     levels = []
     for entry in _entries(data, side, "['new', price, amount]"):
         if type(entry) is not list or len(entry) != 3 or entry[0] != "new":
@@ -172,7 +176,7 @@ def _snapshot(data: dict, side: str) -> list[tuple[float, float]]:
     return levels
 
 
-def _level(side: str, price: Any, amount: Any) -> tuple[float, float]:
+def _level(side: str, price: Any, amount: Any) -> Level:
     if not _is_number(price) or not 0.0 < price < INF:
         raise BadMessage(f"{side} price", price, "a finite number > 0")
     if not _is_number(amount) or not 0.0 < amount < INF:
@@ -196,7 +200,7 @@ def parse_order_book(result: Any, instrument: str) -> BookUpdate:
     return _new(BookUpdate, (True, change_id, 0, timestamp, _pairs(result, "bids"), _pairs(result, "asks")))
 
 
-def _pairs(data: dict, side: str) -> list[tuple[float, float]]:
+def _pairs(data: dict[str, Any], side: str) -> list[Level]:
     levels = []
     for entry in _entries(data, side, "[price, amount]"):
         if type(entry) is not list or len(entry) != 2:
@@ -205,7 +209,7 @@ def _pairs(data: dict, side: str) -> list[tuple[float, float]]:
     return levels
 
 
-def trades_list(data: Any) -> list:
+def trades_list(data: Any) -> list[Any]:
     """The list of trades of a `trades.*` payload (each checked by `parse_trade`)."""
     if type(data) is not list or not data:
         raise BadMessage("trades data", data, "a non-empty list of trades")
@@ -257,21 +261,21 @@ def _trade_id(value: Any) -> int:
     return int(digits)
 
 
-def _price(data: dict, field: str) -> float:
+def _price(data: dict[str, Any], field: str) -> float:
     value = data.get(field)
     if not _is_number(value) or not 0.0 < value < INF:
         raise BadMessage(field, value, "a finite number > 0")
     return value
 
 
-def _amount(data: dict, field: str, positive: bool = False) -> float:
+def _amount(data: dict[str, Any], field: str, positive: bool = False) -> float:
     value = data.get(field)
     if not _is_number(value) or not (0.0 < value < INF if positive else 0.0 <= value < INF):
         raise BadMessage(field, value, f"a finite number {'>' if positive else '>='} 0")
     return value
 
 
-def _optional(data: dict, field: str, signed: bool = False) -> float:
+def _optional(data: dict[str, Any], field: str, signed: bool = False) -> float:
     """A number that may be absent or null (-> NaN); non-negative unless `signed`."""
     value = data.get(field)
     if value is None:

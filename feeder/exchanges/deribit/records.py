@@ -26,6 +26,8 @@ Packer = Callable[..., None]  # pack_into(buffer, offset, *values)
 def packer(record_type: str, names: Sequence[str]) -> tuple[int, Packer]:
     """(offset of the first field, pack_into) for `names`, which must be in layout order."""
     fields = record_schema(record_type).dtype.fields
+    if fields is None:
+        raise SchemaError(f"{record_type} record has no fields")
     start = fields[names[0]][1]
     fmt, end = "<", start
     for name in names:

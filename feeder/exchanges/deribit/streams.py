@@ -128,7 +128,8 @@ class TradeFeed(EventFeed):
             return
         if len(items) > len(self.records):
             self.records = scratch("trade", len(items))
-        buf = memoryview(self.records.view(np.uint8))
+        # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688)
+        buf = memoryview(self.records.view(np.uint8))  # type: ignore[arg-type]
         stats, count = self.stats, 0
         for item in items:
             try:
@@ -168,7 +169,8 @@ class TickerFeed(EventFeed):
     def __init__(self, adapter: DeribitAdapter, route: Route):
         super().__init__(adapter, route)
         self.record = scratch("ticker")
-        self.buf = memoryview(self.record.view(np.uint8))
+        # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688)
+        self.buf = memoryview(self.record.view(np.uint8))  # type: ignore[arg-type]
         self.emit: Emit = (route.ring, self.record)
         self.ids = adapter.ids
 
@@ -204,7 +206,8 @@ class MarkpriceFeed(EventFeed):
             return
         if len(items) > len(self.records):
             self.records = scratch("markprice", len(items))
-        buf = memoryview(self.records.view(np.uint8))
+        # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688)
+        buf = memoryview(self.records.view(np.uint8))  # type: ignore[arg-type]
         members, flags, count = self.members, self.locked, 0
         for name, timestamp_ms, mark_price, iv in items:
             iid = members.get(name)
