@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from feeder.bridge.natsconn import ENV, NatsConfig
 from feeder.bridge.status import read_status
@@ -112,6 +112,56 @@ def run(
         print(f"feeder {name}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+class Bridge(Protocol):
+    async def connect(self, timeout: float) -> None: ...
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class BridgeConfig(Protocol):
+    @property
+    def instance(self) -> str: ...
+
+
+C = TypeVar("C", bound=BridgeConfig)
+
+
+def bridge_main(
+    program: str,
+    role: str,
+    argv: list[str],
+    parser: argparse.ArgumentParser,
+    configure: Callable[[argparse.Namespace], C],
+    plan: Callable[[C], dict[str, Any]],
+    make: Callable[[C], Bridge],
+) -> int:
+    """What `feeder mirror` and `feeder replicate` share: `status`, the flags into a config (exit 2 on a bad
+    one), `--check`, then the bridge under its role lock until stopped."""
+    if argv[:1] == ["status"]:
+        return status_main(program, argv[1:])
+    ns = parser.parse_args(argv)
+    try:
+        config = configure(ns)
+    except UsageError as exc:
+        print(f"feeder {program}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if ns.check:
+        print(json.dumps(plan(config), indent=2))
+        return 0
+
+    async def body(stop: asyncio.Event) -> None:
+        from feeder.bridge.status import RoleLock
+
+        lock = RoleLock(role, config.instance)
+        bridge = make(config)
+        try:
+            await bridge.connect(ns.connect_timeout)
+            await bridge.run(stop)
+        finally:
+            lock.release()
+
+    return run(program, body, ns.duration, ns.log_level)
 
 
 def status_main(role: str, argv: list[str]) -> int:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from typing import TYPE_CHECKING, Any
 
-from feeder.cli.bridge import EXIT_USAGE, NATS_HELP, add_nats_flags, nats_config, run, status_main
+from feeder.cli.bridge import NATS_HELP, add_nats_flags, bridge_main, nats_config
 from feeder.errors import UsageError
 from feeder.ring.names import instance_name
 
 if TYPE_CHECKING:
-    from feeder.bridge.mirror import MirrorConfig
+    from feeder.bridge.mirror import Mirror, MirrorConfig
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,31 +54,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["status"]:
-        return status_main("mirror", argv[1:])
-    ns = parser().parse_args(argv)
-    try:
-        config = _config(ns)
-    except UsageError as exc:
-        print(f"feeder mirror: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if ns.check:
-        print(json.dumps(_plan(config), indent=2))
-        return 0
+    return bridge_main("mirror", "mirror", argv, parser(), _config, _plan, _mirror)
 
-    async def body(stop: asyncio.Event) -> None:
-        from feeder.bridge.mirror import Mirror
-        from feeder.bridge.status import RoleLock
 
-        lock = RoleLock("mirror", config.instance)
-        mirror = Mirror(config)
-        try:
-            await mirror.connect(ns.connect_timeout)
-            await mirror.run(stop)
-        finally:
-            lock.release()
+def _mirror(config: MirrorConfig) -> Mirror:
+    from feeder.bridge.mirror import Mirror
 
-    return run("mirror", body, ns.duration, ns.log_level)
+    return Mirror(config)
 
 
 def _config(ns: argparse.Namespace) -> MirrorConfig:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from typing import TYPE_CHECKING, Any
 
-from feeder.cli.bridge import EXIT_USAGE, NATS_HELP, add_nats_flags, nats_config, run, status_main
+from feeder.cli.bridge import NATS_HELP, add_nats_flags, bridge_main, nats_config
 from feeder.errors import UsageError
 from feeder.ring.names import instance_name
 
 if TYPE_CHECKING:
-    from feeder.bridge.replica import ReplicaConfig
+    from feeder.bridge.replica import Replica, ReplicaConfig
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,31 +38,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["status"]:
-        return status_main("replicate", argv[1:])
-    ns = parser().parse_args(argv)
-    try:
-        config = _config(ns)
-    except UsageError as exc:
-        print(f"feeder replicate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if ns.check:
-        print(json.dumps(_plan(config), indent=2))
-        return 0
+    return bridge_main("replicate", "replica", argv, parser(), _config, _plan, _replica)
 
-    async def body(stop: asyncio.Event) -> None:
-        from feeder.bridge.replica import Replica
-        from feeder.bridge.status import RoleLock
 
-        lock = RoleLock("replica", config.instance)
-        replica = Replica(config)
-        try:
-            await replica.connect(ns.connect_timeout)
-            await replica.run(stop)
-        finally:
-            lock.release()
+def _replica(config: ReplicaConfig) -> Replica:
+    from feeder.bridge.replica import Replica
 
-    return run("replicate", body, ns.duration, ns.log_level)
+    return Replica(config)
 
 
 def _config(ns: argparse.Namespace) -> ReplicaConfig:
