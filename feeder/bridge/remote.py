@@ -24,7 +24,14 @@ from feeder.bridge.wire import Subjects
 from feeder.exchanges.deribit.labels import with_label
 from feeder.exchanges.methods import is_read_only
 from feeder.ring.names import instance_name
-from feeder.runtime.handle import DEFAULT_TIMEOUT, ENV_NATS, STATUS_METHOD, AsyncFeederHandle, FeederHandle
+from feeder.runtime.handle import (
+    DEFAULT_TIMEOUT,
+    ENV_NATS,
+    STATUS_METHOD,
+    AsyncFeederHandle,
+    FeederHandle,
+    lost_error,
+)
 
 
 def _config(nats: str | NatsConfig) -> NatsConfig:
@@ -41,12 +48,6 @@ async def _reach(config: NatsConfig, timeout: float) -> Any:
         raise errors.FeederNotRunning(
             f"{exc}; the feeder is reached through NATS ($FEEDER_HANDLE_NATS)"
         ) from None
-
-
-def _lost(method: str, params: dict[str, Any], why: str) -> errors.FeederError:
-    if is_read_only(method):
-        return errors.ConnectionLost(method, sent=True, reason=why)
-    return errors.OutcomeUnknown(method, params.get("label"), why)
 
 
 async def request(
@@ -74,9 +75,9 @@ async def request(
     except (TimeoutError, nats.errors.TimeoutError):
         if is_read_only(method):
             raise errors.RequestTimeout(method, timeout) from None
-        raise _lost(method, params, f"no answer over NATS within {timeout + margin:g} s") from None
+        raise lost_error(method, params, f"no answer over NATS within {timeout + margin:g} s") from None
     except (nats.errors.Error, OSError, RuntimeError) as exc:  # RuntimeError: uvloop's closed transport
-        raise _lost(method, params, f"NATS: {exc!r}") from None
+        raise lost_error(method, params, f"NATS: {exc!r}") from None
     return decode_reply(msg.data)
 
 

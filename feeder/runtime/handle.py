@@ -57,7 +57,8 @@ def _read_key(rd: RunDir) -> str:
         ) from None
 
 
-def _lost(method: str, params: dict[str, Any], why: str) -> errors.FeederError:
+def lost_error(method: str, params: dict[str, Any], why: str) -> errors.FeederError:
+    """What a caller gets when the connection carrying its request is gone (safe to repeat or not)."""
     if is_read_only(method):
         return errors.ConnectionLost(method, sent=True, reason=why)
     return errors.OutcomeUnknown(method, params.get("label"), why)
@@ -195,7 +196,7 @@ class FeederHandle:
             pending = list(self._pending.values())
         for future, method, params in pending:
             if not future.done():
-                future.set_exception(_lost(method, params, why))
+                future.set_exception(lost_error(method, params, why))
 
     def _deliver(self, message: dict[str, Any]) -> None:
         rid = message.get("id")
@@ -318,7 +319,7 @@ class AsyncFeederHandle:
                 why = f"control connection failed: {exc}"
         for future, method, params in list(self._pending.values()):
             if not future.done():
-                future.set_exception(_lost(method, params, why))
+                future.set_exception(lost_error(method, params, why))
 
     async def close(self) -> None:
         self._writer.close()
