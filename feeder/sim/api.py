@@ -70,7 +70,7 @@ class Api:
         self.matching_limit = matching_limit
         self.trading = Trading(market, hub)
         self.handlers: dict[str, Callable[[Ctx, dict], Any]] = {
-            "public/hello": lambda c, p: {"version": VERSION},
+            "public/hello": self.hello,
             "public/test": self.test,
             "public/get_time": lambda c, p: self.hub.now_ms(),
             "public/status": self.status,
@@ -102,6 +102,12 @@ class Api:
                 c.account, p["currency"], self.matching_limit
             ),
         }
+
+    def hello(self, ctx: Ctx, params: dict) -> dict:
+        """public/hello: the client's name is kept, so faults can target it (`client=`)."""
+        if ctx.session is not None:
+            ctx.session.client_name = params["client_name"]
+        return {"version": VERSION}
 
     # --- dispatch ----------------------------------------------------------------------------------
 

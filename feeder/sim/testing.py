@@ -312,18 +312,26 @@ class SimServer:
     def set_rate(self, rate: float) -> float:
         return self._call("set_rate", {"rate": rate})
 
-    def inject(self, message: Any, conn: int | None = None) -> list[int]:
+    def inject(self, message: Any, conn: int | None = None, client: str | None = None) -> list[int]:
         """Send a message into client streams: a str verbatim, anything else as JSON."""
-        return self.control("inject", message=message, conn=conn)["conns"]
+        return self.control("inject", message=message, conn=conn, client=client)["conns"]
 
     def connections(self) -> list[dict]:
         return self._call("connections", {})
 
     def disconnect(
-        self, conn: int | None = None, how: str = "close", code: int = 1000, reason: str = ""
+        self,
+        conn: int | None = None,
+        how: str = "close",
+        code: int = 1000,
+        reason: str = "",
+        client: str | None = None,
     ) -> list[int]:
-        """Close (with `code`) or reset one connection, or all."""
-        return self.control("disconnect", conn=conn, how=how, code=code, reason=reason)["conns"]
+        """Close (with `code`) or reset one connection (`conn`, or those of `client`: a glob of the
+        public/hello client_name), or all."""
+        return self.control("disconnect", conn=conn, how=how, code=code, reason=reason, client=client)[
+            "conns"
+        ]
 
     def received(self, since: int = 1, conn: int | None = None) -> list[Sent]:
         """Messages clients sent (most recent 10 000), oldest first."""
