@@ -55,6 +55,7 @@ class WorkerSpec:
     record_dir: str | None
     log_level: str
     busy_poll: bool = False
+    redundancy: int = 1  # connections (legs) receiving every channel
     audit_interval: float = 60.0
     crossed: str = "resync"
     costs: DeribitCosts = field(default_factory=DeribitCosts)  # the account's limits, or the tier's
