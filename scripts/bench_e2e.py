@@ -3,6 +3,10 @@
 The same simulator feed (same seed, instruments and rate: every trial starts a fresh simulator) goes
 into a strategy process through each pipeline, side by side in one run:
 
+0. the simulator alone into a bare raw subscriber (scripts/bench_e2e/ceiling.py): its ceiling on this
+   machine; a pipeline trial above it that is not sustained is "simulator-bound", never the pipeline's
+   limit;
+
 1. feeder: `python -m feeder --url <simulator>` (one worker, raw book channels) -> shared-memory rings
    -> a strategy process polling `RingReader`s;
 2. cryptofeed 2.4: its Deribit feed pointed at the simulator (REST for the instruments, then the
@@ -10,9 +14,10 @@ into a strategy process through each pipeline, side by side in one run:
 
 Latency: from the simulator's send time (wall clock ns, kept per channel and change_id) to the moment
 the strategy process has the update (a numpy record / a decoded dict). The ramp climbs a ladder of
-rates, one trial per rate and pipeline, interleaved so that machine noise hits both alike; a pipeline
-stops climbing after its first rate it does not sustain (the fixed rates 1k and 10k are always
-measured). Sustained = nothing lost or GAP-flagged, in order, no pipeline restart, latency not
+rates (1k, 5k, 10k, 20k, 40k, 80k), one trial per rate and pipeline, interleaved so that machine
+noise hits all alike; a pipeline stops climbing after its first rate it does not sustain, and nothing
+climbs past the first rate the simulator alone does not sustain (the fixed rates 1k and 10k are
+always measured). Sustained = nothing lost or GAP-flagged, in order, no pipeline restart, latency not
 growing over the window (last quarter's median <= 2x the first quarter's + 1 ms, and the median under
 50 ms), and the simulator really produced >= 90% of the rate (when it cannot, the pipeline's limit is
 above what this machine can generate). Then the feeder alone at one total rate over 1, 100, 1000 and
@@ -24,9 +29,16 @@ CPU per record over chains of as many instruments.
 Pinning: the pipeline under test (the feeder's worker via its --cpus, or cryptofeed's process) gets a
 CPU to itself; on 2 CPUs the simulator and the strategy process share the other one.
 
+With `--busy-poll`, the feeder again at the fixed rates with `busy_poll = true`: a separate row (the
+targets are for the default mode). And the feeder at rest (scripts/bench_e2e/idle.py): worker and
+supervisor CPU per second with 1 and 1,000 quiet books, audits on and off.
+
 Usage: python scripts/bench_e2e.py [--quick] [--json] [--seconds S] [--rates R,R..] [--counts N,N..]
-                                   [--feeder-config FILE] [--scaling-only] [--repeat K]
-Targets (issue 7): feeder p50 <= 1/3 of cryptofeed's at 1k and 10k/s; highest sustained rate >= 2x.
+                                   [--feeder-config FILE] [--busy-poll] [--idle-counts N,N..] [--idle-seconds S]
+                                   [--scaling-only] [--repeat K]
+Targets (issue 11): feeder p50 <= 0.25x cryptofeed's at 1k and 10k/s; highest sustained rate >= 3x;
+worker receive -> ring publish p50 <= 10 us at 1k and 10k/s, p99 <= 40 us at 1k/s; worker CPU per
+update <= 25 us at 1k/s and <= 10 us at 10k/s.
 (issue 12): the worker's CPU per update at every count within 1.25x of the 1-instrument figure.
 """
 
@@ -36,10 +48,13 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
-from bench_e2e.analysis import SUSTAINED, highest_sustained
+from bench_e2e.analysis import SUSTAINED, highest_sustained, mark_simulator_bound
+from bench_e2e.ceiling import NAME as CEILING
 from bench_e2e.chaincost import chain_reader_cost
+from bench_e2e.idle import idle_cost
 from bench_e2e.pipelines import PIPELINES, Bench, Layout, TrialSpec, run_trial
 from bench_e2e.report import fmt
 from bench_e2e.report import lines as report_lines
@@ -47,21 +62,29 @@ from bench_e2e.report import lines as report_lines
 RAMP_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL")
 FIXED_RATES = (1_000, 10_000)
 FULL = {
-    "rates": (1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000),
+    "rates": (1_000, 5_000, 10_000, 20_000, 40_000, 80_000),
     "counts": (1, 100, 1000, 2000),
     "seconds": 20.0,
     "warmup": 2.0,
     "scaling_rate": 5_000,
+    "idle_counts": (1, 1000),
+    "idle_seconds": 10.0,
 }
 QUICK = {
-    "rates": (1_000, 10_000, 30_000),
+    "rates": (1_000, 10_000, 40_000),
     "counts": (1, 10, 100),
     "seconds": 3.0,
     "warmup": 1.0,
     "scaling_rate": 2_000,
+    "idle_counts": (1,),
+    "idle_seconds": 3.0,
 }
-TARGET_P50_RATIO = 1 / 3
-TARGET_RATE_RATIO = 2.0
+TARGET_P50_RATIO = 0.25
+TARGET_RATE_RATIO = 3.0
+TARGET_WORKER = {  # rate: (receive -> publish p50 us, p99 us or None, worker CPU us per update)
+    1_000: (10.0, 40.0, 25.0),
+    10_000: (10.0, None, 10.0),
+}
 TARGET_SCALING_RATIO = 1.25
 SCALING_CHAINS = ("option",)
 
@@ -94,21 +117,61 @@ def _trial(spec: TrialSpec, bench: Bench) -> dict:
 
 
 def ramp(rates: list[float], seconds: float, warmup: float, bench: Bench) -> dict:
-    """Both pipelines up the ladder, interleaved; each stops after its first unsustained rate."""
-    results: dict[str, list[dict]] = {p: [] for p in PIPELINES}
-    climbing = dict.fromkeys(PIPELINES, True)
+    """Up the ladder: at each rate the simulator alone first (its ceiling), then both pipelines,
+    interleaved. Each stops after its first unsustained rate; the pipelines go one rate past the
+    simulator's ceiling at most (what fails there is marked simulator-bound)."""
+    order = (CEILING, *PIPELINES)
+    results: dict[str, list[dict]] = {p: [] for p in order}
+    climbing = dict.fromkeys(order, True)
     for rate in rates:
-        for pipeline in PIPELINES:
-            if not climbing[pipeline] and rate not in FIXED_RATES:
+        fixed = rate in FIXED_RATES
+        above_ceiling = bool(results[CEILING]) and results[CEILING][-1]["verdict"] != SUSTAINED
+        for pipeline in order:
+            if not fixed and (not climbing[pipeline] or above_ceiling):
                 continue
-            spec = TrialSpec(pipeline, RAMP_INSTRUMENTS, rate, warmup, seconds)
-            trial = _trial(spec, bench)
+            trial = _trial(TrialSpec(pipeline, RAMP_INSTRUMENTS, rate, warmup, seconds), bench)
             results[pipeline].append(trial)
             if trial["verdict"] != SUSTAINED:
                 climbing[pipeline] = False
-        if not any(climbing.values()) and all(rate >= f for f in FIXED_RATES if f in rates):
+        if not any(climbing[p] for p in PIPELINES) and all(rate >= f for f in FIXED_RATES if f in rates):
             break
+    ceiling = simulator_ceiling(results[CEILING])
+    for pipeline in PIPELINES:
+        mark_simulator_bound(results[pipeline], ceiling["rate"])
     return results
+
+
+def simulator_ceiling(trials: list[dict]) -> dict:
+    """The highest rate the simulator sustained into the bare subscriber, and whether that was the highest
+    rate tried (then its real ceiling is that or higher)."""
+    best = highest_sustained(trials)["rate"]
+    top = max((t["rate"] for t in trials), default=None)
+    return {"rate": best, "above_ladder": best is not None and best == top}
+
+
+def busy_poll(rates: list[float], seconds: float, warmup: float, bench: Bench, workdir: str) -> list[dict]:
+    """The feeder with `busy_poll = true` at the fixed rates (a separate row)."""
+    path = os.path.join(workdir, "busy-poll.toml")
+    with open(path, "w") as f:
+        f.write("busy_poll = true\n" + (_config_text(bench.feeder_config) or ""))  # before any [table]
+    busy = Bench(bench.layout, bench.instance, path)
+    return [_trial(TrialSpec("feeder", RAMP_INSTRUMENTS, r, warmup, seconds), busy) for r in rates]
+
+
+def idle(counts: list[int], seconds: float, bench: Bench) -> list[dict]:
+    """Worker and supervisor CPU per second at rest, with audits on and off."""
+    out = []
+    for n in counts:
+        for audit in (True, False):
+            try:
+                result = idle_cost(n, seconds, bench, audit)
+            except Exception as exc:
+                result = {"instruments": n, "audit": audit, "error": str(exc).splitlines()[0]}
+            _progress(
+                f"  idle {n:>5} instr, audits {'on ' if audit else 'off'}: {result.get('cpu_ms_per_s')}"
+            )
+            out.append(result)
+    return out
 
 
 def scaling(counts: list[int], rate: float, seconds: float, warmup: float, bench: Bench, repeat: int) -> list:
@@ -167,6 +230,8 @@ def summarise(ramp_results: dict) -> dict:
     return {
         "by_rate": by_rate,
         "highest_sustained": {**best, "ratio": rate_ratio},
+        "simulator_ceiling": simulator_ceiling(ramp_results[CEILING]),
+        "worker": worker_targets(ramp_results["feeder"]),
         "targets": {
             "p50_ratio_at_most": round(TARGET_P50_RATIO, 3),
             "p50_ratio_at_fixed_rates": fixed,
@@ -177,6 +242,27 @@ def summarise(ramp_results: dict) -> dict:
             "rate_met": None if rate_ratio is None else rate_ratio >= TARGET_RATE_RATIO,
         },
     }
+
+
+def worker_targets(trials: list[dict]) -> dict:
+    """The worker's own figures at the fixed rates against issue 11's targets: receive -> publish
+    p50/p99 (us) and the worker process's CPU per update (us)."""
+    out = {}
+    for rate, (p50_max, p99_max, cpu_max) in TARGET_WORKER.items():
+        trial = _at(trials, rate)
+        if trial is None:
+            continue
+        stage = trial.get("stages_us", {}).get("worker receive -> ring publish", {})
+        cpu = trial["cpu"]["by_process_us_per_update"].get("worker0")
+        figures = {"p50_us": stage.get("p50"), "p99_us": stage.get("p99"), "cpu_us_per_update": cpu}
+        limits = {"p50_us": p50_max, "p99_us": p99_max, "cpu_us_per_update": cpu_max}
+        out[str(rate)] = {name: _against(value, limits[name]) for name, value in figures.items()}
+    return out
+
+
+def _against(value: float | None, at_most: float | None) -> dict:
+    met = None if value is None or at_most is None else value <= at_most
+    return {"value": value, "at_most": at_most, "met": met}
 
 
 _COMPARED = {
@@ -229,12 +315,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="a TOML file given to the feeder (--config), e.g. ring capacity",
     )
+    parser.add_argument(
+        "--busy-poll", action="store_true", help="also the feeder with busy_poll at the fixed rates"
+    )
+    parser.add_argument(
+        "--idle-counts", help="instrument counts of the rest trials, comma-separated (0: none)"
+    )
+    parser.add_argument("--idle-seconds", type=float, help="measured seconds per rest trial")
     args = parser.parse_args(argv)
     plan = dict(QUICK if args.quick else FULL)
     if args.seconds:
         plan["seconds"] = args.seconds
+    if args.idle_seconds:
+        plan["idle_seconds"] = args.idle_seconds
     rates = sorted(_csv(args.rates, float)) if args.rates else list(plan["rates"])
     counts = _csv(args.counts, int) if args.counts else list(plan["counts"])
+    idle_counts = (
+        [n for n in _csv(args.idle_counts, int) if n] if args.idle_counts else list(plan["idle_counts"])
+    )
     layout = Layout.for_this_machine()
     instance = os.environ.get("FEEDER_INSTANCE") or f"bench-e2e-{os.getpid()}"
     feeder_config = os.path.abspath(args.feeder_config) if args.feeder_config else None
@@ -254,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             "warmup": plan["warmup"],
             "scaling_counts": counts,
             "scaling_rate": plan["scaling_rate"],
+            "idle_counts": idle_counts,
+            "idle_seconds": plan["idle_seconds"],
+            "busy_poll_row": args.busy_poll,
             "scaling_chains": list(SCALING_CHAINS),
             "scaling_repeat": args.repeat,
             "feeder_config": _config_text(feeder_config),
@@ -264,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         _progress("ramp (both pipelines, interleaved):")
         report["ramp"] = ramp(rates, plan["seconds"], plan["warmup"], bench)
         report["summary"] = summarise(report["ramp"])
+        if args.busy_poll:
+            _progress("feeder with busy_poll at the fixed rates:")
+            with tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
+                fixed = [r for r in rates if r in FIXED_RATES]
+                report["busy_poll"] = busy_poll(fixed, plan["seconds"], plan["warmup"], bench, workdir)
+    if idle_counts:
+        _progress(f"feeder at rest, {plan['idle_seconds']:g} s each:")
+        report["idle"] = idle(idle_counts, plan["idle_seconds"], bench)
     _progress(f"feeder cost vs instruments at {plan['scaling_rate']:,}/s:")
     report["scaling"] = scaling(
         counts, plan["scaling_rate"], plan["seconds"], plan["warmup"], bench, args.repeat
@@ -275,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print("\n".join(report_lines(report, PIPELINES, TARGET_P50_RATIO, TARGET_RATE_RATIO)))
+        print("\n".join(report_lines(report, (CEILING, *PIPELINES), TARGET_P50_RATIO, TARGET_RATE_RATIO)))
     return 0
 
 

@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_e2e.analysis import (  # noqa: E402
+    SIM_BOUND,
     SIM_SHORT,
     SUSTAINED,
     Received,
     analyse,
     highest_sustained,
+    mark_simulator_bound,
 )
 
 MS = 1_000_000
@@ -164,14 +166,15 @@ def test_the_highest_sustained_rate_notes_a_simulator_cap():
 # --- a real, tiny run -----------------------------------------------------------------------------
 
 
-def test_a_short_run_reports_both_pipelines_and_the_feeder_cost(tmp_path: Path):
+def test_a_short_run_reports_the_simulator_both_pipelines_and_the_feeder_cost(tmp_path: Path):
     cmd = [sys.executable, str(ROOT / "scripts" / "bench_e2e.py"), "--quick", "--json", "--seconds", "1"]
-    cmd += ["--rates", "1000", "--counts", "3"]
+    cmd += ["--rates", "1000", "--counts", "3", "--idle-counts", "1", "--idle-seconds", "0.5"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=170, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    trials = [*report["ramp"]["feeder"], *report["ramp"]["cryptofeed"], *report["scaling"]]
-    assert [t["pipeline"] for t in trials] == ["feeder", "cryptofeed", "feeder"]
+    trials = [*report["ramp"]["simulator"], *report["ramp"]["feeder"], *report["ramp"]["cryptofeed"]]
+    trials += report["scaling"]
+    assert [t["pipeline"] for t in trials] == ["simulator", "feeder", "cryptofeed", "feeder"]
     for trial in trials:
         assert not trial["verdict"].startswith("error"), trial["verdict"]
         assert trial["sent"] > 0 and trial["received"] > 0, trial
@@ -186,7 +189,33 @@ def test_a_short_run_reports_both_pipelines_and_the_feeder_cost(tmp_path: Path):
     assert row["rate"] == 1000
     assert row["p50_us"]["ratio"] == round(row["p50_us"]["feeder"] / row["p50_us"]["cryptofeed"], 3)
     assert set(report["summary"]["targets"]["p50_ratio_at_fixed_rates"]) == {"1000"}
+    ceiling = report["summary"]["simulator_ceiling"]
+    assert ceiling["rate"] in (None, 1000) and isinstance(ceiling["above_ladder"], bool)
+    worker = report["summary"]["worker"]["1000"]
+    assert set(worker) == {"p50_us", "p99_us", "cpu_us_per_update"}
+    assert worker["cpu_us_per_update"]["value"] > 0 and worker["cpu_us_per_update"]["at_most"] == 25.0
+    assert [(r["instruments"], r["audit"]) for r in report["idle"]] == [(1, True), (1, False)]
+    for row in report["idle"]:
+        assert row["cpu_ms_per_s"]["worker0"] >= 0 and "supervisor" in row["cpu_ms_per_s"], row
     scaling = report["scaling"][0]
     assert scaling["instruments"] == 3
     assert scaling["memory"]["rings"]["count"] == 3
     assert scaling["memory"]["worker0"]["rss_mb"] > 0
+
+
+def test_a_trial_above_the_simulators_ceiling_that_failed_is_simulator_bound():
+    trials = [
+        {"rate": 10_000, "verdict": SUSTAINED},
+        {"rate": 20_000, "verdict": "lost 3"},
+        {"rate": 40_000, "verdict": "latency growing"},
+    ]
+    mark_simulator_bound(trials, ceiling=20_000)
+    assert [t["verdict"] for t in trials] == [
+        SUSTAINED,
+        "lost 3",
+        "simulator-bound (ceiling 20,000/s): latency growing",
+    ]
+    assert highest_sustained(trials) == {"rate": 10_000, "simulator_capped": False}
+    mark_simulator_bound(trials, ceiling=10_000)
+    assert trials[1]["verdict"].startswith(SIM_BOUND)
+    assert highest_sustained(trials) == {"rate": 10_000, "simulator_capped": True}

@@ -166,3 +166,18 @@ def test_views_read_a_ring():
             UsageError, match=r"ring 'book\.VIEW' holds book records: Trades views trade records"
         ):
             Trades.read(reader)
+
+
+@pytest.mark.parametrize("record_type", ["book25", "book50"])
+def test_views_read_rings_of_the_deeper_book_records(record_type):
+    schema = record_schema(record_type)
+    deep = [(1000.0 - i, 1.0 + i) for i in range(schema.levels + 5)]
+    records = books((deep[: schema.levels], deep[:2]), dtype=schema.dtype)
+    with (
+        RingWriter.create("book.DEEP", record_type, 8) as writer,
+        RingReader("book.DEEP", start="oldest") as reader,
+    ):
+        writer.publish_batch(records)
+        [one] = list(Books.read(reader))
+        assert one.depth == schema.levels and one.bids.tolist() == [list(x) for x in deep[: schema.levels]]
+        assert Book.latest(reader).asks.shape == (2, 2)

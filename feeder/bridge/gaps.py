@@ -15,6 +15,7 @@ import numpy as np
 
 from feeder.ring import gaps
 from feeder.ring.flags import MARKER
+from feeder.ring.schema import record_kind
 
 Span = tuple[int, int]
 
@@ -25,7 +26,8 @@ def gap_record(
     """The one record that stands for a run of missing seqs ending at `seq` (contents by the rules of
     feeder.ring.gaps, which every writer of such records follows: a chain ring gets one chain-wide
     MARKER|GAP, never a copy of one of its instruments' books)."""
-    if not chain and record_type == gaps.BOOK and last is not None and not int(last["flags"]) & MARKER:
+    book = record_kind(record_type) == gaps.BOOK
+    if not chain and book and last is not None and not int(last["flags"]) & MARKER:
         out = np.array([last], dtype)
         gaps.gap_copy(out, now_ns)
     else:

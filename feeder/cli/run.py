@@ -151,6 +151,7 @@ def plan(config: cfg.FeederConfig, resolved: Resolved | None = None) -> dict:
         "instruments": [info.name for info in resolved.instruments],
         "asked_exchange": resolved.asked,
         "rings": sorted(p.rings),
+        "records": {name: spec.record_type for name, spec in sorted(p.rings.items())},
         "ring_bytes": {name: spec.size_bytes for name, spec in sorted(p.rings.items())},
         "shm_bytes": needed,
         "shm_size_advice": shm_size_advice(needed),

@@ -87,6 +87,7 @@ class Client:
         )
         self._run = Runner(self, self._requests, self._subs, self._inbox, self._hb, self._restore, self._emit)
         self._frames_out = self._bytes_out = 0
+        self._url = redact_url(config.url)  # metrics() is read ten times a second by a worker's heartbeat
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class Client:
         recorder = self._inbox.recorder
         return {
             "state": self.state.value,
-            "url": redact_url(self.config.url),
+            "url": self._url,
             "frames_in": self._inbox.frames,
             "bytes_in": self._inbox.bytes,
             "frames_out": self._frames_out,

@@ -17,6 +17,7 @@ from feeder import UsageError
 from feeder.consumers import common
 from feeder.consumers.follow import RingFollower, wait_any
 from feeder.consumers.topbook import TopOfBook
+from feeder.ring.schema import record_kind
 
 PROG = "feeder monitor"
 DISPLAYS = ("auto", "live", "plain")
@@ -98,7 +99,7 @@ def _main(ns) -> int:
         for ring in ns.rings:
             reader = common.attach(ring, instance=instance, start=ns.start, wait_s=ns.wait, stop=stop)
             followers.append(RingFollower(reader))
-            if reader.record_type != "book":
+            if record_kind(reader.record_type) != "book":
                 raise UsageError(
                     f"ring {ring!r} holds {reader.record_type} records: the monitor shows book rings"
                 )

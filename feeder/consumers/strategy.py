@@ -42,6 +42,7 @@ from feeder.consumers.quoting import (
     plan,
     reconcile,
 )
+from feeder.ring.schema import record_kind
 
 PROG = "feeder example-strategy"
 RETRY_S = 0.5  # after a request that was not sent or was refused
@@ -149,7 +150,7 @@ def _main(ns) -> int:
     deadline = time.monotonic() + ns.wait
     reader = common.attach(ns.ring, instance=instance, start="newest", wait_s=ns.wait, stop=stop)
     follower = RingFollower(reader)
-    if reader.record_type != "book":
+    if record_kind(reader.record_type) != "book":
         raise UsageError(f"ring {ns.ring!r} holds {reader.record_type} records, not book records")
     handle = _connect(instance, deadline, stop)
     try:

@@ -3,8 +3,9 @@
 Chaining (`prev_change_id`) finds missing messages, never corrupt ones; only the exchange's own snapshot
 can. Two pure objects, time passed in (ns for books, s for the schedule), no I/O:
 
-- `BookAudit` (one per book) keeps the top-N levels (the exact bytes of a ring record's level arrays)
-  of the last `WINDOW` change_ids it published as valid, and judges a snapshot from the exchange:
+- `BookAudit` (one per book) keeps, while an audit request is out (`start` to `check`), the top-N
+  levels (the exact bytes of a ring record's level arrays) of the change_ids published as valid since
+  the last one before the request (at most `WINDOW`), and judges the exchange's snapshot with them:
   its change_id in the window: compare, PASSED or FAILED; ahead of the stream: PENDING until the
   stream reaches that change_id (then compared), passes it without stopping there, or `wait_ns` runs
   out (UNVERIFIABLE); older than the window, between two published change_ids (an aggregated stream
@@ -13,6 +14,8 @@ can. Two pure objects, time passed in (ns for books, s for the schedule), no I/O
 - `AuditSchedule` spreads audits evenly over time and books: with n books and an interval T per book,
   one audit every T/n seconds, round robin, the first T/(2n) after the start; a late loop never bursts
   to catch up. `spare_budget` says from the rate limiter's stats whether an audit may go now.
+A snapshot is never older than what the exchange had sent before the request, so nothing older than
+that is needed: a book that is not being audited keeps no window at all (no copy on the hot path).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from feeder.core.ratelimit import DEFAULT
 from feeder.errors import ConfigError
 
 SPARE_FRACTION = 0.5  # an audit goes only while the default rate-limit bucket is at least this full
-WINDOW = 64  # published change_ids remembered per book (320 bytes of levels each: 20 KB)
+WINDOW = 64  # published change_ids remembered while an audit of the book is out (320 bytes each at depth 10)
 
 
 class Verdict(enum.Enum):
@@ -56,6 +59,7 @@ class BookAudit:
         "passed",
         "pending",
         "reasons",
+        "recording",
         "unverifiable",
         "window",
     )
@@ -67,11 +71,21 @@ class BookAudit:
         self.reasons: Counter[str] = Counter()
         self.last_passed_ns = 0
         self.last_failure: Failure | None = None
+        self.recording = False  # an audit request is out: published levels go into the window
+
+    def start(self, change_id: int, levels: bytes) -> None:
+        """An audit request goes out now: remember the levels published at `change_id` (the last valid
+        record) and every valid one after it until the answer is checked."""
+        self.window.clear()
+        self.window.append((change_id, levels))
+        self.recording = True
 
     def published(self, change_id: int, levels: bytes, now_ns: int) -> Verdict | None:
         """A valid record was published; returns the verdict of a pending audit it settles, if any.
-        (A hot path may append to `window` itself and call `settle` only while `pending` is set.)"""
-        self.window.append((change_id, levels))
+        (A hot path may append to `window` itself while `recording`, and call `settle` only while
+        `pending` is set.)"""
+        if self.recording:
+            self.window.append((change_id, levels))
         return None if self.pending is None else self.settle(change_id, levels, now_ns)
 
     def settle(self, change_id: int, levels: bytes, now_ns: int) -> Verdict | None:
@@ -88,7 +102,9 @@ class BookAudit:
         return None
 
     def check(self, change_id: int, levels: bytes, now_ns: int, wait_ns: int) -> Verdict:
-        """Judge the exchange's snapshot of the book at `change_id` (PENDING: wait for the stream)."""
+        """Judge the exchange's snapshot of the book at `change_id` (PENDING: wait for the stream); the
+        window is no longer needed after this (a pending snapshot is judged against the stream)."""
+        self.recording = False
         if self.pending is not None:
             self._settle_unverifiable("superseded by a newer audit")
         if not self.window:
@@ -107,17 +123,23 @@ class BookAudit:
     def reset(self, reason: str) -> Verdict | None:
         """The book stopped being trustworthy (gap, resync, disconnect): forget its history."""
         self.window.clear()
+        self.recording = False
         return self._settle_unverifiable(reason) if self.pending is not None else None
 
     def not_verifiable(self, reason: str) -> Verdict:
         """An audit that cannot be judged (also: the request failed, the answer was bad)."""
+        self.recording = False
+        return self._unverifiable(reason)
+
+    def _settle_unverifiable(self, reason: str) -> Verdict:
+        """A pending snapshot cannot be judged (an audit out for a newer request keeps its window)."""
+        self.pending = None
+        return self._unverifiable(reason)
+
+    def _unverifiable(self, reason: str) -> Verdict:
         self.unverifiable += 1
         self.reasons[reason] += 1
         return Verdict.UNVERIFIABLE
-
-    def _settle_unverifiable(self, reason: str) -> Verdict:
-        self.pending = None
-        return self.not_verifiable(reason)
 
     def _judge(self, change_id: int, ours: bytes, theirs: bytes, now_ns: int) -> Verdict:
         if ours == theirs:

@@ -1,64 +1,170 @@
-"""A venue-neutral L2 order book whose top N is written straight into a `book` ring record.
+"""A venue-neutral L2 order book whose top N lives in a book ring record, kept up to date in place.
 
-Owns the price levels of one instrument and knows which side of the record's level arrays is out of
-date. Rules it keeps:
+Owns the price levels of one instrument and the level arrays of the record it is bound to (any depth:
+the record's dtype says how many levels, `BookLayout`). Rules it keeps:
 - Sizes are absolute (the new size of a level, never a delta). Prices are exact keys, as the venue
-  sends them. The caller validates input (finite prices > 0, sizes > 0) before it gets here: this is
-  the hot path and it checks nothing twice.
+  sends them (an int and a float of the same value name the same level).
 - Each side keeps a sorted list of keys with its best level last (bids: price; asks: minus price), so
   the busy end of the book is the cheap end of the list. A size change is one dict store; adding or
   removing a level is a binary search plus a list insert/delete (a memmove of a few kilobytes at
   worst for hundreds of levels): the cost does not grow with depth in practice.
-- A side's top N is re-extracted only when an update touched it; the record's level arrays for that
-  side are then packed in one `struct` call (zero padded), nothing allocated per level.
+- A change list (`[action, price, amount]` entries, action `new`, `change` or `delete`) is validated
+  as it is applied, in one pass (`BookSide.apply`): numbers are ints or floats (never bools), prices
+  finite and > 0, amounts finite and > 0 (>= 0 on a delete). The first bad entry, or the first the
+  book contradicts (`new` on an existing level, `change` or `delete` of a missing one), stops the
+  pass and is reported; the levels may then be half updated but the record is not: the caller must
+  treat the book as broken until a snapshot replaces every level.
+- The record is written only after a whole message applied (`L2Book.write`), and only what changed:
+  a side whose top N changed sizes only gets those sizes stored where they lie; a side whose top N
+  gained or lost a level is repacked in one `struct` call (zero padded); an untouched side is left alone.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
 from operator import neg
+
+import numpy as np
 
 from feeder.errors import SchemaError
 from feeder.ring.schema import record_schema
 
-_BOOK = record_schema("book")
-DEPTH: int = _BOOK.levels or 10
+OK, BAD, CONTRADICTS = 0, 1, 2  # what `BookSide.apply` found
+CLEAN, SIZES, REPACK = 0, 1, 2  # how much of a side's record arrays is out of date
+_INF = math.inf
 
 
-def _level_offset(px_field: str, sz_field: str) -> int:
-    """Byte offset of a side's level arrays; sizes must follow prices so one pack fills both."""
-    fields = _BOOK.dtype.fields
-    px_off, sz_off = fields[px_field][1], fields[sz_field][1]
-    if sz_off != px_off + 8 * DEPTH:
-        raise SchemaError(f"book.json: {sz_field} must directly follow {px_field} ({DEPTH} float64 each)")
-    return px_off
+@dataclass(frozen=True)
+class BookLayout:
+    """Where a book record keeps its levels: `depth` prices then `depth` sizes per side, bids then asks,
+    back to back (so one byte range holds every level: the audit compares it)."""
+
+    depth: int
+    bid_offset: int  # bytes from the record's start to bid_px
+    ask_offset: int
+
+    @property
+    def levels_end(self) -> int:
+        return self.ask_offset + 16 * self.depth
 
 
-BID_OFFSET = _level_offset("bid_px", "bid_sz")
-ASK_OFFSET = _level_offset("ask_px", "ask_sz")
+@cache
+def book_layout(dtype: np.dtype) -> BookLayout:
+    """The layout of a book record dtype; SchemaError when its level arrays are not back to back."""
+    fields = dtype.fields
+    if fields is None or "bid_px" not in fields:
+        raise SchemaError(f"not a book record dtype: {dtype}")
+    depth = fields["bid_px"][0].shape[0]
+    offsets = [fields[name][1] for name in ("bid_px", "bid_sz", "ask_px", "ask_sz")]
+    for name in ("bid_sz", "ask_px", "ask_sz"):
+        if fields[name][0] != fields["bid_px"][0]:
+            raise SchemaError(f"book record: {name} must be {depth} float64 like bid_px")
+    if offsets != [offsets[0] + 8 * depth * i for i in range(4)]:
+        raise SchemaError("book record: bid_px, bid_sz, ask_px, ask_sz must lie back to back")
+    return BookLayout(depth, offsets[0], offsets[2])
 
-# _PACKERS[c]: c prices, zero padding to DEPTH, c sizes, zero padding to DEPTH.
-_PACKERS = tuple(
-    struct.Struct(f"<{c}d{8 * (DEPTH - c)}x{c}d{8 * (DEPTH - c)}x").pack_into for c in range(DEPTH + 1)
-)
+
+LAYOUT = book_layout(record_schema("book").dtype)
+DEPTH: int = LAYOUT.depth
+BID_OFFSET, ASK_OFFSET = LAYOUT.bid_offset, LAYOUT.ask_offset
+
+
+@cache
+def _packers(depth: int) -> tuple:
+    """_packers(depth)[c]: c prices, zero padding to depth, c sizes, zero padding to depth."""
+    return tuple(
+        struct.Struct(f"<{c}d{8 * (depth - c)}x{c}d{8 * (depth - c)}x").pack_into for c in range(depth + 1)
+    )
 
 
 class BookSide:
     """One side of a book: price levels keyed so that the best level sorts last."""
 
-    __slots__ = ("_depth", "_keys", "_sign", "_sizes", "dirty")
+    __slots__ = (
+        "_buf",
+        "_depth",
+        "_f64",
+        "_keys",
+        "_off",
+        "_packs",
+        "_sign",
+        "_sizes",
+        "_sz",
+        "count",
+        "touched",
+    )
 
     def __init__(self, sign: float, depth: int = DEPTH):
         self._sign = sign  # +1.0 for bids (best = highest), -1.0 for asks (best = lowest)
         self._depth = depth
+        self._packs = _packers(depth)
         self._sizes: dict[float, float] = {}  # signed key -> size
         self._keys: list[float] = []  # signed keys, ascending: best last
-        self.dirty = True  # the record's arrays for this side are out of date
+        self._buf: memoryview | bytearray | None = None  # the bound record (`L2Book`)
+        self._f64: memoryview | None = None
+        self._off = self._sz = 0  # byte offset of this side's prices; float64 index of its sizes
+        self.touched = REPACK  # how much of the record's arrays for this side is out of date
+        self.count = 0  # levels in the record
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    def bind(self, buf: memoryview | bytearray, f64: memoryview, offset: int) -> None:
+        """Keep this side's levels in `buf` from byte `offset` on (`f64`: the same bytes as float64)."""
+        self._buf, self._f64, self._off = buf, f64, offset
+        self._sz = offset // 8 + self._depth
+        self.touched = REPACK
+
+    def apply(self, entries: list) -> int:
+        """Validate and apply `[action, price, amount]` entries in one pass: OK, or BAD / CONTRADICTS at
+        the first entry that is malformed / that the book contradicts (see the module doc)."""
+        sizes, keys, sign, depth = self._sizes, self._keys, self._sign, self._depth
+        touched = self.touched
+        for entry in entries:
+            if type(entry) is not list or len(entry) != 3:
+                return BAD
+            action, price, amount = entry
+            kind = type(price)
+            if (kind is not float and kind is not int) or not 0.0 < price < _INF:
+                return BAD
+            kind = type(amount)
+            if kind is not float and kind is not int:
+                return BAD
+            key = price * sign
+            if action == "change":
+                if not 0.0 < amount < _INF:
+                    return BAD
+                if key not in sizes:
+                    return CONTRADICTS
+                sizes[key] = amount
+                if touched == CLEAN and (len(keys) <= depth or key >= keys[-depth]):
+                    touched = SIZES
+            elif action == "new":
+                if not 0.0 < amount < _INF:
+                    return BAD
+                if key in sizes:
+                    return CONTRADICTS
+                sizes[key] = amount
+                insort(keys, key)
+                if len(keys) <= depth or key >= keys[-depth]:
+                    touched = REPACK
+            elif action == "delete":
+                if not 0.0 <= amount < _INF:
+                    return BAD
+                if sizes.pop(key, None) is None:
+                    return CONTRADICTS
+                if len(keys) <= depth or key >= keys[-depth]:
+                    touched = REPACK
+                del keys[bisect_left(keys, key)]
+            else:
+                return BAD
+        self.touched = touched
+        return OK
 
     def set(self, price: float, size: float) -> bool:
         """Set the size at `price`; returns whether the level existed before."""
@@ -68,8 +174,8 @@ class BookSide:
         sizes[key] = size
         if not existed:
             insort(keys, key)
-        if not self.dirty and (len(keys) <= self._depth or key >= keys[-self._depth]):
-            self.dirty = True
+        if len(keys) <= self._depth or key >= keys[-self._depth]:
+            self.touched = REPACK
         return existed
 
     def remove(self, price: float) -> bool:
@@ -78,8 +184,8 @@ class BookSide:
         if self._sizes.pop(key, None) is None:
             return False
         keys = self._keys
-        if not self.dirty and (len(keys) <= self._depth or key >= keys[-self._depth]):
-            self.dirty = True
+        if len(keys) <= self._depth or key >= keys[-self._depth]:
+            self.touched = REPACK
         del keys[bisect_left(keys, key)]
         return True
 
@@ -88,12 +194,12 @@ class BookSide:
         sign = self._sign
         self._sizes = {px * sign: size for px, size in levels}
         self._keys = sorted(self._sizes)
-        self.dirty = True
+        self.touched = REPACK
 
     def clear(self) -> None:
         self._sizes.clear()
         self._keys.clear()
-        self.dirty = True
+        self.touched = REPACK
 
     def best(self) -> float | None:
         """Best price, or None when the side is empty."""
@@ -104,24 +210,44 @@ class BookSide:
         sign, sizes = self._sign, self._sizes
         return [(key * sign, sizes[key]) for key in self._keys[: -n - 1 : -1]]
 
-    def pack_top(self, buf: memoryview | bytearray, offset: int) -> int:
-        """Write prices and sizes of the top levels at `offset` (zero padded); returns the level count."""
-        keys = self._keys[: -self._depth - 1 : -1]
-        prices = keys if self._sign > 0 else map(neg, keys)
-        _PACKERS[len(keys)](buf, offset, *prices, *map(self._sizes.__getitem__, keys))
-        self.dirty = False
-        return len(keys)
+    def write(self, entries: Sequence) -> None:
+        """Bring the bound record's arrays for this side up to date after `apply(entries)` (or after
+        set/remove/load, with any `entries`): sizes where only sizes changed, else a repack."""
+        if self.touched == SIZES:
+            keys, sizes, sign, f64, base = self._keys, self._sizes, self._sign, self._f64, self._sz
+            last = len(keys) - 1
+            floor = keys[-self._depth] if last >= self._depth else keys[0]
+            for entry in entries:
+                if entry[0] == "change":
+                    key = entry[1] * sign
+                    if key >= floor:
+                        f64[base + last - bisect_left(keys, key)] = sizes[key]
+        elif self.touched == REPACK:
+            keys = self._keys[: -self._depth - 1 : -1]
+            prices = keys if self._sign > 0 else map(neg, keys)
+            self._packs[len(keys)](self._buf, self._off, *prices, *map(self._sizes.__getitem__, keys))
+            self.count = len(keys)
+        self.touched = CLEAN
 
 
 class L2Book:
-    """Bids and asks of one instrument, with the top `DEPTH` levels kept in a book record's layout."""
+    """Bids and asks of one instrument, with their top levels kept in a bound book record."""
 
-    __slots__ = ("_ask_count", "_bid_count", "asks", "bids")
+    __slots__ = ("asks", "bids", "layout")
 
-    def __init__(self) -> None:
-        self.bids = BookSide(1.0)
-        self.asks = BookSide(-1.0)
-        self._bid_count = self._ask_count = 0
+    def __init__(self, record: memoryview | bytearray | None = None, layout: BookLayout = LAYOUT):
+        """`record`: the bytes of the book record to keep up to date (bind later with `bind`)."""
+        self.layout = layout
+        self.bids = BookSide(1.0, layout.depth)
+        self.asks = BookSide(-1.0, layout.depth)
+        if record is not None:
+            self.bind(record)
+
+    def bind(self, record: memoryview | bytearray) -> None:
+        """Write into `record` (a whole book record of this layout, as bytes) from now on."""
+        f64 = memoryview(record).cast("B").cast("d")
+        self.bids.bind(record, f64, self.layout.bid_offset)
+        self.asks.bind(record, f64, self.layout.ask_offset)
 
     def load(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
         """Replace the whole book (a snapshot)."""
@@ -134,21 +260,14 @@ class L2Book:
 
     def crossed(self) -> bool:
         """Best bid at or above best ask (both sides present)."""
-        bid, ask = self.bids.best(), self.asks.best()
-        return bid is not None and ask is not None and bid >= ask
+        bids, asks = self.bids._keys, self.asks._keys
+        return bool(bids) and bool(asks) and bids[-1] >= -asks[-1]
 
-    def write_top(self, buf: memoryview | bytearray) -> tuple[int, int]:
-        """Bring the level arrays of the book record in `buf` up to date; returns (bid_count, ask_count).
-
-        Only sides changed since the last call are packed, so `buf` must be the same record every time
-        (or call `invalidate()` first).
-        """
-        if self.bids.dirty:
-            self._bid_count = self.bids.pack_top(buf, BID_OFFSET)
-        if self.asks.dirty:
-            self._ask_count = self.asks.pack_top(buf, ASK_OFFSET)
-        return self._bid_count, self._ask_count
-
-    def invalidate(self) -> None:
-        """Force the next `write_top` to pack both sides (the target record changed)."""
-        self.bids.dirty = self.asks.dirty = True
+    def write(self, bids: Sequence = (), asks: Sequence = ()) -> tuple[int, int]:
+        """Bring the record up to date after the entries just applied (`BookSide.apply`), or after
+        load/set/remove; returns (bid_count, ask_count). Untouched sides cost nothing."""
+        if self.bids.touched:
+            self.bids.write(bids)
+        if self.asks.touched:
+            self.asks.write(asks)
+        return self.bids.count, self.asks.count

@@ -1,14 +1,15 @@
 """Which exchange requests are safe to repeat.
 
 Read-only requests may fail over to another worker when one dies; everything else (orders, cancels,
-edits, settings) is sent at most once, and a lost answer becomes `OutcomeUnknown`. Unknown methods are
+edits, settings) is sent at most once, and a lost answer becomes `OutcomeUnknown`. The feeder's own
+methods (`feeder/status`, `feeder/book`) never reach the exchange: read-only. Unknown methods are
 treated as not safe: a wrong "read-only" guess could duplicate an order, a wrong "unsafe" guess only
 costs a retry.
 """
 
 from __future__ import annotations
 
-_READ_ONLY_PREFIXES = ("public/", "private/get_")
+_READ_ONLY_PREFIXES = ("public/", "private/get_", "feeder/")
 _NOT_READ_ONLY = frozenset(
     {"public/auth", "public/subscribe", "public/unsubscribe", "public/unsubscribe_all"}
 )

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from feeder.errors import UsageError
 from feeder.exchanges.deribit.channels import DEFAULT_ALIASES
 from feeder.ring import CROSSED, FINAL, GAP, LOCKED, MARKER, SNAPSHOT, RingReader
+from feeder.ring.schema import record_kind
 
 T = TypeVar("T", int, float, bool)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -103,7 +104,7 @@ class _View:
 
     @classmethod
     def _check_reader(cls, reader: RingReader) -> None:
-        if reader.record_type != cls.record_type:
+        if record_kind(reader.record_type) != cls.record_type:
             raise UsageError(
                 f"ring {reader.name!r} holds {reader.record_type} records: {cls.__name__} views "
                 f"{cls.record_type} records"

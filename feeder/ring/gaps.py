@@ -25,7 +25,7 @@ import struct
 import numpy as np
 
 from feeder.ring.flags import CROSSED, GAP, MARKER, SNAPSHOT
-from feeder.ring.schema import record_schema
+from feeder.ring.schema import record_kind, record_schema
 
 BOOK = "book"
 COPY_CLEARS = SNAPSHOT | CROSSED  # flags a GAP copy of a book never carries
@@ -59,7 +59,7 @@ def says_gap(flags: int, record_type: str, chain: bool = False, instrument_id: i
     its readers about a gap."""
     if chain:
         return flags & _MARK == _MARK and instrument_id == 0
-    if record_type == BOOK:
+    if record_kind(record_type) == BOOK:
         return bool(flags & GAP)
     return flags & _MARK == _MARK
 
@@ -70,7 +70,7 @@ def gap_record(
     """The record that marks a ring GAP after its newest record `last`, or None when nothing needs saying."""
     if last is None or says_gap(int(last["flags"]), record_type, chain, int(last["instrument_id"])):
         return None
-    if chain or record_type != BOOK:
+    if chain or record_kind(record_type) != BOOK:
         return marker(dtype, now_ns)
     record = np.array([last], dtype)
     gap_copy(record, now_ns)

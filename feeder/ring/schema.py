@@ -29,7 +29,8 @@ _TYPES = {
     "i8": "<i8",
     "f8": "<f8",
 }
-RECORD_TYPES = ("book", "trade", "ticker", "markprice")
+BOOK_TYPES = {10: "book", 25: "book25", 50: "book50"}  # book record types by levels per side
+RECORD_TYPES = (*BOOK_TYPES.values(), "trade", "ticker", "markprice")
 COMMON_FIELDS = ("seq", "flags", "instrument_id", "ts_exchange", "ts_recv", "ts_publish")
 
 
@@ -112,9 +113,17 @@ def _read_json(name: str) -> dict:
         raise SchemaError(f"{path} is not valid JSON: {exc}") from None
 
 
+def record_kind(record_type: str) -> str:
+    """What a record type holds: `book` for a book of any depth (book, book25, book50), else the type."""
+    return "book" if record_type in _BOOK_NAMES else record_type
+
+
+_BOOK_NAMES = frozenset(BOOK_TYPES.values())
+
+
 @cache
 def record_schema(record_type: str) -> RecordSchema:
-    """The schema of a record type (`book`, `trade`, `ticker`), loaded and verified once."""
+    """The schema of a record type (`book`, `book25`, `book50`, `trade`, `ticker`), loaded and verified once."""
     if record_type not in RECORD_TYPES:
         raise SchemaError(f"unknown record type {record_type!r}; expected one of {', '.join(RECORD_TYPES)}")
     doc = _read_json(record_type)

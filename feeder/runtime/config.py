@@ -16,6 +16,7 @@ from typing import Any
 
 from feeder.errors import ConfigError
 from feeder.exchanges.deribit.books import CROSSED_MODES
+from feeder.exchanges.deribit.channels import ChannelConfig
 from feeder.exchanges.deribit.costs import TIERS
 from feeder.exchanges.deribit.instruments import KINDS
 from feeder.ring.names import instance_name
@@ -54,6 +55,7 @@ class FeederConfig:
     metrics_port: int | None = None
     record: str | None = None  # directory for per-worker JSONL recordings
     capacity: dict[str, Any] = field(default_factory=dict)  # see feeder.runtime.sizing
+    depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels (10, 25, 50)
     removal_grace: float = 60.0  # seconds a closed ring of an ended instrument stays before it is removed
     cancel_on_disconnect: str = "connection"  # connection | account | off
     credentials_file: str | None = None
@@ -69,6 +71,10 @@ class FeederConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def channel_config(self) -> ChannelConfig:
+        """How ring names become channels and records (interval, book depth per ring)."""
+        return ChannelConfig(interval=self.interval, depth=self.depth)
 
     @property
     def patterns(self) -> tuple[str, ...]:
@@ -186,6 +192,13 @@ def _validate(c: FeederConfig) -> None:
         c.removal_grace,
         "seconds >= 0",
     )
+    _need(
+        isinstance(c.depth, dict),
+        "depth",
+        c.depth,
+        "a table of book ring (or glob) = levels, e.g. {'book.BTC*' = 50}",
+    )
+    c.channel_config()  # validates the depth of every ring pattern
     _need(
         c.cancel_on_disconnect in ("connection", "account", "off"),
         "cancel_on_disconnect",

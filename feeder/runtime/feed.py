@@ -124,6 +124,8 @@ class Feed:
         self.adapter.watch(config.watch)
         self.routes = self.adapter.routes
         self.on_universe = on_universe
+        self._adapter_feed = self.adapter.feed
+        self._requests = self.adapter.requests  # non-empty: resubscriptions to send
         hooks = Hooks(
             on_connected=self.session.on_connected,
             on_disconnected=self._on_disconnected,
@@ -281,10 +283,18 @@ class Feed:
     # --- the receive path ------------------------------------------------------------------------
 
     def _on_notification(self, msg: dict, recv_ns: int) -> None:
-        adapter = self.adapter
-        self._publish(adapter.feed(msg, recv_ns))
-        if adapter.has_requests:
+        """The client's handler for every market-data message: adapter, then publish, in one frame."""
+        for ring, records in self._adapter_feed(msg, recv_ns):
+            try:
+                if len(records) == 1:
+                    self._writers[ring].publish(records)
+                else:
+                    self._writers[ring].publish_batch(records)
+            except (FeederError, KeyError) as exc:
+                self._publish_failed(ring, exc)
+        if self._requests:
             self._resync_wake.set()
+        adapter = self.adapter
         if adapter.has_events:
             events = adapter.take_events()
             if self.on_universe is not None:
@@ -298,10 +308,14 @@ class Feed:
                     writers[ring].publish(records)
                 else:
                     writers[ring].publish_batch(records)
-            except (FeederError, KeyError) as exc:  # a closed or missing writer: count, never crash the loop
-                self.publish_errors += 1
-                if self.publish_errors == 1:
-                    log.error("cannot publish to ring %s: %r", ring, exc)
+            except (FeederError, KeyError) as exc:
+                self._publish_failed(ring, exc)
+
+    def _publish_failed(self, ring: str, exc: Exception) -> None:
+        """A closed or missing writer: counted (and logged once), never a crash of the receive path."""
+        self.publish_errors += 1
+        if self.publish_errors == 1:
+            log.error("cannot publish to ring %s: %r", ring, exc)
 
     def _on_disconnected(self) -> None:
         self._publish(self.adapter.disconnected(time.time_ns()))
@@ -394,7 +408,7 @@ class Feed:
         """Why no audit may go now (None: it may): the lowest priority on this connection."""
         if self.client.state is not ConnState.CONNECTED:
             return "not connected"
-        if self._resyncing or self.adapter.has_requests:
+        if self._resyncing or self.adapter.requests:
             return "resync in progress"
         if not spare_budget(self.client.metrics().get("limiter")):
             return "rate-limit budget"
@@ -403,13 +417,14 @@ class Feed:
     async def _audit(self, channel: str) -> None:
         route = self.adapter.routes[channel]
         self.audits_sent += 1
+        self.adapter.audit_started(channel)
         try:
             result = await self.client.request("public/get_order_book", DeribitAdapter.audit_params(route))
         except FeederError as exc:
             self.adapter.audit_unverifiable(channel, f"request failed: {type(exc).__name__}")
             return
         self._publish(self.adapter.audit(channel, result, time.time_ns()))
-        if self.adapter.has_requests:
+        if self.adapter.requests:
             self._resync_wake.set()
 
     # --- what is going on ------------------------------------------------------------------------

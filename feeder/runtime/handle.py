@@ -33,6 +33,7 @@ from feeder.runtime.rundir import RunDir
 
 DEFAULT_TIMEOUT = 10.0
 STATUS_METHOD = "feeder/status"
+BOOK_METHOD = "feeder/book"  # answered by the worker that keeps the book, from its memory
 DEFAULT_MARGIN_S = 6.0  # a supervisor that does not say its answer margin: the default hang_timeout + 1 s
 TRANSIT_S = 2.0  # socket and scheduling delays between the supervisor's answer and this handle
 ENV_NATS = "FEEDER_HANDLE_NATS"  # handles reach a feeder on another host over NATS (feeder.bridge.remote)
@@ -168,6 +169,11 @@ class FeederHandle:
         """Workers, health scores and rings, as the supervisor sees them."""
         return self.rpc(STATUS_METHOD)
 
+    def book(self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+        """The whole current book of `instrument` (or an alias, `BTC`) as its worker keeps it, every
+        level or the best `depth` per side, with its change_id and state (see the README)."""
+        return self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
+
     def _read_loop(self) -> None:
         why = "the supervisor closed the connection"
         try:
@@ -275,6 +281,10 @@ class AsyncFeederHandle:
 
     async def status(self) -> dict:
         return await self.rpc(STATUS_METHOD)
+
+    async def book(self, instrument: str, depth: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict:
+        """As FeederHandle.book."""
+        return await self.rpc(BOOK_METHOD, {"instrument": instrument, "depth": depth}, timeout)
 
     async def _read_loop(self) -> None:
         why = "the supervisor closed the connection"

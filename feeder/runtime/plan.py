@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feeder.core.placement import Placement, least_loaded, place
-from feeder.exchanges.deribit.channels import STREAM_RECORDS, ChannelConfig, ChannelMap
+from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.deribit.instruments import InstrumentInfo
 from feeder.ring.chains import MARKPRICE, chain_symbol, instrument_group, is_chain
-from feeder.runtime.sizing import capacity, segment_bytes
+from feeder.ring.header import HEADER_SIZE
+from feeder.ring.schema import record_schema
+from feeder.runtime.sizing import capacity
 from feeder.universe.inventory import STREAM_BITS
 
 WEIGHT = {"perpetual": 100, "spot": 20, "future": 20, "option": 1, MARKPRICE: 5, "universe": 1}
@@ -57,7 +59,7 @@ class RingSpec:
 
     @property
     def size_bytes(self) -> int:
-        return segment_bytes(self.name.partition(".")[0], self.capacity)
+        return HEADER_SIZE + self.capacity * record_schema(self.record_type).size
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,8 @@ class Layout:
         return Served(info, own, rings, units)
 
     def ring_spec(self, ring: str, unit: str, kind: str) -> RingSpec:
-        stream = ring.partition(".")[0]
         return RingSpec(
-            ring, STREAM_RECORDS[stream], capacity(self.capacity, ring, kind, is_chain(ring)), unit
+            ring, self.channels.record_type(ring), capacity(self.capacity, ring, kind, is_chain(ring)), unit
         )
 
 
@@ -196,5 +197,5 @@ def initial(
 
 def layout_of(config: Any, authenticated: bool) -> Layout:
     """The layout a `FeederConfig` asks for."""
-    channels = ChannelMap(ChannelConfig(interval=config.interval), authenticated=authenticated)
+    channels = ChannelMap(config.channel_config(), authenticated=authenticated)
     return Layout(tuple(config.streams), tuple(config.chains), dict(config.capacity), channels)

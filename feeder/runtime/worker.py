@@ -31,10 +31,12 @@ from feeder.exchanges.deribit.credentials import Credentials
 from feeder.exchanges.deribit.session import SessionConfig
 from feeder.runtime import wire
 from feeder.runtime.feed import Feed, FeedConfig
+from feeder.runtime.handle import BOOK_METHOD
 
 log = logging.getLogger("feeder.worker")
 
 HEARTBEAT_EVERY_S = 0.1
+RING_FIGURES_EVERY_S = 1.0  # per-ring figures are looked at this often (and sent when they changed)
 EXIT_FATAL = 3  # the feed cannot start (bad credentials, refused URL): restarting will not help soon
 
 
@@ -58,6 +60,7 @@ class WorkerSpec:
     redundancy: int = 1  # connections (legs) receiving every channel
     audit_interval: float = 60.0
     crossed: str = "resync"
+    depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels per side
     costs: DeribitCosts = field(default_factory=DeribitCosts)  # the account's limits, or the tier's
     members: tuple[tuple[str, str, int], ...] = ()  # (ring, instrument, instrument_id): chain rings and more
     ids: dict[str, int] = field(default_factory=dict)  # instrument -> instrument_id
@@ -86,7 +89,7 @@ class WorkerSpec:
             ids=self.ids,
             indexes=self.indexes,
             watch=self.watch,
-            channels=ChannelConfig(interval=self.interval),
+            channels=ChannelConfig(interval=self.interval, depth=self.depth),
             session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
             attach_rings=True,
             instance=self.instance,
@@ -135,6 +138,8 @@ class Worker:
         self._tasks: set[asyncio.Task] = set()
         self._last_frames = -1
         self._last_data = time.monotonic()
+        self._ring_figures_due = 0.0
+        self._ring_figures_sent: tuple[dict, dict] | None = None
         self._started = False
         self._early: list[dict] = []  # add / remove messages that came before the feed started
 
@@ -228,9 +233,13 @@ class Worker:
         try:
             if self.feed is None:
                 raise FeederError("the worker is not running its feed yet")
-            result = await self.feed.session.rpc(
-                message["method"], message.get("params"), message.get("timeout")
-            )
+            if message["method"] == BOOK_METHOD:  # from the adapter's memory, not the exchange
+                params = message.get("params") or {}
+                result = self.feed.adapter.book(params.get("instrument"), params.get("depth"))
+            else:
+                result = await self.feed.session.rpc(
+                    message["method"], message.get("params"), message.get("timeout")
+                )
             self._send({"type": "rpc", "id": rid, "result": result})
         except FeederError as exc:
             self._send({"type": "rpc", "id": rid, "error": wire.error_to_wire(exc)})
@@ -250,11 +259,13 @@ class Worker:
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     def health(self) -> dict[str, Any]:
-        """Compact figures for health scoring and the status view."""
+        """Compact figures for health scoring and the status view, cheap enough for every heartbeat
+        whatever the number of rings: the per-ring figures (gaps, audits) are looked at once a second
+        and sent only when they changed (the supervisor keeps the last ones it got)."""
         feed = self.feed
         if feed is None:
             return {"connected": False}
-        client = feed.client
+        client, stats = feed.client, feed.adapter.stats
         m = client.metrics()
         now = time.monotonic()
         if m["frames_in"] != self._last_frames:
@@ -262,8 +273,7 @@ class Worker:
         lat = client.latency_stats()
         hb = client.heartbeat_health()
         limiter = m.get("limiter") or {}
-        adapter = feed.adapter.metrics()
-        return {
+        figures = {
             "connected": m["state"] == "connected",
             "state": m["state"],
             "authenticated": feed.session.authenticated,
@@ -276,24 +286,14 @@ class Worker:
             "frames_in": m["frames_in"],
             "reconnects": m["reconnects"],
             "errors": m["reconnects"] + m["request_timeouts"] + sum(m["bad_input"].values()),
-            "rings": {ring: r["write_seq"] for ring, r in feed.metrics()["rings"].items()},
-            "gaps": sum(b["gaps"] for b in adapter["books"].values()),
-            "ring_gaps": {
-                **{b["ring"]: b["gaps"] for b in adapter["books"].values()},
-                **{t["ring"]: t["gaps"] for t in adapter["trades_channels"].values()},
-            },
-            "rejected": sum(adapter["rejections"].values()) if adapter.get("rejections") else 0,
-            "channels": len(feed.adapter.channels),
-            "audits": {b["ring"]: _audit_figures(b) for b in adapter["books"].values()},
+            "gaps": stats.gaps,
+            "rejected": stats.rejected,
+            "channels": len(feed.adapter.routes),
         }
-
-
-def _audit_figures(book: dict) -> dict[str, int]:
-    a = book["audits"]
-    return {
-        "passed": a["passed"],
-        "failed": a["failed"],
-        "unverifiable": a["unverifiable"],
-        "last_passed_ns": a["last_passed_ns"],
-        "crossed": book["crossed"],
-    }
+        if now >= self._ring_figures_due:
+            self._ring_figures_due = now + RING_FIGURES_EVERY_S
+            ring_figures = feed.adapter.ring_figures()
+            if ring_figures != self._ring_figures_sent:
+                self._ring_figures_sent = ring_figures
+                figures["ring_gaps"], figures["audits"] = ring_figures
+        return figures

@@ -30,6 +30,7 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 
 SUSTAINED = "sustained"
 SIM_SHORT = "simulator short"  # the simulator could not produce the asked rate: says nothing of the pipeline
+SIM_BOUND = "simulator-bound"  # above the rate the simulator sustains into a bare subscriber (its ceiling)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,16 @@ def verdict(f: dict) -> str:
     return SUSTAINED
 
 
+def mark_simulator_bound(trials: list[dict], ceiling: float | None) -> None:
+    """Trials above the simulator's ceiling (None: not even its lowest rate) that were not sustained say
+    so first: what failed there may be the simulator's, so it never counts as the pipeline's limit."""
+    for t in trials:
+        above = ceiling is None or t["rate"] > ceiling
+        if above and t["verdict"] != SUSTAINED and not t["verdict"].startswith((SIM_SHORT, SIM_BOUND)):
+            where = "none" if ceiling is None else f"{ceiling:,.0f}/s"
+            t["verdict"] = f"{SIM_BOUND} (ceiling {where}): {t['verdict']}"
+
+
 def highest_sustained(trials: list[dict]) -> dict:
     """The highest asked rate with a sustained verdict, and whether the simulator capped the climb."""
     best = None
@@ -203,7 +214,7 @@ def highest_sustained(trials: list[dict]) -> dict:
     for t in sorted(trials, key=lambda t: t["rate"]):
         if t["verdict"] == SUSTAINED:
             best = t["rate"]
-        elif t["verdict"].startswith(SIM_SHORT):
+        elif t["verdict"].startswith((SIM_SHORT, SIM_BOUND)):
             capped = True
             break
         else:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from bench_e2e import consumers, cryptofeed_sim
+from bench_e2e import ceiling, consumers, cryptofeed_sim
 from bench_e2e.analysis import Received, analyse
 from feeder import FeederError, FeederHandle, clean_stale, list_rings, universe
 from feeder.sim import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SimConfig, SimServer
@@ -105,9 +105,7 @@ def run_trial(spec: TrialSpec, bench: Bench) -> dict:
         sim = stack.enter_context(SimServer(_sim_config(spec)))
         _pin(sim.pid, bench.layout.sim)
         names = sim.info()["active"]
-        pipeline: FeederPipeline | CryptofeedPipeline = (
-            FeederPipeline(bench) if spec.pipeline == "feeder" else CryptofeedPipeline(bench.layout)
-        )
+        pipeline = _pipeline(spec.pipeline, bench)
         stack.callback(pipeline.stop)
         pipeline.start(sim, names, workdir, spec)
         _wait_ready(sim, pipeline, len(names))
@@ -146,6 +144,16 @@ def run_trial(spec: TrialSpec, bench: Bench) -> dict:
         events=events,
     )
     return figures
+
+
+def _pipeline(name: str, bench: Bench) -> FeederPipeline | CryptofeedPipeline | ceiling.BarePipeline:
+    if name == "feeder":
+        return FeederPipeline(bench)
+    if name == "cryptofeed":
+        return CryptofeedPipeline(bench.layout)
+    if name == ceiling.NAME:
+        return ceiling.BarePipeline(bench.layout, CTX, (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET))
+    raise ValueError(f"unknown pipeline {name!r}")
 
 
 def _sim_config(spec: TrialSpec) -> SimConfig:

@@ -60,6 +60,7 @@ STAGE_COLUMNS: list[Column] = [
     ("p99", 7, _get("stages_us", "worker receive -> ring publish", "p99"), ",.0f"),
     ("ring->strategy p50", 18, _get("stages_us", "ring publish -> strategy has it", "p50"), ",.0f"),
     ("p99", 7, _get("stages_us", "ring publish -> strategy has it", "p99"), ",.0f"),
+    ("worker us/upd", 13, _get("cpu", "by_process_us_per_update", "worker0"), ",.1f"),
 ]
 
 SCALING_COLUMNS: list[Column] = [
@@ -125,6 +126,13 @@ def lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_target
     out.append("")
     if "ramp" in report:
         out += _ramp_lines(report, pipelines, p50_target, rate_target)
+    if report.get("idle"):
+        out += ["", "feeder at rest (no updates): CPU ms per second"]
+        for row in report["idle"]:
+            audits = "audits on " if row["audit"] else "audits off"
+            cpu = row.get("cpu_ms_per_s") or {}
+            figures = ", ".join(f"{k} {v:,.1f}" for k, v in sorted(cpu.items())) or row.get("error", "-")
+            out.append(f"  {row['instruments']:>5} instruments, {audits}: {figures}")
     chains = ", ".join(s.get("scaling_chains") or []) or "none"
     out += [
         "",
@@ -153,8 +161,12 @@ def _ramp_lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_
         key=lambda t: (t["rate"], pipelines.index(t["pipeline"])),
     )
     out = table(RAMP_COLUMNS, ramp, _verdict)
-    out += ["", "feeder latency by stage (us)"]
+    out += ["", "feeder latency by stage (us), and the worker process's CPU per update"]
     out += table(STAGE_COLUMNS, [t for t in report["ramp"]["feeder"] if "stages_us" in t], _verdict)
+    if report.get("busy_poll"):
+        out += ["", "feeder with busy_poll = true (a separate row: the targets are for the default mode)"]
+        out += table(RAMP_COLUMNS, report["busy_poll"], _verdict)
+        out += table(STAGE_COLUMNS, [t for t in report["busy_poll"] if "stages_us" in t], _verdict)
     summary = report["summary"]
     out += ["", "feeder vs cryptofeed at each rate both ran (x = feeder / cryptofeed)"]
     out += table(COMPARE_COLUMNS, summary["by_rate"], _both_verdicts)
@@ -170,4 +182,21 @@ def _ramp_lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_
         out.append(
             "  (>= : at the next rate the simulator itself fell short, so the pipeline could not be judged there)"
         )
+    ceiling = summary.get("simulator_ceiling")
+    if ceiling is not None:
+        above = (
+            " (it sustained every rate tried: its ceiling is that or higher)"
+            if ceiling["above_ladder"]
+            else ""
+        )
+        out.append(
+            f"simulator ceiling (the simulator alone into a bare raw subscriber): {fmt(ceiling['rate'])}/s{above}"
+        )
+    for rate, figures in summary.get("worker", {}).items():
+        cells = [
+            f"{name.removesuffix('_us').replace('_', ' ')} {fmt(f['value'], ',.1f')}"
+            + ("" if f["at_most"] is None else f" (<= {f['at_most']:g}: {'met' if f['met'] else 'NOT met'})")
+            for name, f in figures.items()
+        ]
+        out.append(f"worker at {int(rate):,}/s: receive -> publish " + ", ".join(cells))
     return out

@@ -11,8 +11,10 @@ WAIT = 1_000
 
 
 def _audit(*published: tuple[int, bytes]) -> BookAudit:
+    """An audit out since the first of `published` (the last record before the request), then the rest."""
     audit = BookAudit(window=4)
-    for change_id, levels in published:
+    audit.start(*published[0])
+    for change_id, levels in published[1:]:
         assert audit.published(change_id, levels, 0) is None
     return audit
 
@@ -120,3 +122,25 @@ def test_a_late_schedule_does_not_burst_and_a_postponed_book_keeps_its_turn():
 def test_a_schedule_needs_books_and_a_positive_interval(books, interval):
     with pytest.raises(ConfigError):
         AuditSchedule(books, interval, 0.0)
+
+
+def test_a_book_not_being_audited_keeps_no_window():
+    audit = BookAudit(window=4)
+    assert audit.published(10, b"a", 0) is None and not audit.window
+    assert audit.check(10, b"a", 0, WAIT) is Verdict.UNVERIFIABLE
+    assert audit.reasons == {"no valid book to compare": 1}
+
+
+def test_the_window_is_kept_from_the_request_to_the_check_only():
+    audit = _audit((10, b"a"), (12, b"b"))
+    assert audit.check(12, b"b", 1, WAIT) is Verdict.PASSED
+    audit.published(14, b"c", 2)
+    assert [cid for cid, _ in audit.window] == [10, 12]  # nothing after the check
+
+
+def test_a_pending_snapshot_settled_later_leaves_the_window_of_a_newer_request():
+    audit = _audit((10, b"a"))
+    assert audit.check(20, b"z", 0, WAIT) is Verdict.PENDING
+    audit.start(11, b"b")  # the next audit of this book goes out while the first still waits
+    assert audit.published(21, b"c", 1) is Verdict.UNVERIFIABLE  # the stream passed 20
+    assert audit.check(21, b"c", 2, WAIT) is Verdict.PASSED

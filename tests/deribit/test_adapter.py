@@ -180,6 +180,65 @@ def test_an_action_the_book_contradicts_gaps_and_resyncs(bids, asks):
     assert [r.channel for r in adapter.take_requests()] == [BTC]
 
 
+def test_a_bad_entry_after_good_ones_leaves_the_last_record_as_it_was():
+    """The one pass applies entries as it validates them; the record is only written once the whole
+    message applied, so the GAP record repeats the last published book exactly."""
+    adapter = _adapter()
+    adapter.feed(snapshot(BTC, 5, bids=[(100.0, 1.0), (99.0, 2.0)], asks=[(101.0, 1.0)]), 1)
+    [(_, before)] = records(adapter.feed(change(BTC, 5, 6, bids=[["change", 99.0, 3.0]]), 2))
+    bad = change(BTC, 6, 7, bids=[["change", 100.0, 5.0], ["new", 99.5, 1.0]], asks=[["new", -1.0, 1.0]])
+    [(_, gap)] = records(adapter.feed(bad, 3))
+    assert gap["flags"] == GAP and gap["change_id"] == 6
+    for field in ("bid_count", "ask_count", "bid_px", "bid_sz", "ask_px", "ask_sz"):
+        assert np.array_equal(gap[field], before[field]), field
+    assert adapter.rejections == {"asks price": 1}
+    assert adapter.take_requests() == [Resubscribe(BTC, "bad message")]
+
+
+def test_a_message_both_contradicted_and_malformed_counts_as_malformed():
+    adapter = _adapter()
+    adapter.feed(snapshot(BTC, 5), 1)
+    adapter.feed(change(BTC, 5, 6, bids=[["new", 100.0, 2.0]], asks=[["new", 102.0, "x"]]), 2)
+    assert (adapter.stats.rejected, adapter.stats.inconsistent) == (1, 0)
+    assert adapter.rejections == {"asks amount": 1}
+
+
+def test_the_one_pass_and_the_general_path_publish_the_same_records():
+    """Typed changes take the one pass; the same changes without `type` (old recordings) go through
+    parse_book: every record comes out byte for byte the same."""
+    rng = random.Random(4)
+    bids = {100.0 - i * 0.5: 1.0 for i in range(40)}
+    asks = {101.0 + i * 0.5: 1.0 for i in range(40)}
+    fast, general = _adapter("book.BTC"), _adapter("book.BTC")
+    first = snapshot(BTC, 1, bids=list(bids.items()), asks=list(asks.items()))
+    for adapter in (fast, general):
+        adapter.feed(copy.deepcopy(first), 0)
+    for step in range(1, 500):
+        name = rng.choice(("bids", "asks"))
+        levels = bids if name == "bids" else asks
+        price = rng.choice(sorted(levels, reverse=name == "bids")[:15])
+        fresh = price - 20 if name == "bids" else price + 20
+        if rng.random() < 0.7 or fresh in levels:
+            entry = ["change", price, float(rng.randint(1, 9))]
+        else:
+            entry = ["delete", price, 0.0]
+        if entry[0] == "delete":
+            del levels[price]
+            levels[fresh] = 1.0
+            entries = [entry, ["new", fresh, 1.0]]
+        else:
+            levels[price] = entry[2]
+            entries = [entry]
+        msg = change(BTC, step, step + 1, **{name: entries})
+        legacy = copy.deepcopy(msg)
+        del legacy["params"]["data"]["type"]
+        a, b = records(fast.feed(msg, step)), records(general.feed(legacy, step))
+        assert len(a) == len(b) == 1 and a[0][1]["flags"] == 0
+        for field in a[0][1]:
+            assert np.array_equal(a[0][1][field], b[0][1][field]), (step, field)
+    assert fast.stats.book_changes == general.stats.book_changes == 499
+
+
 def test_bad_change_while_resyncing_is_counted_without_another_request():
     adapter = _adapter()
     adapter.feed(snapshot(BTC, 5), 1)

@@ -28,11 +28,13 @@ def order_book(change_id: int, bids=BIDS, asks=ASKS, instrument="BTC-PERPETUAL")
 
 
 def _live(*extra) -> DeribitAdapter:
+    """Both books live after `extra`; then the BTC audit request goes out (as the feed does it)."""
     adapter = _adapter()
     adapter.feed(snapshot(BTC, 5, bids=BIDS, asks=ASKS), 1)
     adapter.feed(snapshot(ETH, 50), 1)
     for message in extra:
         adapter.feed(message, 2)
+    adapter.audit_started(BTC)
     return adapter
 
 

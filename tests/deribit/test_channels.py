@@ -52,8 +52,27 @@ def test_aliases_are_configurable_and_ring_names_use_them():
 
 
 def test_grouped_books_use_the_group_depth_channel():
-    route = ChannelMap(ChannelConfig(book_depth=20, book_group="10")).route("book.ETH")
-    assert route.channel == "book.ETH-PERPETUAL.10.20.100ms" and route.grouped
+    route = ChannelMap(ChannelConfig(book_depth=10, book_group="10")).route("book.ETH")
+    assert route.channel == "book.ETH-PERPETUAL.10.10.100ms" and route.grouped
+
+
+def test_a_grouped_snapshot_deeper_than_the_rings_levels_is_refused_never_cut():
+    with pytest.raises(ConfigError, match=r"at most the 10 levels per side of ring 'book\.ETH'") as caught:
+        ChannelMap(ChannelConfig(book_depth=20)).route("book.ETH")
+    assert caught.value.field == "book_depth" and "depth of 25" in str(caught.value)
+    route = ChannelMap(ChannelConfig(book_depth=20, depth={"book.ETH": 25})).route("book.ETH")
+    assert route.channel == "book.ETH-PERPETUAL.none.20.100ms" and route.record_type == "book25"
+
+
+def test_book_depth_comes_from_the_exact_ring_name_then_the_first_matching_glob():
+    config = ChannelConfig(depth={"book.BTC*": 50, "book.*": 25, "book.ETH": 10})
+    channels = ChannelMap(config)
+    assert channels.route("book.BTC").record_type == "book50"
+    assert channels.route("book.BTC-27DEC26").record_type == "book50"
+    assert channels.route("book.ETH").record_type == "book"
+    assert channels.route("book.SOL_USDC-PERPETUAL").record_type == "book25"
+    assert channels.route("trades.BTC").record_type == "trade"
+    assert ChannelMap().route("book.BTC").record_type == "book"
 
 
 def test_two_rings_on_one_channel_are_refused():
@@ -91,6 +110,10 @@ def test_bad_ring_names_are_refused(ring, error):
         ({"book_depth": 5}, "book_depth"),
         ({"book_group": "3"}, "book_group"),
         ({"aliases": {"BTC": "BTC PERP"}}, "aliases['BTC']"),
+        ({"depth": {"book.BTC": 20}}, "depth['book.BTC']"),
+        ({"depth": {"book.BTC": "50"}}, "depth['book.BTC']"),
+        ({"depth": {"book.BTC": True}}, "depth['book.BTC']"),
+        ({"depth": {"trades.BTC": 25}}, "depth['trades.BTC']"),
     ],
 )
 def test_bad_channel_config_names_the_field(fields, field):

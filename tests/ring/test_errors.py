@@ -139,7 +139,7 @@ def test_a_bad_instance_name_is_refused():
 
 
 def test_an_unknown_record_type_is_refused_listing_the_known_ones():
-    with pytest.raises(SchemaError, match="expected one of book, trade, ticker"):
+    with pytest.raises(SchemaError, match="expected one of book, book25, book50, trade, ticker"):
         create_ring("book.BTC", "orders", 8)
 
 

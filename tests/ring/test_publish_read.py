@@ -50,6 +50,19 @@ def test_the_writer_assigns_seq_and_ts_publish_itself(writer, reader):
     assert before <= got["ts_publish"][0] <= time.time_ns()
 
 
+def test_a_record_kept_and_changed_in_place_is_published_as_it_is_each_time(writer, reader):
+    """The writer keeps the last record it took (and a byte view of it): what it copies is always the
+    record's current bytes, also when two records alternate (the books of a chain ring)."""
+    one, other = np.zeros(1, writer.dtype), np.zeros(1, writer.dtype)
+    for step in range(6):
+        one["change_id"] = step
+        writer.publish(one)
+        writer.publish(one if step % 2 else other)
+        other["change_id"] = 100 + step
+    got = reader.read()
+    assert got["change_id"].tolist() == [0, 0, 1, 1, 2, 101, 3, 3, 4, 103, 5, 5]
+
+
 def test_publish_takes_a_structured_scalar_too(writer, reader):
     writer.publish(selfcheck_records(0, 1)[0])
     assert torn_count(reader.read()) == 0

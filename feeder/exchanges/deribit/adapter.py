@@ -2,8 +2,9 @@
 
 `DeribitAdapter.feed(msg, recv_ns)` takes a decoded `subscription` notification and returns the records
 to publish as `(ring name, records)` pairs; requests it wants sent (a resubscription after a gap) are
-collected as data and taken with `take_requests()`. `audit(channel, result, now_ns)` judges the
-exchange's own `public/get_order_book` answer against what was published. Rules it keeps:
+collected as data and taken with `take_requests()`. `audit_started(channel)` when an audit request
+goes out, then `audit(channel, result, now_ns)` judges the exchange's own `public/get_order_book`
+answer against what was published since. Rules it keeps:
 - It never raises on exchange data. A bad message is a counted rejection (by field); if it could have
   changed a book, that book is marked GAP and resynced.
 - Books (`books.py`; `sync.py` holds the state machine): a snapshot (also a legacy one without `type`)
@@ -36,7 +37,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from feeder.core.audit import Verdict
-from feeder.core.book import DEPTH
 from feeder.errors import BadMessage, ConfigError, UsageError
 from feeder.exchanges.deribit.books import CROSSED_MODES, BookFeed
 from feeder.exchanges.deribit.channels import MARKPRICE, Route
@@ -49,13 +49,22 @@ from feeder.exchanges.deribit.streams import (
     TickerFeed,
     TradeFeed,
 )
+from feeder.exchanges.deribit.sync import BookSync
 from feeder.ring.flags import LOCKED
+from feeder.ring.schema import record_schema
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AdapterStats", "DeribitAdapter", "Emit", "Resubscribe"]
 
-ORDER_BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)  # public/get_order_book accepts only these
+ORDER_BOOK_DEPTHS = (1, 5, 10, 20, 50, 100, 1000, 10000)
+_AUDIT_FIGURES = (
+    "passed",
+    "failed",
+    "unverifiable",
+    "last_passed_ns",
+    "crossed",
+)  # public/get_order_book accepts only these
 
 
 class AdapterStats:
@@ -122,7 +131,7 @@ class DeribitAdapter:
         self.locked: set[str] = set()  # price indexes the exchange has locked
         self._out: list[Emit] = []
         self._marked: set[str] = set()  # event rings given a marker during this disconnect
-        self._requests: list[Resubscribe] = []
+        self.requests: list[Resubscribe] = []  # to send, oldest first; take_requests() empties this list
         self._events: list[tuple[InstrumentState, str]] = []
         self._feeds: dict[str, ChannelFeed] = {}
         self._books: dict[str, BookFeed] = {}
@@ -267,7 +276,7 @@ class DeribitAdapter:
         since its last marker a MARKER|GAP record; pending resyncs are moot."""
         out = self._out
         out.clear()
-        self._requests.clear()
+        self.requests.clear()
         self._marked.clear()
         for feed in self._feeds.values():
             feed.disconnected(now_ns)
@@ -283,14 +292,10 @@ class DeribitAdapter:
     def take_requests(self) -> list[Resubscribe]:
         """Requests to send, oldest first (each channel at most once)."""
         seen: dict[str, Resubscribe] = {}
-        for request in self._requests:
+        for request in self.requests:
             seen.setdefault(request.channel, request)
-        self._requests.clear()
+        self.requests.clear()
         return list(seen.values())
-
-    @property
-    def has_requests(self) -> bool:
-        return bool(self._requests)
 
     def book_state(self, channel: str) -> Any:
         """Sync state of a book channel (a `BookSync`)."""
@@ -310,8 +315,14 @@ class DeribitAdapter:
     @staticmethod
     def audit_params(route: Route) -> dict[str, Any]:
         """The `public/get_order_book` params for auditing `route`: depth at least the record's levels."""
-        depth = next(d for d in ORDER_BOOK_DEPTHS if d >= DEPTH)
+        levels = record_schema(route.record_type).levels or 0
+        depth = next(d for d in ORDER_BOOK_DEPTHS if d >= levels)
         return {"instrument_name": route.instrument, "depth": depth}
+
+    def audit_started(self, channel: str) -> None:
+        """The audit request for `channel` goes out now: its book keeps what it publishes until the answer
+        (`audit` judges it against those records only; nothing older can be asked for)."""
+        self._books[channel].audit_started()
 
     def audit(self, channel: str, result: Any, now_ns: int) -> list[Emit]:
         """The exchange's `public/get_order_book` answer for `channel`: judged (see books.py); on a
@@ -357,6 +368,49 @@ class DeribitAdapter:
             "books": books,
             "trades_channels": trades,
         }
+
+    def book(self, instrument: str, depth: int | None = None) -> dict[str, Any]:
+        """The current book of `instrument` as this adapter keeps it (every level, or the best `depth` per
+        side), with its change_id, sync state and the flags of its last record. Levels only while the
+        book is live: a book in another state is not trustworthy (it may be half updated)."""
+        feed = next((f for f in self._books.values() if f.instrument == instrument), None)
+        if feed is None:
+            served = sorted(f.instrument for f in self._books.values())
+            raise UsageError(f"no book of {instrument!r} here (books: {', '.join(served) or 'none'})")
+        if depth is not None and (type(depth) is not int or depth < 1):
+            raise UsageError(f"book depth must be a positive integer or None for every level, got {depth!r}")
+        live = feed.state is BookSync.LIVE
+        book, record = feed.book, feed.record[0]
+        return {
+            "instrument": instrument,
+            "ring": feed.route.ring,
+            "state": feed.state.value,
+            "change_id": feed.change_id,
+            "flags": int(record["flags"]),
+            "ts_exchange": int(record["ts_exchange"]),
+            "ts_recv": int(record["ts_recv"]),
+            "bids": [list(level) for level in book.bids.top(depth or len(book.bids))] if live else [],
+            "asks": [list(level) for level in book.asks.top(depth or len(book.asks))] if live else [],
+        }
+
+    def ring_figures(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """(gaps per book and trades ring, audit figures per book ring): what the supervisor shows per
+        ring, as plain ints, without building `metrics()`; a chain ring's add up over its instruments."""
+        gaps: dict[str, int] = {}
+        audits: dict[str, dict[str, int]] = {}
+        for feed in self._books.values():
+            ring, audit = feed.route.ring, feed.audit
+            gaps[ring] = gaps.get(ring, 0) + feed.gaps
+            figures = audits.setdefault(ring, dict.fromkeys(_AUDIT_FIGURES, 0))
+            figures["passed"] += audit.passed
+            figures["failed"] += audit.failed
+            figures["unverifiable"] += audit.unverifiable
+            figures["crossed"] += feed.crossed
+            figures["last_passed_ns"] = max(figures["last_passed_ns"], audit.last_passed_ns)
+        for feed in self._feeds.values():
+            if isinstance(feed, TradeFeed):
+                gaps[feed.route.ring] = gaps.get(feed.route.ring, 0) + feed.gaps
+        return gaps, audits
 
     def _reject(self, route: Route | None, exc: BadMessage) -> None:
         self.stats.rejected += 1

@@ -4,13 +4,18 @@ Rules it keeps (the adapter's module doc has the whole contract):
 - A change is applied only when its `prev_change_id` is the last `change_id`; duplicates and stale
   messages are dropped and counted; a gap, a bad message or an action the book contradicts publishes
   one GAP record at once (the last published top-N, flagged GAP) and asks for a resubscription.
+- One pass over the common message (a change chained onto a live book): its header is checked
+  here, its entries are validated as they are applied (`L2Book`), and only what changed in the top N
+  is written into the record. Every other message goes through `parse_book` first. Both accept
+  exactly the same messages; when the one pass stops at an entry, `parse_book` names what was wrong.
 - A book that is crossed or locked after a message (best bid >= best ask) is evidence of a missed or
   corrupt update: with `crossed="resync"` (Deribit's default) that record goes out CROSSED|GAP and the
   book resyncs like after a gap; with `crossed="flag"` it goes out CROSSED and the book stays live.
-- Every record published as valid enters the audit window (`feeder.core.audit`) as the exact bytes of
-  its level arrays. A snapshot from `public/get_order_book` is packed into the same bytes by the same
-  book code and compared there; a mismatch is published as GAP at once (the book resyncs) and logged
-  with both books side by side on one line.
+- While an audit request for the book is out, every record published as valid enters the audit
+  window (`feeder.core.audit`) as the exact bytes of its level arrays (and none does otherwise). A
+  snapshot from `public/get_order_book` is packed into the same bytes by the same book code and
+  compared there; a mismatch is published as GAP at once (the book resyncs) and logged with both
+  books side by side on one line.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from feeder.core.audit import BookAudit, Failure, Verdict
-from feeder.core.book import ASK_OFFSET, BID_OFFSET, DEPTH, BookSide, L2Book
+from feeder.core.book import BookLayout, L2Book, book_layout
 from feeder.errors import BadMessage, SchemaError
 from feeder.exchanges.deribit.channels import Route
 from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped_book, parse_order_book
@@ -30,6 +35,7 @@ from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resu
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, SNAPSHOT
 from feeder.ring.gaps import COPY_CLEARS, gap_copy
+from feeder.ring.schema import BOOK_TYPES, record_schema
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -38,12 +44,14 @@ log = logging.getLogger("feeder.exchanges.deribit.adapter")
 
 CROSSED_MODES = ("resync", "flag")
 AUDIT_WAIT_NS = 5_000_000_000  # how long an audit ahead of the stream waits for the stream to reach it
-_BOOK_OFF, _pack_book = packer("book", (*COMMON, "change_id", "prev_change_id", "bid_count", "ask_count"))
-_LEVELS_END = ASK_OFFSET + 16 * DEPTH
-if ASK_OFFSET != BID_OFFSET + 16 * DEPTH:
-    raise SchemaError("book.json: bid_px, bid_sz, ask_px, ask_sz must lie back to back (audits compare them)")
+_HEAD = (*COMMON, "change_id", "prev_change_id", "bid_count", "ask_count")
+_BOOK_OFF, _pack_book = packer("book", _HEAD)
+_BOOK_FIELDS = record_schema("book").dtype.fields
+if any(record_schema(t).dtype.fields[f][1] != _BOOK_FIELDS[f][1] for t in BOOK_TYPES.values() for f in _HEAD):
+    raise SchemaError("every book record type must share the book header (one packer fills them all)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
 _NOT_LOCKED = 0xFFFFFFFF ^ (COPY_CLEARS | LOCKED)
+_LIVE = BookSync.LIVE
 
 
 class BookFeed(ChannelFeed):
@@ -52,28 +60,57 @@ class BookFeed(ChannelFeed):
     def __init__(self, adapter: DeribitAdapter, route: Route):
         super().__init__(adapter, route)
         self.state = BookSync.AWAITING_SNAPSHOT
-        self.book = L2Book()
-        self.record = scratch("book")
+        self.record = scratch(route.record_type)
         self.record["instrument_id"] = self.iid  # GAP copies before the first book name it too
         self.buf = memoryview(self.record.view(np.uint8))
-        self.levels = self.buf[BID_OFFSET:_LEVELS_END]
-        self.top = bytes(self.levels)  # the levels of the last record, as the audit window keeps them
+        self.layout = layout = book_layout(self.record.dtype)
+        self.book = L2Book(self.buf, layout)
+        self.levels = self.buf[layout.bid_offset : layout.levels_end]  # what the audit compares
         self.emit: Emit = (route.ring, self.record)
         self.parse = parse_grouped_book if route.grouped else parse_book
+        self.incremental = not route.grouped  # changes chained onto the book (the one pass takes them)
         self.resync_crossed = adapter.crossed == "resync"
         self.change_id = 0
-        self.counts = (0, 0)
         self.gaps = self.resyncs = self.snapshots = self.crossed = 0
         self.audit = BookAudit()
         self.window_append = self.audit.window.append  # the hot path's part of BookAudit.published
 
     def __call__(self, data: Any, recv_ns: int) -> None:
+        if self.state is _LIVE and self.incremental and type(data) is dict:
+            try:
+                change_id, prev, timestamp = data["change_id"], data["prev_change_id"], data["timestamp"]
+                bids, asks, kind, name = data["bids"], data["asks"], data["type"], data["instrument_name"]
+            except KeyError:
+                kind = None
+            if (
+                kind == "change"
+                and prev == self.change_id
+                and type(prev) is int
+                and type(change_id) is int
+                and change_id > prev
+                and type(timestamp) is int
+                and timestamp >= 0
+                and type(bids) is list
+                and type(asks) is list
+                and name == self.instrument
+            ):
+                book = self.book
+                if book.bids.apply(bids) or book.asks.apply(asks):
+                    self.refused(data, recv_ns)
+                    return
+                self.stats.book_changes += 1
+                self.publish(change_id, prev, timestamp * MS, recv_ns, 0, bids, asks)
+                return
+        self.general(data, recv_ns)
+
+    def general(self, data: Any, recv_ns: int) -> None:
+        """Any message but a change chained onto a live book: validated whole first (parse.py)."""
         try:
             update = self.parse(data, self.instrument)
         except BadMessage as exc:
             self.rejected(data, exc, recv_ns)
             return
-        if self.state is BookSync.LIVE:
+        if self.state is _LIVE:
             self.live(update, recv_ns)
         elif update.snapshot:
             self.snapshot(update, recv_ns, SNAPSHOT)
@@ -81,7 +118,8 @@ class BookFeed(ChannelFeed):
             self.stats.skipped += 1
 
     def live(self, update: BookUpdate, recv_ns: int) -> None:
-        """A valid message on a live book: drop it, apply it, or find the book broken."""
+        """A valid message on a live book that the one pass did not take: drop it, take a snapshot, or
+        find the book broken."""
         stats = self.stats
         if update.change_id <= self.change_id:
             stats.duplicates += 1
@@ -91,29 +129,34 @@ class BookFeed(ChannelFeed):
             stats.gaps += 1
             self.gaps += 1
             self.broken("gap", recv_ns)
-        elif not self.apply(update.bids, self.book.bids) or not self.apply(update.asks, self.book.asks):
-            stats.inconsistent += 1
-            self.broken("inconsistent action", recv_ns)
-        else:
+        else:  # chained, and parse_book found nothing wrong: the book contradicts an entry
+            book = self.book
+            if book.bids.apply(update.bids) or book.asks.apply(update.asks):
+                stats.inconsistent += 1
+                self.broken("inconsistent action", recv_ns)
+                return
             stats.book_changes += 1
-            self.publish(update.change_id, update.prev_change_id, update.timestamp_ms * MS, recv_ns, 0)
+            self.publish(
+                update.change_id, update.prev_change_id, update.timestamp_ms * MS, recv_ns, 0,
+                update.bids, update.asks,
+            )  # fmt: skip
+
+    def refused(self, data: Any, recv_ns: int) -> None:
+        """The one pass stopped at an entry: a bad one (rejected, parse_book names it) or one the book
+        contradicts. The levels may be half updated: the book is broken either way."""
+        try:
+            parse_book(data, self.instrument)
+        except BadMessage as exc:
+            self.rejected(data, exc, recv_ns)
+            return
+        self.stats.inconsistent += 1
+        self.broken("inconsistent action", recv_ns)
 
     def rejected(self, data: Any, exc: BadMessage, recv_ns: int) -> None:
         """A bad message: counted; the book is broken if it could have changed it."""
         self.reject(exc)
         if self.state is BookSync.LIVE or self.route.grouped or _may_be_snapshot(data):
             self.broken("bad message", recv_ns)
-
-    @staticmethod
-    def apply(entries: list, side: BookSide) -> bool:
-        """Apply validated [action, price, amount] entries; False when one contradicts the book."""
-        for action, price, amount in entries:
-            if action == "delete":
-                if not side.remove(price):
-                    return False
-            elif side.set(price, amount) != (action == "change"):
-                return False
-        return True
 
     def snapshot(self, update: BookUpdate, recv_ns: int, flags: int) -> None:
         self.book.load(update.bids, update.asks)
@@ -122,15 +165,26 @@ class BookFeed(ChannelFeed):
         self.snapshots += 1
         self.publish(update.change_id, 0, update.timestamp_ms * MS, recv_ns, flags)
 
-    def publish(self, change_id: int, prev: int, ts_exchange: int, recv_ns: int, flags: int) -> None:
-        """The record after an applied message: valid, or found crossed or wrong by a pending audit."""
+    def publish(
+        self,
+        change_id: int,
+        prev: int,
+        ts_exchange: int,
+        recv_ns: int,
+        flags: int,
+        bids: Any = (),
+        asks: Any = (),
+    ) -> None:
+        """The record after an applied message (`bids`/`asks`: its entries, for what changed in the top
+        N): valid, or found crossed or wrong by a pending audit."""
         self.change_id = change_id
         book = self.book
-        if book.bids.dirty or book.asks.dirty:  # the top-N changes: so do the bytes the audit keeps
-            bid_count, ask_count = self.counts = book.write_top(self.buf)
-            self.top = bytes(self.levels)
-        else:
-            bid_count, ask_count = self.counts
+        bid_side, ask_side = book.bids, book.asks
+        if bid_side.touched:
+            bid_side.write(bids)
+        if ask_side.touched:
+            ask_side.write(asks)
+        bid_count, ask_count = bid_side.count, ask_side.count
         if bid_count and ask_count and book.crossed():
             flags |= CROSSED
             self.stats.crossed += 1
@@ -138,10 +192,12 @@ class BookFeed(ChannelFeed):
             if self.resync_crossed:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.distrust("crossed book")
-        if not flags & GAP:
-            self.window_append((change_id, self.top))
-            audit = self.audit
-            if audit.pending is not None and audit.settle(change_id, self.top, recv_ns) is Verdict.FAILED:
+        audit = self.audit
+        if not flags & GAP and (audit.recording or audit.pending is not None):
+            top = bytes(self.levels)
+            if audit.recording:
+                self.window_append((change_id, top))
+            if audit.pending is not None and audit.settle(change_id, top, recv_ns) is Verdict.FAILED:
                 flags = (flags & _NO_SNAPSHOT) | GAP
                 self.audit_failed()
         flags |= self.locked
@@ -175,7 +231,8 @@ class BookFeed(ChannelFeed):
 
     def publish_gap(self, recv_ns: int) -> None:
         """Re-publish the last top-N (or an empty book) as its GAP copy (`feeder.ring.gaps`): the scratch
-        record always holds the last published record, since only `publish` writes its levels."""
+        record always holds the last published record, since the book writes its levels only when a
+        message applied whole and only `publish` writes the rest."""
         gap_copy(self.buf, recv_ns)
         self.stats.records += 1
         self.out.append(self.emit)
@@ -207,6 +264,11 @@ class BookFeed(ChannelFeed):
         """Worth an audit now: a live book of a channel that carries the exchange's own levels."""
         return self.state is BookSync.LIVE and not self.route.grouped
 
+    def audit_started(self) -> None:
+        """A `public/get_order_book` for this book goes out now: keep what is published until the answer."""
+        if self.state is BookSync.LIVE:
+            self.audit.start(self.change_id, bytes(self.levels))
+
     def check(self, result: Any, now_ns: int) -> Verdict:
         """Judge the exchange's `public/get_order_book` answer against what was published."""
         try:
@@ -216,7 +278,7 @@ class BookFeed(ChannelFeed):
             return self.audit.not_verifiable("bad get_order_book answer")
         if self.state is not BookSync.LIVE:
             return self.audit.not_verifiable("the book was not live when the answer came")
-        verdict = self.audit.check(snapshot.change_id, _levels(snapshot), now_ns, AUDIT_WAIT_NS)
+        verdict = self.audit.check(snapshot.change_id, _levels(snapshot, self.layout), now_ns, AUDIT_WAIT_NS)
         if verdict is Verdict.FAILED:
             self.audit_failed()
             self.publish_gap(now_ns)
@@ -230,21 +292,23 @@ class BookFeed(ChannelFeed):
         self.distrust("audit mismatch")
 
 
-def _levels(snapshot: BookUpdate) -> bytes:
+def _levels(snapshot: BookUpdate, layout: BookLayout) -> bytes:
     """A snapshot's top-N packed exactly as a ring record's level arrays (the same book code does it)."""
-    book, buf = L2Book(), bytearray(_LEVELS_END)
+    buf = bytearray(layout.levels_end)
+    book = L2Book(buf, layout)
     book.load(snapshot.bids, snapshot.asks)
-    book.write_top(buf)
-    return bytes(buf[BID_OFFSET:])
+    book.write()
+    return bytes(buf[layout.bid_offset :])
 
 
 def side_by_side(failure: Failure, levels: int = 5) -> str:
     """One line: change_id, then each side's top levels as ours|theirs, differing ones marked with *."""
-    ours, theirs = (np.frombuffer(b, "<f8").reshape(4, DEPTH) for b in (failure.ours, failure.theirs))
+    depth = len(failure.ours) // 32  # prices and sizes of both sides, float64
+    ours, theirs = (np.frombuffer(b, "<f8").reshape(4, depth) for b in (failure.ours, failure.theirs))
     parts = [f"change_id {failure.change_id} (feeder|exchange)"]
     for name, px, sz in (("bids", 0, 1), ("asks", 2, 3)):
         cells = []
-        for i in range(DEPTH):
+        for i in range(depth):
             a, b = (ours[px, i], ours[sz, i]), (theirs[px, i], theirs[sz, i])
             if i >= levels and a == b:
                 continue

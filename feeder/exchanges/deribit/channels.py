@@ -11,12 +11,17 @@ Owns the mapping between a ring (`<stream>.<symbol>`) and the Deribit channel th
 | `book.BTC-options`       | `book.<every BTC option>.raw`            | book (a chain ring) |
 | `markprice.btc_usd`      | `markprice.options.btc_usd`              | markprice (a chain ring) |
 
+A book ring holds 10 levels per side (`book` records) unless `depth` gives it 25 or 50 (`book25`,
+`book50` records), by ring name or glob (`{"book.BTC*": 50}`: an exact name wins, then the first
+glob that matches, in order).
+
 Rules it keeps:
 - A symbol is an alias (default `BTC` -> `BTC-PERPETUAL`, `ETH` -> `ETH-PERPETUAL`; configurable) or a
   full instrument name. Ring names for an instrument use its alias when it has one.
 - The interval is `raw` (needs an authenticated connection) when credentials are configured and
   `100ms` without, unless set explicitly. Books may instead use Deribit's grouped snapshots
-  (`book.{instrument}.{group}.{depth}.{interval}`) by setting `book_depth`.
+  (`book.{instrument}.{group}.{depth}.{interval}`) by setting `book_depth`, which must fit in the
+  ring's levels (a 20-level snapshot needs a ring of depth 25 or 50: never cut silently).
 - Each channel feeds exactly one ring: two rings naming the same channel are a configuration error.
   A chain ring (`feeder.ring.chains`) is fed by many channels, one per instrument, each route naming
   its instrument; `markprice.<index>` is fed by the one `markprice.options.<index>` channel.
@@ -27,11 +32,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 
 from feeder.errors import ConfigError
 from feeder.ring.chains import MARKPRICE, is_chain
 from feeder.ring.names import check_ring_name
+from feeder.ring.schema import BOOK_TYPES
 
 STREAM_RECORDS: Mapping[str, str] = MappingProxyType(
     {"book": "book", "trades": "trade", "ticker": "ticker", MARKPRICE: "markprice"}
@@ -52,6 +59,7 @@ class ChannelConfig:
     interval: str | None = None  # None: `raw` with credentials, `100ms` without
     book_group: str = "none"  # grouped book channels only
     book_depth: int | None = None  # set (1, 10 or 20) to use grouped book snapshots
+    depth: Mapping[str, int] = field(default_factory=dict)  # book ring name or glob -> levels (10, 25, 50)
 
     def __post_init__(self) -> None:
         if self.interval is not None and self.interval not in INTERVALS:
@@ -62,6 +70,17 @@ class ChannelConfig:
             raise ConfigError("book_group", self.book_group, f"one of {', '.join(BOOK_GROUPS)}")
         if self.book_depth is not None and self.book_depth not in BOOK_DEPTHS:
             raise ConfigError("book_depth", self.book_depth, "1, 10, 20, or None for incremental books")
+        *most, last = map(str, BOOK_TYPES)
+        levels = f"{', '.join(most)} or {last}"
+        for pattern, depth in self.depth.items():
+            if not isinstance(pattern, str) or not pattern.startswith("book."):
+                raise ConfigError(
+                    f"depth[{pattern!r}]", depth, "keys are book ring names or globs, such as 'book.BTC*'"
+                )
+            if depth not in BOOK_TYPES or isinstance(depth, bool):
+                raise ConfigError(
+                    f"depth[{pattern!r}]", depth, f"{levels} levels per side (the book record types)"
+                )
         for alias, instrument in self.aliases.items():
             if not _INSTRUMENT_RE.match(str(alias)) or not _INSTRUMENT_RE.match(str(instrument)):
                 raise ConfigError(
@@ -71,6 +90,13 @@ class ChannelConfig:
     def interval_for(self, authenticated: bool) -> str:
         """The Deribit interval in use: the configured one, else raw when authenticated, else 100ms."""
         return self.interval or ("raw" if authenticated else "100ms")
+
+    def levels(self, ring: str) -> int:
+        """Levels per side of a book ring: its own `depth` entry, else the first glob matching it, else 10."""
+        depth = self.depth.get(ring)
+        if depth is None:
+            depth = next((d for pattern, d in self.depth.items() if fnmatchcase(ring, pattern)), 10)
+        return depth
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,12 @@ class ChannelMap:
             )
         return instrument
 
+    def record_type(self, ring: str) -> str:
+        """What a ring holds: its stream's record type, a book's by its depth (`book`, `book25`, `book50`)."""
+        stream = ring.partition(".")[0]
+        record_type = _check_stream(stream, ring)
+        return BOOK_TYPES[self.config.levels(ring)] if stream == "book" else record_type
+
     def ring_name(self, stream: str, instrument: str) -> str:
         """The ring for an instrument's stream, using the alias when there is one (`book.BTC`)."""
         _check_stream(stream, stream)
@@ -133,9 +165,19 @@ class ChannelMap:
                 "instrument", instrument, "a Deribit instrument name (letters, digits, '_', '-')"
             )
         config = self.config
-        if stream == "book" and config.book_depth is not None:
-            channel = f"book.{instrument}.{config.book_group}.{config.book_depth}.{self.interval}"
-            return Route(ring, stream, record_type, instrument, channel, True, instrument_id)
+        if stream == "book":
+            levels = config.levels(ring)
+            record_type = BOOK_TYPES[levels]
+            if config.book_depth is not None:
+                if config.book_depth > levels:
+                    raise ConfigError(
+                        "book_depth", config.book_depth,
+                        f"at most the {levels} levels per side of ring {ring!r}'s records (give the ring a "
+                        f"depth of {min(d for d in BOOK_TYPES if d >= config.book_depth)}: a grouped snapshot "
+                        f"is never cut)",
+                    )  # fmt: skip
+                channel = f"book.{instrument}.{config.book_group}.{config.book_depth}.{self.interval}"
+                return Route(ring, stream, record_type, instrument, channel, True, instrument_id)
         channel = f"{stream}.{instrument}.{self.interval}"
         return Route(ring, stream, record_type, instrument, channel, instrument_id=instrument_id)
 

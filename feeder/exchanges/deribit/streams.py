@@ -61,7 +61,7 @@ class ChannelFeed:
         self.locked = 0  # LOCKED while the exchange has the instrument's currency locked
         self.stats = adapter.stats
         self.out = adapter._out
-        self.request = adapter._requests.append
+        self.request = adapter.requests.append
         self._reject = adapter._reject
         self._marked = adapter._marked
 

@@ -30,7 +30,7 @@ from feeder.ring import clean_stale
 from feeder.runtime.account import account_costs
 from feeder.runtime.config import FeederConfig
 from feeder.runtime.control import ControlServer
-from feeder.runtime.handle import STATUS_METHOD
+from feeder.runtime.handle import BOOK_METHOD, STATUS_METHOD
 from feeder.runtime.listings import Listings
 from feeder.runtime.plan import RingSpec, initial, layout_of
 from feeder.runtime.resolve import resolve, sim_instruments
@@ -102,7 +102,9 @@ class Supervisor:
         self.limits_dir.mkdir(mode=0o700)
         for slot in self.pool.slots:
             self.pool.spawn(slot)
-        self.requests = Requests(self.pool, self.config.hang_timeout, self.credentials is not None)
+        self.requests = Requests(
+            self.pool, self.config.hang_timeout, self.credentials is not None, book_ring=self._book_ring
+        )
         self.control = ControlServer(
             self.rundir.socket_path,
             self.rundir.key_path.read_text(),
@@ -199,6 +201,7 @@ class Supervisor:
             redundancy=c.redundancy,
             audit_interval=c.audit_interval,
             crossed=c.crossed,
+            depth=c.depth,
             costs=self.costs,
             **self.listings.spec(slot.index),
         )
@@ -233,11 +236,21 @@ class Supervisor:
         self.exit_code = EXIT_FAILED
         self._stop.set()
 
+    def _book_ring(self, name: str) -> tuple[str, str | None]:
+        """The instrument a name or alias stands for, and the ring its book goes to (None: not served)."""
+        assert self.listings is not None  # planned before the control socket opens
+        plan = self.listings.plan
+        instrument = plan.layout.channels.instrument(name)
+        served = plan.served.get(instrument)
+        return instrument, None if served is None else served.rings.get("book")
+
     async def dispatch(self, method: str, params: dict, timeout: float) -> Any:
         """Answer a FeederHandle request: supervisor methods here, exchange methods through a worker."""
         if method == STATUS_METHOD:
             return self.status()
         assert self.requests is not None  # the control socket opens after it is made
+        if method == BOOK_METHOD:
+            return await self.requests.book(params, timeout)
         return await self.requests.send(method, params, timeout)
 
     # --- stop --------------------------------------------------------------------------------------

@@ -15,12 +15,15 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from feeder import errors
 from feeder.core.health import Router
 from feeder.core.routing import Attempts, Loss, answer_margin, nobody, refusal
+from feeder.core.workers import WorkerState
 from feeder.exchanges.methods import is_private, is_read_only
+from feeder.runtime.handle import BOOK_METHOD
 from feeder.runtime.supervisor.pool import WorkerPool
 from feeder.runtime.supervisor.slots import Slot, WorkerLost
 from feeder.runtime.wire import error_from_wire
@@ -29,8 +32,15 @@ log = logging.getLogger("feeder.supervisor")
 
 
 class Requests:
-    def __init__(self, pool: WorkerPool, hang_timeout: float, has_credentials: bool):
-        self.pool, self.has_credentials = pool, has_credentials
+    def __init__(
+        self,
+        pool: WorkerPool,
+        hang_timeout: float,
+        has_credentials: bool,
+        book_ring: Callable[[str], tuple[str, str | None]],
+    ):
+        """`book_ring(name)`: the instrument a name or alias stands for and the ring of its book."""
+        self.pool, self.has_credentials, self.book_ring = pool, has_credentials, book_ring
         self.margin = answer_margin(hang_timeout)
         self.router = Router()
         self._ids = itertools.count(1)
@@ -58,6 +68,31 @@ class Requests:
                 raise errors.OutcomeUnknown(
                     method, params.get("label"), f"worker {slot.index} died: {exc}"
                 ) from None
+
+    async def book(self, params: dict, timeout: float) -> Any:
+        """`feeder/book`: asked of the worker whose ring holds the instrument's book (it answers from
+        memory, no exchange request); no fail over: no other worker keeps that book."""
+        name = params.get("instrument")
+        if not isinstance(name, str):
+            raise errors.UsageError(
+                f"{BOOK_METHOD}: instrument must be an instrument name or alias, got {name!r}"
+            )
+        instrument, ring = self.book_ring(name)
+        slot = None if ring is None else next((s for s in self.pool.slots if ring in s.rings), None)
+        if slot is None:
+            raise errors.UsageError(f"{BOOK_METHOD}: this feeder keeps no book of {name!r}")
+        if slot.state is not WorkerState.RUNNING:
+            raise errors.NoHealthyWorker(
+                f"{BOOK_METHOD}: worker {slot.index}, which keeps {ring}, is {slot.state.value}"
+            )
+        try:
+            return await self._forward(
+                slot, BOOK_METHOD, {"instrument": instrument, "depth": params.get("depth")}, timeout
+            )
+        except WorkerLost as exc:
+            raise errors.NoHealthyWorker(
+                f"{BOOK_METHOD}: worker {slot.index}, which keeps {ring}: {exc}"
+            ) from None
 
     async def _forward(self, slot: Slot, method: str, params: dict, timeout: float) -> Any:
         rid = next(self._ids)

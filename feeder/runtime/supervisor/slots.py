@@ -20,6 +20,7 @@ from feeder.core.restart import RestartPolicy
 from feeder.core.workers import WorkerEvent, WorkerState, WorkerView, next_state
 
 FRAMES_EVERY_S = 1.0  # messages per second are measured over at least this long
+PER_RING = ("ring_gaps", "audits")  # heartbeat figures a worker sends only when they changed
 
 
 class WorkerLost(Exception):
@@ -71,7 +72,11 @@ class Slot:
         )
 
     def on_heartbeat(self, health: dict, now: float) -> None:
-        """A heartbeat's figures: errors the worker counted since the last one fade in the score."""
+        """A heartbeat's figures: errors the worker counted since the last one fade in the score. The
+        per-ring figures come only when they changed: the last ones stand until then."""
+        for key in PER_RING:
+            if key not in health and key in self.health:
+                health[key] = self.health[key]
         self.last_hb, self.health = now, health
         errors_total = int(health.get("errors", 0))
         for _ in range(max(0, errors_total - self.last_error_count)):
