@@ -169,6 +169,10 @@ class _Arbiter:
         self.stats[leg].wins += 1
         self.recent.append((ident, recv_ns, leg))
 
+    def dropped(self, leg: int, ident: Any, recv_ns: int) -> None:
+        """A copy of an id already published (the caller found it so): a loss, timed against the winner."""
+        self._lost(leg, ident, recv_ns)
+
     def _lost(self, leg: int, ident: Any, recv_ns: int) -> None:
         """A copy of an id already published: a loss, timed against the winner when it is remembered."""
         recent = self.recent

@@ -90,11 +90,16 @@ class WorkerSpec:
             indexes=self.indexes,
             watch=self.watch,
             channels=ChannelConfig(interval=self.interval, depth=self.depth),
-            session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
+            session=SessionConfig(
+                credentials=self.credentials,
+                cancel_on_disconnect=cod,
+                client_name=f"feeder-w{self.index}" if self.redundancy > 1 else None,  # legs: -a, -b
+            ),
             attach_rings=True,
             instance=self.instance,
             audit_interval=self.audit_interval,
             crossed=self.crossed,
+            redundancy=self.redundancy,
         )
 
 
