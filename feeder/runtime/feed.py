@@ -160,9 +160,9 @@ class Feed:
             session.bind(client)
         self._writers: dict[str, RingWriter] = {}
         self._resync_wake = asyncio.Event()
-        self._resync_task: asyncio.Task | None = None
-        self._audit_task: asyncio.Task | None = None
-        self._tick_task: asyncio.Task | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._audit_task: asyncio.Task[None] | None = None
+        self._tick_task: asyncio.Task[None] | None = None
         self.audits_sent = 0
         self.audits_deferred: Counter[str] = Counter()  # why an audit waited for its next chance
         self._resyncing: list[dict[str, str]] = [{} for _ in range(count)]  # per leg: channel -> reason
@@ -317,7 +317,7 @@ class Feed:
 
     # --- the receive path ------------------------------------------------------------------------
 
-    def _on_notification(self, msg: dict, recv_ns: int) -> None:
+    def _on_notification(self, msg: dict[str, Any], recv_ns: int) -> None:
         """The client's handler for every market-data message: adapter, then publish, in one frame."""
         for ring, records in self._adapter_feed(msg, recv_ns):
             try:
@@ -342,7 +342,7 @@ class Feed:
         feed_leg = legs.feed
         name = LEG_NAMES[self.config.redundancy][leg]
 
-        def on_notification(msg: dict, recv_ns: int) -> None:
+        def on_notification(msg: dict[str, Any], recv_ns: int) -> None:
             feed_leg(leg, msg, recv_ns)
             after()
 
@@ -367,7 +367,7 @@ class Feed:
         )
         config = self.config.client
         if config.record_to and leg:
-            stem, dot, ext = config.record_to.rpartition(".")
+            stem, dot, ext = str(config.record_to).rpartition(".")
             config = replace(config, record_to=f"{stem}-{name}.{ext}" if dot else f"{ext}-{name}")
         return Client(config, on_notification=on_notification, on_event=on_leg_event, hooks=hooks)
 
