@@ -19,7 +19,7 @@ from deribit.simfeed import (
     until,
 )
 
-from feeder.ring import GAP, MARKER, SNAPSHOT, RingReader
+from feeder.ring import FINAL, GAP, MARKER, SNAPSHOT, RingReader
 from feeder.runtime.feed import Feed
 
 A = "t-a"  # leg a's public/hello client_name (the feed's client_name is "t")
@@ -126,6 +126,28 @@ def test_faults_on_one_leg_leave_no_gap_and_every_change_once_and_both_legs_down
             markers = trades.read()
             assert np.any(markers["flags"] & MARKER), "the trades ring is told its stream was interrupted"
             trades.close()
+
+    with simulator() as sim:
+        run(main(sim))
+
+
+def test_channels_added_and_removed_at_run_time_are_subscribed_and_unsubscribed_on_both_legs():
+    async def main(sim):
+        config = replace(feed_config(sim, ("book.BTC",), client_name="t"), redundancy=2)
+        async with Feed(config) as feed:
+            feed.add([("book.ETH", ETH, 2)])
+            tape = Tape("book.ETH")
+            carried = lambda: [c for c in sim.connections() if "book.ETH-PERPETUAL.raw" in c["subscriptions"]]  # noqa: E731
+            await until(lambda: len(carried()) == 2, what="book.ETH subscribed on both legs")
+            await until(lambda: _joined(feed), what="both legs to feed both books")
+            await _caught_up({ETH: tape}, (await control(sim, "publish", 20, ETH))["last"])
+            assert [f for f in tape.flags() if f] == [SNAPSHOT]
+            assert truth_mismatches(sim, ETH, tape.records) == []
+            await feed.remove([ETH])
+            await until(lambda: not carried(), what="book.ETH unsubscribed on both legs")
+            assert tape.flags()[-1] & FINAL
+            tape.close()
+            assert feed.legs is not None and "book.ETH-PERPETUAL.raw" not in feed.legs._books
 
     with simulator() as sim:
         run(main(sim))
