@@ -80,6 +80,7 @@ def test_faults_on_one_leg_leave_no_gap_and_every_change_once_and_both_legs_down
                 ("gap", {"instrument": BTC, "count": 2}),
                 ("duplicate", {"instrument": ETH}),
                 ("reorder", {"instrument": BTC}),
+                ("wrong_types", {"instrument": ETH}),  # rejected; only leg a resyncs that book
                 ("reset", {}),
                 ("close", {}),
                 ("rate_limit", {}),  # the next request (a heartbeat's public/test) gets 10028, then a close
@@ -99,8 +100,9 @@ def test_faults_on_one_leg_leave_no_gap_and_every_change_once_and_both_legs_down
             assert len(seen) and not np.any(seen["flags"] & (GAP | MARKER))
             assert np.all(np.diff(seen["trade_seq"].astype(np.int64)) == 1), "every trade once"
             assert int(seen["trade_seq"][-1]) == sim.stats()["trade_seq"][BTC]
+            assert feed.adapter.stats.rejected == 1
             legs = feed.metrics()["legs"]
-            assert legs[1]["wins"] > 0 and legs[0]["filled"] > 0 and legs[0]["matched"] == 2 * 4
+            assert legs[1]["wins"] > 0 and legs[0]["filled"] > 0 and legs[0]["matched"] == 2 * 4 + 1
             enabled = {
                 m.conn
                 for m in sim.received()

@@ -26,6 +26,9 @@ Rules it keeps:
 - Trades go through when they continue the published trade_seq (a partly new batch: the adapter drops the
   repeats); tickers and mark prices through `Stamps`; instrument.state and other market notices once per
   content (both legs bring them).
+- A book message whose ids are malformed, from one of two legs feeding the book, is rejected (counted) and
+  only its leg resyncs; one that fails deeper (an entry the one pass refuses, a crossed book) has touched the
+  book already: the book breaks, as with one connection.
 """
 
 from __future__ import annotations
@@ -191,11 +194,21 @@ class Legs:
             self._leg_resync(book, leg, "out of step with the book")
 
     def _unsure(self, book: _Book, leg: int, msg: Any, recv_ns: int) -> None:
-        """A copy the look at its ids could not place: the adapter judges it if its leg feeds the book."""
-        if book.chain.legs[leg] is _JOINED:
-            self._apply(msg, recv_ns)
-        else:
+        """A copy the look at its ids could not place. From a leg that does not feed the book: ignored. A bad
+        one while another leg feeds the book too: rejected (counted), and only its leg resyncs (the other
+        brings the change; the book was not touched). Otherwise the adapter judges it."""
+        chain, feed = book.chain, book.feed
+        if chain.legs[leg] is not _JOINED:
             self.stats[leg].ignored += 1
+            return
+        if chain.joined > 1 and feed.state is _LIVE:
+            try:
+                feed.parse(msg["params"]["data"], feed.instrument)
+            except BadMessage as exc:
+                feed.reject(exc)
+                self._leg_resync(book, leg, "a bad message")
+                return
+        self._apply(msg, recv_ns)
 
     def _change(self, book: _Book, leg: int, msg: Any, cid: int, recv_ns: int) -> None:
         """Apply a change (and the held copies that chain on after it), each counted as its leg's win."""
