@@ -30,12 +30,15 @@ Pinning: the pipeline under test (the feeder's worker via its --cpus, or cryptof
 CPU to itself; on 2 CPUs the simulator and the strategy process share the other one.
 
 With `--busy-poll`, the feeder again at the fixed rates with `busy_poll = true`: a separate row (the
-targets are for the default mode). And the feeder at rest (scripts/bench_e2e/idle.py): worker and
+targets are for the default mode). With `--redundancy-row`, the feeder with `redundancy = 2` (two
+connections per worker, the first copy of each change wins) next to redundancy 1 at the fixed rates,
+interleaved, `--repeat` rounds, medians: its own rows, latency and the worker's CPU per update. And the
+feeder at rest (scripts/bench_e2e/idle.py): worker and
 supervisor CPU per second with 1 and 1,000 quiet books, audits on and off.
 
 Usage: python scripts/bench_e2e.py [--quick] [--json] [--seconds S] [--rates R,R..] [--counts N,N..]
                                    [--feeder-config FILE] [--busy-poll] [--idle-counts N,N..] [--idle-seconds S]
-                                   [--scaling-only] [--repeat K]
+                                   [--scaling-only] [--repeat K] [--redundancy-row]
 Targets (issue 11): feeder p50 <= 0.25x cryptofeed's at 1k and 10k/s; highest sustained rate >= 3x;
 worker receive -> ring publish p50 <= 10 us at 1k and 10k/s, p99 <= 40 us at 1k/s; worker CPU per
 update <= 25 us at 1k/s and <= 10 us at 10k/s.
@@ -156,6 +159,47 @@ def busy_poll(rates: list[float], seconds: float, warmup: float, bench: Bench, w
         f.write("busy_poll = true\n" + (_config_text(bench.feeder_config) or ""))  # before any [table]
     busy = Bench(bench.layout, bench.instance, path)
     return [_trial(TrialSpec("feeder", RAMP_INSTRUMENTS, r, warmup, seconds), busy) for r in rates]
+
+
+def redundancy(
+    rates: list[float], seconds: float, warmup: float, bench: Bench, workdir: str, repeat: int
+) -> dict:
+    """The feeder with redundancy 1 and 2 at the fixed rates, interleaved, `repeat` rounds: every trial and,
+    per rate and setting, the median of each figure (and 2's over 1's)."""
+    path = os.path.join(workdir, "redundancy.toml")
+    with open(path, "w") as f:
+        f.write("redundancy = 2\n" + (_config_text(bench.feeder_config) or ""))  # before any [table]
+    benches = {1: bench, 2: Bench(bench.layout, bench.instance, path)}
+    trials: dict[int, list[dict]] = {1: [], 2: []}
+    for rate in rates:
+        for _ in range(repeat):
+            for r, b in benches.items():
+                trial = _trial(TrialSpec("feeder", RAMP_INSTRUMENTS, rate, warmup, seconds), b)
+                trial["redundancy"] = r
+                trials[r].append(trial)
+    medians = []
+    for rate in rates:
+        row: dict = {"rate": rate}
+        for name, get in _REDUNDANCY_FIGURES.items():
+            pair = {
+                r: _median([get(t) for t in trials[r] if t["rate"] == rate and "latency_us" in t])
+                for r in (1, 2)
+            }
+            row[name] = {"1": pair[1], "2": pair[2], "ratio": _ratio(pair[2], pair[1])}
+        medians.append(row)
+    return {"trials": trials[1] + trials[2], "medians": medians}
+
+
+_REDUNDANCY_FIGURES = {
+    "p50_us": lambda t: t["latency_us"]["p50"],
+    "p99_us": lambda t: t["latency_us"]["p99"],
+    "worker_us_per_update": lambda t: t["cpu"]["by_process_us_per_update"].get("worker0"),
+}
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    return known[len(known) // 2] if known else None
 
 
 def idle(counts: list[int], seconds: float, bench: Bench) -> list[dict]:
@@ -319,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         "--busy-poll", action="store_true", help="also the feeder with busy_poll at the fixed rates"
     )
     parser.add_argument(
+        "--redundancy-row",
+        action="store_true",
+        help="also the feeder with redundancy = 2 next to 1 at the fixed rates (--repeat rounds)",
+    )
+    parser.add_argument(
         "--idle-counts", help="instrument counts of the rest trials, comma-separated (0: none)"
     )
     parser.add_argument("--idle-seconds", type=float, help="measured seconds per rest trial")
@@ -355,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             "idle_counts": idle_counts,
             "idle_seconds": plan["idle_seconds"],
             "busy_poll_row": args.busy_poll,
+            "redundancy_row": args.redundancy_row,
             "scaling_chains": list(SCALING_CHAINS),
             "scaling_repeat": args.repeat,
             "feeder_config": _config_text(feeder_config),
@@ -370,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
                 fixed = [r for r in rates if r in FIXED_RATES]
                 report["busy_poll"] = busy_poll(fixed, plan["seconds"], plan["warmup"], bench, workdir)
+        if args.redundancy_row:
+            _progress("feeder with redundancy 1 and 2 at the fixed rates, interleaved:")
+            with tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
+                fixed = [r for r in rates if r in FIXED_RATES]
+                report["redundancy"] = redundancy(
+                    fixed, plan["seconds"], plan["warmup"], bench, workdir, max(1, args.repeat)
+                )
     if idle_counts:
         _progress(f"feeder at rest, {plan['idle_seconds']:g} s each:")
         report["idle"] = idle(idle_counts, plan["idle_seconds"], bench)

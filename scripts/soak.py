@@ -1,6 +1,7 @@
 """Soak test: the whole feeder against the local exchange for minutes, with faults, counting what was lost.
 
     python scripts/soak.py --duration 600 --rate 10000 --workers 4 --consumers 3 --faults 30
+    python scripts/soak.py --duration 180 --rate 8000 --redundancy 1,2   # the same faults, side by side
 
 Starts the simulator (with its truth log), the feeder (`python -m feeder --url <sim>`, raw channels
 with the demo credentials) and consumer processes that log every book record they read; injects a
@@ -8,15 +9,20 @@ fault every duration/faults seconds (simulator faults on one connection, SIGKILL
 worker, a consumer paused until it is lapped); then checks every record against the simulator's
 ground truth. Writes OUT/soak-report.json and OUT/soak.png (matplotlib, the `plot` extra), prints a
 one-screen summary (or the report with --json) and exits 1 on an undetected loss, a wrong book, a
-record out of order, an RSS leak or a leftover process or segment; 2 on bad usage.
+record out of order, an RSS leak or a leftover process or segment; 2 on bad usage. `--redundancy 1,2`
+runs the soak once per setting (OUT/r1, OUT/r2: the same seed, so the same fault schedule) and prints the
+faults side by side with their blind time in each (OUT/soak-compare.json); it fails if either run fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
+from soak import compare
 from soak import report as reporting
 from soak.faults import KINDS, check_kinds
 from soak.run import Options, RunData, Soak
@@ -32,6 +38,11 @@ def parser() -> argparse.ArgumentParser:
     a("--duration", type=float, default=600.0, help="seconds of soak after everything is connected")
     a("--rate", type=float, default=10_000.0, help="book updates per second across all instruments")
     a("--workers", type=int, default=4, help="feeder worker processes")
+    a(
+        "--redundancy",
+        default="1",
+        help="the feeder's connections per worker: 1, 2, or 1,2 for both in turn, compared side by side",
+    )
     a("--consumers", type=int, default=3, help="consumer processes (the last one is the slow one)")
     a("--faults", type=int, default=30, help="faults to inject, evenly spaced")
     a("--instruments", type=int, default=8, help="instruments (the simulator's first N)")
@@ -82,6 +93,7 @@ def options(ns: argparse.Namespace) -> Options:
         raise ValueError("--audit-interval must be >= 0 (0: no audits, then phantoms go undetected)")
     if ns.book_capacity is not None and (ns.book_capacity < 16 or ns.book_capacity & (ns.book_capacity - 1)):
         raise ValueError("--book-capacity must be a power of two, at least 16")
+    redundancy = settings(ns.redundancy)
     d = ns.duration
     return Options(
         duration=d,
@@ -104,17 +116,46 @@ def options(ns: argparse.Namespace) -> Options:
         leak_mib=ns.leak_mib,
         keep_data=ns.keep_data,
         audit_interval=ns.audit_interval,
+        redundancy=redundancy[0],
     )
+
+
+def settings(text: str) -> list[int]:
+    """--redundancy: 1, 2 or 1,2."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or len(set(values)) != len(values) or not set(values) <= {1, 2}:
+        raise ValueError(f"--redundancy must be 1, 2 or 1,2, not {text!r}")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
     ns = parser().parse_args(argv)
     try:
         opts = options(ns)
+        redundancy = settings(ns.redundancy)
     except ValueError as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2
-    run = Soak(opts, ns.instance).run()
+    if len(redundancy) == 1:
+        return 0 if soak(opts, ns.instance, ns.json)["ok"] else 1
+    reports = {}
+    for r in redundancy:
+        run_opts = dataclasses.replace(opts, redundancy=r, out=opts.out / f"r{r}")
+        instance = f"{ns.instance}r{r}" if ns.instance else None
+        print(f"--- redundancy {r} ---", flush=True)
+        reports[r] = soak(run_opts, instance, ns.json)
+    comparison = compare.compare(reports)
+    (opts.out / "soak-compare.json").write_text(json.dumps(comparison, indent=1))
+    print(f"\n{compare.summary(comparison)}\n\ncomparison: {opts.out / 'soak-compare.json'}")
+    return 0 if all(r["ok"] for r in reports.values()) else 1
+
+
+def soak(opts: Options, instance: str | None, as_json: bool) -> dict:
+    """One soak run, its report written and printed."""
+    run = Soak(opts, instance).run()
     report = reporting.build(run)
     report["png"] = str(opts.out / "soak.png")
     why_not = reporting.plot(report, opts.out / "soak.png")
@@ -124,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     (opts.out / "soak-report.json").write_text(reporting.dumps(report))
     if not opts.keep_data:
         _remove_data(run)
-    if ns.json:
+    if as_json:
         print(reporting.dumps(report, series=False))
     else:
         print(reporting.summary(report))
         where = f"report: {opts.out / 'soak-report.json'}; " + (why_not or f"plot: {report['png']}")
-        print(f"\n{where}")
-    return 0 if report["ok"] else 1
+        print(f"\n{where}", flush=True)
+    return report
 
 
 def _remove_data(run: RunData) -> None:

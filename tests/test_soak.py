@@ -26,7 +26,7 @@ from feeder.sim.truth import TruthLog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from soak import analysis, trades  # noqa: E402
+from soak import analysis, compare, trades  # noqa: E402
 from soak.faults import KINDS, plan  # noqa: E402
 from soak.monitor import still_running  # noqa: E402
 from soak.observations import OBS, TRADE_OBS, ObservationLog, load_observations, record_hash  # noqa: E402
@@ -252,6 +252,59 @@ def test_recovery_runs_from_the_fault_to_the_next_valid_snapshot():
 def test_a_fault_without_a_gap_disrupts_nothing():
     found = analysis.recovery(int(3.5e9), int(10e9), ["book.BTC"], recovery_timeline())
     assert found["disrupted"] == []
+
+
+def test_blind_time_runs_from_the_fault_to_the_next_valid_record_after_its_gap():
+    found = analysis.blind(int(2e9), int(10e9), ["book.BTC"], recovery_timeline())
+    assert found == {"blind_s": 2.0, "quiet_s": 2.0}  # GAP at 3 s, the next valid record at 4 s
+
+
+def test_a_fault_without_a_gap_leaves_no_blind_time_but_its_quiet_time_shows():
+    found = analysis.blind(int(4.5e9), int(10e9), ["book.BTC"], recovery_timeline())
+    assert found == {"blind_s": 0.0, "quiet_s": 0.5}
+
+
+def test_a_book_that_never_comes_back_is_blind_without_end():
+    obs = observed((0, 100, 0, SNAPSHOT), (1, 100, 0, GAP))
+    obs["ts_publish"] = [1e9, 3e9]
+    found = analysis.blind(int(2e9), int(10e9), ["book.BTC"], {"book.BTC": analysis.timeline(obs, TRUTH)})
+    assert found == {"blind_s": None, "quiet_s": 8.0}
+
+
+def test_a_phantom_whose_copy_never_reached_the_ring_needs_no_detection():
+    obs = observed(*chain(100, 101, 103))
+    tl = analysis.timeline(obs, TRUTH)
+    assert not analysis.phantom_shown(0, 10**12, tl)
+    harmless = {"kind": "phantom", "ring": "book.BTC", "t_s": 1.0, "detected": False, "shown": False}
+    assert analysis.failures({}, {}, {}, [], phantoms=[harmless]) == []
+    rows = chain(100, 101, 103)
+    rows[2] = (*rows[2], 1)
+    assert analysis.phantom_shown(0, 10**12, analysis.timeline(observed(*rows), TRUTH))
+
+
+def _fake_report(blinds: list[float | None], ok: bool = True) -> dict:
+    events = [{"kind": kind, "t_s": float(i), "rings": ["book.BTC"], "blind_s": b, "quiet_s": b or 0.01}
+              for i, (kind, b) in enumerate(zip(("drop", "gap", "kill_worker"), blinds, strict=True))]  # fmt: skip
+    overall = {"count": 10, "p50_us": 100.0, "p99_us": 900.0, "max_us": 1e4}
+    return {"ok": ok, "failures": [], "totals": {"gap_records": 3}, "faults": {"events": events},
+            "latency": {"overall": overall}, "sim": {"achieved_rate": 999.0}}  # fmt: skip
+
+
+def test_the_comparison_puts_each_fault_of_both_runs_side_by_side():
+    found = compare.compare({1: _fake_report([1.5, 0.2, 0.04]), 2: _fake_report([0.0, 0.0, 0.05])})
+    assert [(r["kind"], r["r1"]["blind_s"], r["r2"]["blind_s"]) for r in found["faults"]] == [
+        ("drop", 1.5, 0.0),
+        ("gap", 0.2, 0.0),
+        ("kill_worker", 0.04, 0.05),
+    ]
+    two = found["runs"][2]
+    assert (two["single_connection_faults"], two["single_connection_blind_zero"], two["blind_max_s"]) == (
+        2,
+        2,
+        0.05,
+    )
+    text = compare.summary(found)
+    assert "redundancy 2: PASS" in text and "after 2 of 2 single-connection faults" in text
 
 
 def samples(role: str, rss_mib: list[float], start: int = 0) -> list[analysis.Sample]:

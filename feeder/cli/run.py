@@ -77,6 +77,13 @@ def parser() -> argparse.ArgumentParser:
         help="workers poll their socket without sleeping: lower latency, one busy core per worker",
     )
     a(
+        "--redundancy",
+        type=int,
+        choices=(1, 2),
+        help="connections per worker receiving every channel (default 1); 2: the first copy of each change "
+        "wins and a fault on one connection leaves no book blind",
+    )
+    a(
         "--instance",
         help="instance namespace for rings and the control socket (default $FEEDER_INSTANCE or default)",
     )
@@ -140,6 +147,8 @@ def plan(config: cfg.FeederConfig, resolved: Resolved | None = None) -> dict[str
         "exchange": config.exchange,
         "url": "embedded simulator" if config.sim else config.ws_url,
         "workers": p.workers,
+        "redundancy": config.redundancy,
+        "connections": p.workers * config.redundancy,
         "instruments": [info.name for info in resolved.instruments],
         "asked_exchange": resolved.asked,
         "rings": sorted(p.rings),

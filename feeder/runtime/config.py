@@ -27,6 +27,7 @@ TESTNET_URL = "wss://test.deribit.com/ws/api/v2"
 EXCHANGES = ("deribit",)
 STREAMS = ("book", "trades", "ticker", "markprice")
 MAX_CONNECTIONS_PER_IP = 32  # Deribit refuses the 33rd connection from one address
+REDUNDANCY = (1, 2)  # connections per worker (legs), each receiving every channel of the worker
 DEFAULT_INSTRUMENTS = ("BTC-PERPETUAL", "ETH-PERPETUAL")  # when no instrument, kind or currency is given
 _PATTERN_RE = re.compile(r"^[A-Za-z0-9_*?\[\]!-]{1,48}$")
 _CURRENCY_RE = re.compile(r"^[A-Z0-9_]{2,12}$")
@@ -48,6 +49,7 @@ class FeederConfig:
     interval: str | None = None  # Deribit channel interval; None: raw with credentials, else 100ms
     cpus: tuple[int, ...] | None = None  # None: every CPU this process may use
     busy_poll: bool = False  # workers never sleep in epoll: lower wake-up latency for a core each
+    redundancy: int = 1  # connections per worker receiving every channel; 2: first arrival of a change wins
     instance: str | None = None
     duration: float | None = None  # seconds; None runs until a signal
     metrics_port: int | None = None
@@ -150,6 +152,19 @@ def _validate(c: FeederConfig) -> None:
         "a non-empty list of CPU numbers",
     )
     _need(isinstance(c.busy_poll, bool), "busy_poll", c.busy_poll, "true or false")
+    _need(
+        c.redundancy in REDUNDANCY and not isinstance(c.redundancy, bool),
+        "redundancy",
+        c.redundancy,
+        "1 (one connection per worker) or 2 (two, every change from whichever brings it first)",
+    )
+    _need(
+        c.workers * c.redundancy <= MAX_CONNECTIONS_PER_IP,
+        "workers",
+        c.workers,
+        f"at most {MAX_CONNECTIONS_PER_IP // c.redundancy} with redundancy {c.redundancy} "
+        f"(workers x redundancy connections; Deribit allows {MAX_CONNECTIONS_PER_IP} per IP)",
+    )
     if c.instance is not None:
         try:
             instance_name(c.instance)

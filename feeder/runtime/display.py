@@ -34,6 +34,7 @@ def render(status: dict[str, Any]) -> list[str]:
             f"{w['msgs_per_s']:>8.0f} {_num(w['latency_p50_ms']):>6} {_num(w['latency_p99_ms']):>6} "
             f"{w['score']:>5} {w['restarts']:>8} {w['gaps']:>5}  {w['last_error'] or ''}"
         )
+        lines += [_leg(leg) for leg in w.get("legs", ())]
     lines += [
         "",
         f"{'ring':<28} {'type':<6} {'write seq':>10} {'rec/s':>8} {'epoch':>5} {'writer':>8} {'age s':>7} {'gaps':>5}"
@@ -55,6 +56,20 @@ def render(status: dict[str, Any]) -> list[str]:
             f"other requests {n['rate']:g}/s (burst {n['burst']:g})",
         ]
     return lines
+
+
+def _leg(leg: dict[str, Any]) -> str:
+    """A redundant connection under its worker: its own state and score, and how it fares (over the last
+    second: share of the changes it brought first, how far behind the winner its late copies came)."""
+    share = leg.get("win_share")
+    lead = "-" if share is None else f"{100 * share:.0f}%"
+    return (
+        f"{'leg ' + leg['name']:>6} {'':>7} {'':>3} {'':>5} {leg['state']:<10} {'up' if leg['connected'] else 'down':<4} "
+        f"{leg['books_joined']:>4} {'':>8} {_num(leg['latency_p50_ms']):>6} {_num(leg['latency_p99_ms']):>6} "
+        f"{leg['score']:>5}  first {lead:>4}, behind p50 {_num(leg.get('behind_p50_us'), '{}')} us "
+        f"p99 {_num(leg.get('behind_p99_us'), '{}')} us, wins {leg['wins']} losses {leg['losses']}, "
+        f"reconnects {leg['reconnects']}"
+    )
 
 
 def _audits(a: dict[str, Any] | None) -> str:

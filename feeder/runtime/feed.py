@@ -33,6 +33,13 @@ Rules it keeps:
   which may have died mid-stream: a ring it left looking live is marked GAP at once (a GAP copy of a
   book, a MARKER|GAP record on an event ring), and a trades ring's last trade_seq seeds the gap check.
   `stop()` closes the client first, so the final GAP records are published, then the writers.
+- `redundancy = 2`: two connections (legs, each a `Client` with its own heartbeat, backoff and login,
+  named `<client_name>-a` / `-b` in public/hello) receive every channel, and every copy goes through
+  `feeder.exchanges.deribit.legs.Legs` (the arbiter) before the one adapter; with 1 the receive path is
+  the adapter's alone, unchanged. Orders, the live audit and `client`/`session` are leg a's (the second
+  leg never enables cancel-on-disconnect: it never trades); resubscriptions and run-time channels go to
+  each leg. Both legs' requests come out of the rate-limit budget of `ClientConfig.rate_limit`: shared by
+  the account's every connection when it names a `shared_dir` (as workers do), else one budget per leg.
 """
 
 from __future__ import annotations
@@ -46,13 +53,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from feeder.client import Client, ClientConfig, Event, Hooks
+from feeder.client import Client, ClientConfig, Event, Hooks, Setup
 from feeder.core.audit import AuditSchedule, spare_budget
 from feeder.core.state import ConnState
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
 from feeder.exchanges.deribit.books import CROSSED_MODES
 from feeder.exchanges.deribit.channels import ChannelConfig, ChannelMap
+from feeder.exchanges.deribit.legs import Legs
 from feeder.exchanges.deribit.notices import InstrumentState
 from feeder.exchanges.deribit.session import (
     DeribitSession,
@@ -66,8 +74,10 @@ from feeder.ring.marking import last_content, last_trades, mark_gap
 
 log = logging.getLogger(__name__)
 
+TICK_S = 0.01  # with redundancy: how often held copies are looked at while nothing arrives
 AUDIT_RETRY_S = 1.0  # an audit that may not go now tries again this much later
 Member = tuple[str, str, int]  # (ring, instrument, instrument_id)
+LEG_NAMES = {1: ("",), 2: ("a", "b")}  # per redundancy: each leg's suffix to client_name and recordings
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class FeedConfig:
     resync_retry_s: float = 1.0  # wait between attempts when a resubscription fails
     audit_interval: float = 60.0  # seconds between audits of each book against the exchange; 0: off
     crossed: str = "resync"  # a crossed or locked book: "resync" (GAP, fresh snapshot) or "flag" (CROSSED)
+    redundancy: int = 1  # connections receiving every channel (legs); 2: the first copy of a change wins
 
     def __post_init__(self) -> None:
         if not isinstance(self.client, ClientConfig):
@@ -100,6 +111,8 @@ class FeedConfig:
             raise ConfigError("audit_interval", self.audit_interval, "seconds per book >= 0 (0: no audits)")
         if self.crossed not in CROSSED_MODES:
             raise ConfigError("crossed", self.crossed, f"one of {', '.join(CROSSED_MODES)}")
+        if self.redundancy not in LEG_NAMES or isinstance(self.redundancy, bool):
+            raise ConfigError("redundancy", self.redundancy, "1 or 2 connections per feed")
 
 
 class Feed:
@@ -112,7 +125,9 @@ class Feed:
         on_universe: Callable[[list[tuple[InstrumentState, str]]], None] | None = None,
     ):
         self.config = config
-        self.session = DeribitSession(config.session)
+        count = config.redundancy
+        self.sessions = [DeribitSession(_leg_session(config.session, leg, count)) for leg in range(count)]
+        self.session = self.sessions[0]
         self.channels = ChannelMap(config.channels, authenticated=self.session.has_credentials)
         ids = config.ids
         routes = [
@@ -126,24 +141,34 @@ class Feed:
         self.on_universe = on_universe
         self._adapter_feed = self.adapter.feed
         self._requests = self.adapter.requests  # non-empty: resubscriptions to send
-        hooks = Hooks(
-            on_connected=self.session.on_connected,
-            on_disconnected=self._on_disconnected,
-            subscribe_method=subscribe_method,
-            unsubscribe_method=unsubscribe_method,
-        )
-        self.client = Client(
-            config.client, on_notification=self._on_notification, on_event=on_event, hooks=hooks
-        )
-        self.session.bind(self.client)
+        self.legs: Legs | None = None
+        if count == 1:
+            hooks = Hooks(
+                on_connected=self.session.on_connected,
+                on_disconnected=self._on_disconnected,
+                subscribe_method=subscribe_method,
+                unsubscribe_method=unsubscribe_method,
+            )
+            self.clients = [
+                Client(config.client, on_notification=self._on_notification, on_event=on_event, hooks=hooks)
+            ]
+        else:
+            self.legs = Legs(self.adapter, count, self._publish)
+            self.clients = [self._leg_client(leg, on_event) for leg in range(count)]
+        self.client = self.clients[0]
+        for session, client in zip(self.sessions, self.clients, strict=True):
+            session.bind(client)
         self._writers: dict[str, RingWriter] = {}
         self._resync_wake = asyncio.Event()
-        self._resync_task: asyncio.Task | None = None
-        self._audit_task: asyncio.Task | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._audit_task: asyncio.Task[None] | None = None
+        self._tick_task: asyncio.Task[None] | None = None
         self.audits_sent = 0
         self.audits_deferred: Counter[str] = Counter()  # why an audit waited for its next chance
-        self._resyncing: dict[str, str] = {}  # channel -> reason, until subscribed again
-        self._joining: set[str] = set()  # channels added at run time, until subscribed
+        self._resyncing: list[dict[str, str]] = [{} for _ in range(count)]  # per leg: channel -> reason
+        self._joining: list[set[str]] = [
+            set() for _ in range(count)
+        ]  # per leg: added channels, until subscribed
         self._books_changed = asyncio.Event()  # book channels came or went: the audit schedule is redone
         self.resubscribed = 0
         self.publish_errors = 0
@@ -156,18 +181,22 @@ class Feed:
         if self._writers:
             raise UsageError("Feed.start() called twice; stop() it first")
         self._open_rings()
+        channels = self.adapter.channels + self.adapter.watched
         try:
-            await self.client.connect()
-            result = await self.client.subscribe(self.adapter.channels + self.adapter.watched)
+            await asyncio.gather(*(client.connect() for client in self.clients))
+            results = await asyncio.gather(*(client.subscribe(channels) for client in self.clients))
         except BaseException:
             await self._shutdown()
             raise
-        self.refused.update(result.refused)
-        if result.refused:
-            log.error("the exchange refused channels: %s", result.refused)
+        for result in results:
+            self.refused.update(result.refused)
+            if result.refused:
+                log.error("the exchange refused channels: %s", result.refused)
         self._resync_task = asyncio.create_task(self._resync_loop(), name="feed-resync")
         if self.config.audit_interval > 0:
             self._audit_task = asyncio.create_task(self._audit_loop(), name="feed-audit")
+        if self.legs is not None:
+            self._tick_task = asyncio.create_task(self._tick_loop(self.legs), name="feed-legs")
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Close the connection (final GAP records go out), then the ring writers."""
@@ -238,7 +267,8 @@ class Feed:
         routes = [self.channels.route(ring, name, iid) for ring, name, iid in members]
         self._open_rings((r.ring, r.record_type) for r in routes)
         channels = self.adapter.add(routes) + self.adapter.watch(watch)
-        self._joining.update(channels)
+        for joining in self._joining:
+            joining.update(channels)
         self._resync_wake.set()
         self._books_changed.set()
         return channels
@@ -250,28 +280,33 @@ class Feed:
         self._publish(emitted)
         self._books_changed.set()
         for channel in channels:
-            self._joining.discard(channel)
-            self._resyncing.pop(channel, None)
+            for joining, resyncing in zip(self._joining, self._resyncing, strict=True):
+                joining.discard(channel)
+                resyncing.pop(channel, None)
+        if self.legs is not None:
+            self.legs.forget(channels)
         used = {route.ring for route in self.adapter.routes.values()}
         closed = [ring for ring in self._writers if ring not in used]
         for ring in closed:
             self._writers.pop(ring).close()
         if channels:
-            try:
-                await self.client.unsubscribe(channels)
-            except FeederError as exc:  # the exchange may keep sending them: the adapter drops them
-                log.info("unsubscribe %d channels of ended instruments failed: %s", len(channels), exc)
+            for client in self.clients:
+                try:
+                    await client.unsubscribe(channels)
+                except FeederError as exc:  # the exchange may keep sending them: the adapter drops them
+                    log.info("unsubscribe %d channels of ended instruments failed: %s", len(channels), exc)
         return closed
 
     async def _shutdown(self, timeout: float = 5.0) -> None:
-        tasks = [t for t in (self._resync_task, self._audit_task) if t is not None]
-        self._resync_task = self._audit_task = None
+        tasks = [t for t in (self._resync_task, self._audit_task, self._tick_task) if t is not None]
+        self._resync_task = self._audit_task = self._tick_task = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await self.client.close(timeout)
-            await self.session.close()
+            await asyncio.gather(*(client.close(timeout) for client in self.clients))
+            for session in self.sessions:
+                await session.close()
         finally:
             self._close_rings()
 
@@ -282,7 +317,7 @@ class Feed:
 
     # --- the receive path ------------------------------------------------------------------------
 
-    def _on_notification(self, msg: dict, recv_ns: int) -> None:
+    def _on_notification(self, msg: dict[str, Any], recv_ns: int) -> None:
         """The client's handler for every market-data message: adapter, then publish, in one frame."""
         for ring, records in self._adapter_feed(msg, recv_ns):
             try:
@@ -299,6 +334,61 @@ class Feed:
             events = adapter.take_events()
             if self.on_universe is not None:
                 self.on_universe(events)
+
+    def _leg_client(self, leg: int, on_event: Callable[[Event], None] | None) -> Client:
+        """Leg `leg`'s connection: its copies go through the arbiter; its events name it."""
+        legs, session, after = self.legs, self.sessions[leg], self._after_notification
+        assert legs is not None
+        feed_leg = legs.feed
+        name = LEG_NAMES[self.config.redundancy][leg]
+
+        def on_notification(msg: dict[str, Any], recv_ns: int) -> None:
+            feed_leg(leg, msg, recv_ns)
+            after()
+
+        async def on_connected(setup: Setup) -> None:
+            legs.connected(leg)
+            await session.on_connected(setup)
+
+        def on_disconnected() -> None:
+            legs.down(leg, time.time_ns())
+            session.on_disconnected()
+            self._resync_wake.set()
+
+        def on_leg_event(event: Event) -> None:
+            if on_event is not None:
+                on_event(replace(event, data={**event.data, "leg": name}))
+
+        hooks = Hooks(
+            on_connected=on_connected,
+            on_disconnected=on_disconnected,
+            subscribe_method=subscribe_method,
+            unsubscribe_method=unsubscribe_method,
+        )
+        config = self.config.client
+        if config.record_to and leg:
+            stem, dot, ext = str(config.record_to).rpartition(".")
+            config = replace(config, record_to=f"{stem}-{name}.{ext}" if dot else f"{ext}-{name}")
+        return Client(config, on_notification=on_notification, on_event=on_leg_event, hooks=hooks)
+
+    def _after_notification(self) -> None:
+        """What follows a leg's copy: resubscriptions to send, universe events to pass on."""
+        legs = self.legs
+        if legs is not None and (legs.requests or self.adapter.requests):
+            self._resync_wake.set()
+        adapter = self.adapter
+        if adapter.has_events:
+            events = adapter.take_events()
+            if self.on_universe is not None:
+                self.on_universe(events)
+
+    async def _tick_loop(self, legs: Legs) -> None:
+        """Held copies whose hole nobody filled break their book even while nothing else arrives."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            legs.tick(time.time_ns())
+            if legs.requests or self.adapter.requests:
+                self._resync_wake.set()
 
     def _publish(self, emitted: list[Emit]) -> None:
         writers = self._writers
@@ -327,27 +417,35 @@ class Feed:
         while True:
             await self._resync_wake.wait()
             self._resync_wake.clear()
-            for request in self.adapter.take_requests():
-                self._resyncing.setdefault(request.channel, request.reason)
-            if self._resyncing:
-                for channel in await self._resubscribe(list(self._resyncing)):
-                    self._resyncing.pop(channel, None)
-            if self._joining:
-                for channel in await self._join(sorted(self._joining)):
-                    self._joining.discard(channel)
-            if self._resyncing or self._joining:
+            if self.legs is None:
+                for request in self.adapter.take_requests():
+                    self._resyncing[0].setdefault(request.channel, request.reason)
+            else:
+                for leg, request in self.legs.take_requests():
+                    self._resyncing[leg].setdefault(request.channel, request.reason)
+            await asyncio.gather(*(self._resync_leg(leg) for leg in range(len(self.clients))))
+            if any(self._resyncing) or any(self._joining):
                 await asyncio.sleep(self.config.resync_retry_s)
                 self._resync_wake.set()
 
-    async def _resubscribe(self, channels: list[str]) -> list[str]:
+    async def _resync_leg(self, leg: int) -> None:
+        resyncing, joining, client = self._resyncing[leg], self._joining[leg], self.clients[leg]
+        if resyncing:
+            for channel in await self._resubscribe(client, list(resyncing)):
+                resyncing.pop(channel, None)
+        if joining:
+            for channel in await self._join(client, sorted(joining)):
+                joining.discard(channel)
+
+    async def _resubscribe(self, client: Client, channels: list[str]) -> list[str]:
         """Unsubscribe then subscribe (one request each; the exchange then sends fresh snapshots);
         returns the channels subscribed again."""
         try:
-            await self.client.unsubscribe(channels)
+            await client.unsubscribe(channels)
         except FeederError as exc:  # whatever happened, the subscribe below decides
             log.info("resync %s: unsubscribe failed (%s)", channels, exc)
         try:
-            result = await self.client.subscribe(channels)
+            result = await client.subscribe(channels)
         except FeederError as exc:
             log.warning("resync %s: subscribe failed (%s); retrying", channels, exc)
             return []
@@ -356,10 +454,10 @@ class Feed:
         self.resubscribed += len(result.confirmed)
         return result.confirmed
 
-    async def _join(self, channels: list[str]) -> list[str]:
+    async def _join(self, client: Client, channels: list[str]) -> list[str]:
         """Subscribe channels added at run time; returns those subscribed."""
         try:
-            result = await self.client.subscribe(channels)
+            result = await client.subscribe(channels)
         except FeederError as exc:
             log.info("subscribe %d new channels failed (%s); retrying", len(channels), exc)
             return []
@@ -408,7 +506,7 @@ class Feed:
         """Why no audit may go now (None: it may): the lowest priority on this connection."""
         if self.client.state is not ConnState.CONNECTED:
             return "not connected"
-        if self._resyncing or self.adapter.requests:
+        if any(self._resyncing) or self.adapter.requests:
             return "resync in progress"
         if not spare_budget(self.client.metrics().get("limiter")):
             return "rate-limit budget"
@@ -425,13 +523,15 @@ class Feed:
             return
         self._publish(self.adapter.audit(channel, result, time.time_ns()))
         if self.adapter.requests:
+            if self.legs is not None:
+                self.legs.take_broken()
             self._resync_wake.set()
 
     # --- what is going on ------------------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
         """Adapter counters, client and session state, and each ring's write sequence and epoch."""
-        return {
+        metrics = {
             "adapter": self.adapter.metrics(),
             "client": self.client.metrics(),
             "session": self.session.metrics(),
@@ -439,9 +539,26 @@ class Feed:
                 ring: {"write_seq": writer.write_seq, "epoch": writer.epoch}
                 for ring, writer in self._writers.items()
             },
-            "resyncing": dict(self._resyncing),
+            "resyncing": {channel: r for resyncing in self._resyncing for channel, r in resyncing.items()},
             "audits": {"sent": self.audits_sent, "deferred": dict(self.audits_deferred)},
             "resubscribed": self.resubscribed,
             "publish_errors": self.publish_errors,
             "refused_channels": dict(self.refused),
         }
+        if self.legs is not None:
+            names = LEG_NAMES[self.config.redundancy]
+            metrics["legs"] = [
+                {**figures, "name": names[leg], "client": self.clients[leg].metrics(),
+                 "resyncing": dict(self._resyncing[leg])}
+                for leg, figures in enumerate(self.legs.metrics())
+            ]  # fmt: skip
+        return metrics
+
+
+def _leg_session(config: SessionConfig, leg: int, count: int) -> SessionConfig:
+    """Leg `leg`'s session: its name in public/hello; only the first leg trades (cancel-on-disconnect)."""
+    if count == 1:
+        return config
+    name = None if config.client_name is None else f"{config.client_name}-{LEG_NAMES[count][leg]}"
+    cod = config.cancel_on_disconnect if leg == 0 else None
+    return replace(config, client_name=name, cancel_on_disconnect=cod)

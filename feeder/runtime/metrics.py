@@ -5,7 +5,8 @@ Rules kept here:
   `_bytes`, `_ratio`), counters end in `_total`, and every family has HELP and TYPE lines. The suite
   parses the whole exposition with prometheus-client's parser and checks every family.
 - Labels: `feeder_instance` (not `instance`: Prometheus sets that to the scraped target), `worker` (its
-  index), `ring`, `stage`. A `leg` label joins when redundant connections exist: `_LABELS` is where.
+  index), `ring`, `stage`, and `leg` (a, b) on the families of redundant connections (`redundancy = 2`:
+  one sample per worker and leg; none with one connection).
 - Families are data: adding one is one line in FAMILIES (a name, a type, a scope, a help text and how
   to get the value from `status()`; a value of None is left out).
 - Per-stage latency histograms come from the ring records' own timestamps, read by a RingSampler in the
@@ -36,7 +37,7 @@ from feeder.ring import GAP, MARKER, RingReader, list_rings
 
 log = logging.getLogger(__name__)
 GAUGE, COUNTER, SUMMARY, HISTOGRAM = "gauge", "counter", "summary", "histogram"
-FEEDER, WORKER, RING = "feeder", "worker", "ring"
+FEEDER, WORKER, RING, LEG = "feeder", "worker", "ring", "leg"
 SAMPLE_EVERY_S = 0.25
 RESCAN_EVERY = 8  # samples between looks for new or replaced rings
 STAGES = ("exchange_to_receive", "receive_to_publish")
@@ -77,6 +78,10 @@ def _audit(key: str) -> Callable[[dict], Any]:
     return lambda r: (r.get("audits") or {}).get(key)
 
 
+def _us(value: int | None) -> float | None:
+    return None if value is None else value / 1e6
+
+
 def _ms(key: str) -> Callable[[dict], float | None]:
     return lambda w: None if w.get(key) is None else w[key] / 1000.0
 
@@ -92,6 +97,15 @@ FAMILIES = (
     Family("feeder_worker_restarts_total", COUNTER, WORKER, "times the worker process was replaced", lambda w: w["restarts"]),
     Family("feeder_worker_reconnects_total", COUNTER, WORKER, "reconnects of the worker's exchange connection", lambda w: w["reconnects"]),
     Family("feeder_worker_gaps_total", COUNTER, WORKER, "book gaps the worker detected", lambda w: w["gaps"]),
+    Family("feeder_leg_up", GAUGE, LEG, "1 if this redundant connection of the worker is up", lambda g: g["connected"]),
+    Family("feeder_leg_health_score", GAUGE, LEG, "the connection's own health score, 0 to 100", lambda g: g["score"]),
+    Family("feeder_leg_books_joined", GAUGE, LEG, "books this connection feeds now (the others: it resyncs)", lambda g: g["books_joined"]),
+    Family("feeder_leg_wins_total", COUNTER, LEG, "changes, trades and tickers published from this connection's copy (it came first)", lambda g: g["wins"]),
+    Family("feeder_leg_losses_total", COUNTER, LEG, "copies dropped because the other connection's came first", lambda g: g["losses"]),
+    Family("feeder_leg_filled_total", COUNTER, LEG, "copies held after a hole on this connection, then published when the other filled it", lambda g: g["filled"]),
+    Family("feeder_leg_win_share_ratio", GAUGE, LEG, "share of the last second's winning copies that came from this connection", lambda g: g.get("win_share")),
+    Family("feeder_leg_behind_seconds", SUMMARY, LEG, "how far behind the winner this connection's dropped copies came (last second, p50 and p99, power-of-two µs buckets)", lambda g: {"0.5": _us(g.get("behind_p50_us")), "0.99": _us(g.get("behind_p99_us"))}),
+    Family("feeder_leg_reconnects_total", COUNTER, LEG, "reconnects of this connection", lambda g: g["reconnects"]),
     Family("feeder_ring_records_published_total", COUNTER, RING, "records published to the ring", lambda r: r["write_seq"]),
     Family("feeder_ring_writer_epoch", GAUGE, RING, "writer epoch: +1 each time a writer takes the ring over", lambda r: r["epoch"]),
     Family("feeder_ring_last_publish_age_seconds", GAUGE, RING, "seconds since the ring's last publish", lambda r: r["last_publish_age_s"]),
@@ -186,6 +200,10 @@ def _subjects(family: Family, status: dict) -> Iterable[tuple[dict[str, object],
     elif family.scope == WORKER:
         for w in status["workers"]:
             yield {**instance, "worker": w["index"]}, w
+    elif family.scope == LEG:
+        for w in status["workers"]:
+            for leg in w.get("legs", ()):
+                yield {**instance, "worker": w["index"], "leg": leg["name"]}, leg
     else:
         writers = _writers(status)
         for r in status["rings"]:

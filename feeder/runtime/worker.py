@@ -23,7 +23,9 @@ from typing import Any
 
 import uvloop
 
-from feeder.client import ClientConfig
+from feeder.client import Client, ClientConfig
+from feeder.core.arbiter import behind_percentile
+from feeder.core.health import HealthInputs, score
 from feeder.errors import FeederError
 from feeder.exchanges.deribit.channels import ChannelConfig
 from feeder.exchanges.deribit.costs import DeribitCosts
@@ -57,6 +59,7 @@ class WorkerSpec:
     record_dir: str | None
     log_level: str
     busy_poll: bool = False
+    redundancy: int = 1  # connections (legs) receiving every channel
     audit_interval: float = 60.0
     crossed: str = "resync"
     depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels per side
@@ -89,11 +92,16 @@ class WorkerSpec:
             indexes=self.indexes,
             watch=self.watch,
             channels=ChannelConfig(interval=self.interval, depth=self.depth),
-            session=SessionConfig(credentials=self.credentials, cancel_on_disconnect=cod),
+            session=SessionConfig(
+                credentials=self.credentials,
+                cancel_on_disconnect=cod,
+                client_name=f"feeder-w{self.index}" if self.redundancy > 1 else None,  # legs: -a, -b
+            ),
             attach_rings=True,
             instance=self.instance,
             audit_interval=self.audit_interval,
             crossed=self.crossed,
+            redundancy=self.redundancy,
         )
 
 
@@ -141,6 +149,7 @@ class Worker:
         self._ring_figures_sent: tuple[dict, dict] | None = None
         self._started = False
         self._early: list[dict] = []  # add / remove messages that came before the feed started
+        self._legs_before: list[tuple[int, list[int]]] = []  # per leg: wins and behind when last sent
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -295,4 +304,63 @@ class Worker:
             if ring_figures != self._ring_figures_sent:
                 self._ring_figures_sent = ring_figures
                 figures["ring_gaps"], figures["audits"] = ring_figures
+            if feed.legs is not None:
+                figures["legs"] = self.leg_figures(feed)
         return figures
+
+    def leg_figures(self, feed: Feed) -> list[dict[str, Any]]:
+        """Per leg (redundancy 2), once a second: its connection's own health score, and how it fares in
+        the arbitration, over the last second (win share, how far behind the winner its losses came) and
+        in total. The worker-wide figures above are leg a's: the one that trades."""
+        legs = feed.legs
+        assert legs is not None
+        names = ("a", "b")
+        before = self._legs_before or [(0, [0] * len(s.behind)) for s in legs.stats]
+        wins = [s.wins - b[0] for s, b in zip(legs.stats, before, strict=True)]
+        joined = legs.joined()
+        out = []
+        for leg, (client, stats) in enumerate(zip(feed.clients, legs.stats, strict=True)):
+            recent = [now - then for now, then in zip(stats.behind, before[leg][1], strict=True)]
+            out.append(
+                {
+                    "name": names[leg],
+                    **_connection_figures(client),
+                    "books_joined": joined[leg],
+                    "wins": stats.wins,
+                    "losses": stats.losses,
+                    "filled": stats.filled,
+                    "expired": stats.expired,
+                    "win_share": round(wins[leg] / sum(wins), 3) if sum(wins) else None,
+                    "behind_p50_us": behind_percentile(recent, 0.5),
+                    "behind_p99_us": behind_percentile(recent, 0.99),
+                }
+            )
+        self._legs_before = [(s.wins, list(s.behind)) for s in legs.stats]
+        return out
+
+
+def _connection_figures(client: Client) -> dict[str, Any]:
+    """One connection's state and its health score (`feeder.core.health`, from its own figures)."""
+    m = client.metrics()
+    lat, hb = client.latency_stats(), client.heartbeat_health()
+    limiter = m.get("limiter") or {}
+    connected = m["state"] == "connected"
+    p99 = 1000.0 * float(lat.get("p99") or 0.0)
+    misses = int(hb.get("misses", 0) or 0)
+    inputs = HealthInputs(
+        connected=connected,
+        pending_requests=m["pending_requests"],
+        latency_p99_ms=p99,
+        pressure=limiter.get("pressure", "none"),
+        heartbeat_misses=misses,
+    )
+    return {
+        "connected": connected,
+        "state": m["state"],
+        "score": score(inputs),
+        "latency_p50_ms": 1000.0 * float(lat.get("p50") or 0.0),
+        "latency_p99_ms": p99,
+        "heartbeat_misses": misses,
+        "reconnects": m["reconnects"],
+        "frames_in": m["frames_in"],
+    }

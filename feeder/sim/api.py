@@ -70,7 +70,7 @@ class Api:
         self.matching_limit = matching_limit
         self.trading = Trading(market, hub)
         self.handlers: dict[str, Callable[[Ctx, dict[str, Any]], Any]] = {
-            "public/hello": lambda c, p: {"version": VERSION},
+            "public/hello": self.hello,
             "public/test": self.test,
             "public/get_time": lambda c, p: self.hub.now_ms(),
             "public/status": self.status,
@@ -102,6 +102,13 @@ class Api:
                 c.account, p["currency"], self.matching_limit
             ),
         }
+
+    def hello(self, ctx: Ctx, params: dict[str, Any]) -> dict[str, Any]:
+        """public/hello: the client's name is kept, so faults can target it (`client=`)."""
+        name = params.get("client_name")
+        if ctx.session is not None and isinstance(name, str):
+            ctx.session.client_name = name
+        return {"version": VERSION}
 
     # --- dispatch ----------------------------------------------------------------------------------
 

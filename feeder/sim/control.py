@@ -3,7 +3,8 @@
 Request `{"id": 1, "cmd": "fault", "args": {"name": "gap", "instrument": "BTC-PERPETUAL"}}`, answer
 `{"id": 1, "ok": true, "result": ...}` or `{"id": 1, "ok": false, "error": "<what was wrong>"}`.
 Commands: info, instruments, stats, truth, truths, sent, publish, set_rate, fault, inject,
-received, connections, disconnect, shutdown, and for the exchange's clock and listings (see
+received, connections, disconnect, shutdown (`conn` or `client`, a glob of the public/hello client_name,
+say which connections a command acts on), and for the exchange's clock and listings (see
 lifecycle.py): clock (the time, the next expiry; `speed` changes how fast it runs), advance
 (`seconds`, or `to="expiry"`: jump to the next expiry, which settles at once), list (a new
 instrument by name), expire (an expiry by its date code, or one instrument, settled now), delist
@@ -13,6 +14,7 @@ instrument by name), expire (an expiry by its date code, or one instrument, sett
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import inspect
 import math
 import os
@@ -178,13 +180,26 @@ def set_rate(app: SimApp, rate: float) -> float:
     return app.rate
 
 
-def _targets(app: SimApp, conn: int | None) -> list[Session]:
-    if conn is None:
-        return [s for s in app.hub.sessions.values() if s.is_open]
-    s = app.hub.sessions.get(conn)
-    if s is None:
-        raise SimControlError(f"no connection {conn!r}; open connections: {sorted(app.hub.sessions)}")
-    return [s]
+def _targets(app: SimApp, conn: int | None, client: str | None = None) -> list[Session]:
+    """The sessions a command acts on: connection `conn`, the open ones whose public/hello client_name
+    matches the glob `client`, or every open one."""
+    if conn is not None:
+        s = app.hub.sessions.get(conn)
+        if s is None:
+            raise SimControlError(f"no connection {conn!r}; open connections: {sorted(app.hub.sessions)}")
+        return [s]
+    open_sessions = [s for s in app.hub.sessions.values() if s.is_open]
+    if client is None:
+        return open_sessions
+    found = [
+        s for s in open_sessions if s.client_name is not None and fnmatch.fnmatchcase(s.client_name, client)
+    ]
+    if not found:
+        names = sorted({s.client_name for s in open_sessions if s.client_name is not None})
+        raise SimControlError(
+            f"no open connection of client {client!r}; clients: {names or 'none said hello'}"
+        )
+    return found
 
 
 def fault(app: SimApp, name: str, **params: Any) -> dict:
@@ -201,7 +216,7 @@ def fault(app: SimApp, name: str, **params: Any) -> dict:
         app.hub.flush()
         return {"fault": name, "conns": []}
     inst = instrument_index(app, p["instrument"]) if p.get("instrument") is not None else None
-    targets = _targets(app, p.get("conn"))
+    targets = _targets(app, p.get("conn"), p.get("client"))
     app.hub.clock = time.monotonic()
     for s in targets:
         _apply(app, s, name, p, inst)
@@ -236,10 +251,10 @@ def _apply(app: SimApp, s: Session, name: str, p: dict, inst: int | None) -> Non
         s.hb_drop += p["count"]
 
 
-def inject(app: SimApp, message: Any, conn: int | None = None) -> dict:
+def inject(app: SimApp, message: Any, conn: int | None = None, client: str | None = None) -> dict:
     """Send `message` (a string verbatim, anything else as JSON) to a connection (or all)."""
     payload = message.encode() if isinstance(message, str) else orjson.dumps(message)
-    targets = _targets(app, conn)
+    targets = _targets(app, conn, client)
     app.hub.clock = time.monotonic()
     for s in targets:
         app.hub.queue(s, text_frame(payload))
@@ -266,10 +281,15 @@ def connections(app: SimApp) -> list[dict]:
 
 
 def disconnect(
-    app: SimApp, conn: int | None = None, how: str = "close", code: int = 1000, reason: str = ""
+    app: SimApp,
+    conn: int | None = None,
+    how: str = "close",
+    code: int = 1000,
+    reason: str = "",
+    client: str | None = None,
 ) -> dict:
     p = faults.check_fault("drop", {"how": how, "code": code, "reason": reason})
-    targets = _targets(app, conn)
+    targets = _targets(app, conn, client)
     for s in targets:
         if p["how"] == "reset":
             app.reset_session(s)

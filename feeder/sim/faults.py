@@ -1,8 +1,10 @@
 """The fault catalogue: names, their params, and how a book message is corrupted. Pure.
 
-Faults target connections (`conn`: an id, or every open connection when omitted). Book faults act
-on the next book message (snapshot or change, any `book.{instrument}.{raw|100ms|agg2}` channel) of
-`instrument` sent to each targeted connection; the truth is never affected, only what is sent:
+Faults target connections: `conn`, an id from `connections`, or `client`, the `client_name` the
+connection gave in `public/hello` (a glob: `feeder-w0-*`; it names the connection across reconnects,
+where ids change), or every open connection when neither is given; `conn` in the table stands for
+either. Book faults act on the next book message (snapshot or change, any
+`book.{instrument}.{raw|100ms|agg2}` channel) of `instrument` sent to each targeted connection; the truth is never affected, only what is sent:
 
 | fault              | params                                  | effect                                            |
 |--------------------|-----------------------------------------|---------------------------------------------------|
@@ -55,7 +57,7 @@ DEFAULT_HUGE = 2 * 1024 * 1024
 
 # name -> {param: (type, required, default)}
 _P = dict[str, tuple[type | tuple[type, ...], bool, Any]]
-_CONN: _P = {"conn": (int, False, None)}
+_CONN: _P = {"conn": (int, False, None), "client": (str, False, None)}
 _BOOK: _P = {"instrument": (str, True, None), **_CONN}
 CATALOGUE: dict[str, _P] = {
     "drop": {**_CONN, "how": (str, False, "close"), "code": (int, False, 1000), "reason": (str, False, "")},
@@ -110,6 +112,8 @@ def check_fault(name: str, params: dict) -> dict:
         if choices and value not in choices:
             raise SimControlError(f"fault {name!r}: {param!r} must be one of {choices}, got {value!r}")
         out[param] = value
+    if out.get("conn") is not None and out.get("client") is not None:
+        raise SimControlError(f"fault {name!r}: give conn or client, not both")
     _check_ranges(name, out)
     return out
 

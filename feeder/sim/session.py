@@ -32,7 +32,7 @@ def text_frame(payload: bytes) -> bytes:
 
 class Session:
     __slots__ = (
-        "book_faults", "close_cancels", "closing", "cod", "conn", "dropped", "grant", "hb_delay", "hb_delay_count", "hb_drop",
+        "book_faults", "client_name", "close_cancels", "closing", "cod", "conn", "dropped", "grant", "hb_delay", "hb_delay_count", "hb_drop",
         "hb_interval", "hb_pending", "hb_task", "held", "id", "in_dirty", "last_recv", "opened_ns",
         "out", "peer", "rate_limit_next", "requests", "sent", "stalled_until", "stamps", "subs",
     )  # fmt: skip
@@ -45,6 +45,7 @@ class Session:
         self.opened_ns = time.time_ns()
         self.last_recv = time.monotonic()
         self.grant: Grant | None = None
+        self.client_name: str | None = None  # what the client said in public/hello (fault targeting)
         self.subs: set[str] = set()
         self.cod = cod
         self.close_cancels = True  # False after private/logout: cancel-on-disconnect does not fire
@@ -91,6 +92,7 @@ class Session:
         return {
             "id": self.id,
             "peer": self.peer,
+            "client_name": self.client_name,
             "subscriptions": sorted(self.subs),
             "authenticated": self.grant is not None,
             "client_id": self.account,

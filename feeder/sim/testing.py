@@ -322,21 +322,26 @@ class SimServer:
         rate_now: float = self._call("set_rate", {"rate": rate})
         return rate_now
 
-    def inject(self, message: Any, conn: int | None = None) -> list[int]:
+    def inject(self, message: Any, conn: int | None = None, client: str | None = None) -> list[int]:
         """Send a message into client streams: a str verbatim, anything else as JSON."""
-        conns: list[int] = self._answer(dict, "inject", message=message, conn=conn)["conns"]
+        conns: list[int] = self._answer(dict, "inject", message=message, conn=conn, client=client)["conns"]
         return conns
 
     def connections(self) -> list[dict[str, Any]]:
         return self._answer(list, "connections")
 
     def disconnect(
-        self, conn: int | None = None, how: str = "close", code: int = 1000, reason: str = ""
+        self,
+        conn: int | None = None,
+        how: str = "close",
+        code: int = 1000,
+        reason: str = "",
+        client: str | None = None,
     ) -> list[int]:
-        """Close (with `code`) or reset one connection, or all."""
-        conns: list[int] = self._answer(dict, "disconnect", conn=conn, how=how, code=code, reason=reason)[
-            "conns"
-        ]
+        """Close (with `code`) or reset one connection (`conn`, or those of `client`: a glob of the
+        public/hello client_name), or all."""
+        found = self._answer(dict, "disconnect", conn=conn, how=how, code=code, reason=reason, client=client)
+        conns: list[int] = found["conns"]
         return conns
 
     def received(self, since: int = 1, conn: int | None = None) -> list[Sent]:

@@ -167,6 +167,8 @@ def _ramp_lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_
         out += ["", "feeder with busy_poll = true (a separate row: the targets are for the default mode)"]
         out += table(RAMP_COLUMNS, report["busy_poll"], _verdict)
         out += table(STAGE_COLUMNS, [t for t in report["busy_poll"] if "stages_us" in t], _verdict)
+    if report.get("redundancy"):
+        out += _redundancy_lines(report["redundancy"])
     summary = report["summary"]
     out += ["", "feeder vs cryptofeed at each rate both ran (x = feeder / cryptofeed)"]
     out += table(COMPARE_COLUMNS, summary["by_rate"], _both_verdicts)
@@ -199,4 +201,29 @@ def _ramp_lines(report: dict, pipelines: Sequence[str], p50_target: float, rate_
             for name, f in figures.items()
         ]
         out.append(f"worker at {int(rate):,}/s: receive -> publish " + ", ".join(cells))
+    return out
+
+
+REDUNDANCY_COLUMNS: list[Column] = [
+    ("rate/s", 9, _get("rate"), ",.0f"),
+    ("p50 us r1", 10, _get("p50_us", "1"), ",.0f"),
+    ("r2", 8, _get("p50_us", "2"), ",.0f"),
+    ("x", 6, _get("p50_us", "ratio"), ".2f"),
+    ("p99 us r1", 10, _get("p99_us", "1"), ",.0f"),
+    ("r2", 8, _get("p99_us", "2"), ",.0f"),
+    ("x", 6, _get("p99_us", "ratio"), ".2f"),
+    ("worker us/upd r1", 16, _get("worker_us_per_update", "1"), ",.1f"),
+    ("r2", 7, _get("worker_us_per_update", "2"), ",.1f"),
+    ("x", 6, _get("worker_us_per_update", "ratio"), ".2f"),
+]
+
+
+def _redundancy_lines(row: dict) -> list[str]:
+    out = ["", "feeder with redundancy = 2 (two connections, first copy wins) next to 1, every trial"]
+    trials = sorted(row["trials"], key=lambda t: (t["rate"], t.get("redundancy", 1)))
+    for t in trials:
+        t["pipeline"] = f"feeder r{t.get('redundancy', 1)}"
+    out += table(RAMP_COLUMNS, trials, _verdict)
+    out += ["", "medians per rate (x = redundancy 2 / redundancy 1)"]
+    out += table(REDUNDANCY_COLUMNS, row["medians"], lambda _: "")
     return out

@@ -22,7 +22,11 @@ the soak can fail. Definitions, per ring and per consumer, walking its records i
 - A *phantom* fault puts a level the truth lacks into a correctly chained message: by design only the
   live audit can find it, so the non-GAP records between the fault and the ring's next GAP are wrong
   and expected: they are counted as *phantom_exposed* (and the phantom as detected), not as wrong
-  books; a phantom with no GAP after it before the next fault is a failure.
+  books; a phantom shown (a wrong record) with no GAP after it before the next fault is a failure. One
+  never shown (with two connections the good copy may win) needs no detection.
+- *Blind time* per fault (`blind`): from the fault to the next valid record after the GAP it caused on
+  the books of its blast radius, 0 when it caused none; *quiet time*: the longest wait for a valid
+  record after it.
 - Trades are checked in `soak.trades`.
 """
 
@@ -286,17 +290,19 @@ def windows(t_s: np.ndarray, values_ns: np.ndarray, width_s: float) -> list[dict
 
 @dataclass(frozen=True)
 class RingTimeline:
-    """What recovery needs of one ring: publish times, GAP records and valid SNAPSHOTs, in ring order."""
+    """What the fault figures need of one ring, in ring order: publish times, GAP records, valid SNAPSHOTs
+    and records shown as valid with a book the truth does not have."""
 
     ts_publish: np.ndarray
     gap: np.ndarray
     valid_snapshot: np.ndarray
+    wrong: np.ndarray
 
 
 def timeline(obs: np.ndarray, truth: BookTruth) -> RingTimeline:
     gap, snap = flag_masks(obs)
-    matches, _, _ = verify_books(obs, truth)
-    return RingTimeline(obs["ts_publish"], gap, snap & matches)
+    matches, wrong, _ = verify_books(obs, truth)
+    return RingTimeline(obs["ts_publish"], gap, snap & matches, wrong & ~gap)
 
 
 def recovery(t_ns: int, until_ns: int, rings: Iterable[str], timelines: dict[str, RingTimeline]) -> dict:
@@ -321,6 +327,46 @@ def recovery(t_ns: int, until_ns: int, rings: Iterable[str], timelines: dict[str
         "recovery_s": None if None in recover or not recover else round(max(recover), 4),
         "recovered": None not in recover,
     }
+
+
+def blind(t_ns: int, until_ns: int, rings: Iterable[str], timelines: dict[str, RingTimeline]) -> dict:
+    """How long a fault at `t_ns` left its books blind, before `until_ns` (the next fault):
+    - blind_s: per ring, 0 when it got no GAP, else from the fault to its next valid record after that
+      GAP (the book was flagged untrustworthy, or stale until the feeder found out, all that time);
+      the worst ring; None when one never got a valid record again;
+    - quiet_s: the longest a reader of any of the rings waited for a new valid record from the fault on
+      (also without a GAP: a book left stale, then continued)."""
+    blinds: list[float | None] = []
+    quiet = 0.0
+    for ring in rings:
+        tl = timelines.get(ring)
+        if tl is None:
+            continue
+        t = tl.ts_publish
+        window = (t >= t_ns) & (t < until_ns)
+        valid = t[window & ~tl.gap]
+        waits = np.diff(np.concatenate(([t_ns], valid, [] if len(valid) else [until_ns])))
+        quiet = max(quiet, float(waits.max()) / 1e9 if len(waits) else 0.0)
+        hits = np.flatnonzero(tl.gap & window)
+        if not len(hits):
+            blinds.append(0.0)
+            continue
+        after = np.flatnonzero(~tl.gap[hits[0] :] & (t[hits[0] :] < until_ns))
+        blinds.append((t[hits[0] + after[0]] - t_ns) / 1e9 if len(after) else None)
+    return {
+        "blind_s": None if None in blinds else round(max(blinds, default=0.0), 4),  # type: ignore[type-var]
+        "quiet_s": round(quiet, 4),
+    }
+
+
+def phantom_shown(t_ns: int, until_ns: int, timeline: RingTimeline | None) -> bool:
+    """Whether a phantom fault at `t_ns` reached the ring: a record shown as valid with a wrong book before
+    `until_ns`. With two connections the other's good copy of the change may win, and then there is
+    nothing to detect."""
+    if timeline is None:
+        return False
+    t = timeline.ts_publish
+    return bool((timeline.wrong & (t >= t_ns) & (t < until_ns)).any())
 
 
 # --- resources ------------------------------------------------------------------------------------
@@ -418,7 +464,7 @@ def failures(
     out += [
         f"{p['ring']}: the {p['kind']} fault at {p['t_s']} s was never detected (no GAP before the next fault)"
         for p in phantoms
-        if not p["detected"]
+        if not p["detected"] and p.get("shown", True)
     ]
     for name, ring in sorted(rings.items()):
         for key, what in (

@@ -3,8 +3,10 @@
 Rules kept here:
 - `plan` is pure: a seeded schedule of fault kinds, evenly spaced, cycling through a shuffled menu so
   every kind comes up before any repeats (30 faults cover the whole menu).
-- Simulator faults (feeder/sim/faults.py has the catalogue) go to ONE connection, the one carrying the
-  chosen instrument's book, so each fault's blast radius (`rings`) is known for the recovery figures.
+- Simulator faults (feeder/sim/faults.py has the catalogue) go to ONE connection, one carrying the
+  chosen instrument's book (with redundancy 2 two do: the one with the lower id, so a run draws the same
+  random numbers whatever the redundancy), so each fault's blast radius (`rings`) is known for the
+  recovery and blind-time figures.
 - Process faults act on real pids: a worker's from FeederHandle.status(), the slow consumer's from the
   soak itself. Signals go through psutil, which refuses a pid that was reused by another process.
 - Each injection returns what happened as a plain dict, and any follow-up (SIGCONT after a SIGSTOP)
@@ -163,11 +165,11 @@ class Injector:
     def _carried(self) -> dict[str, tuple[int, list[str]]]:
         """Instrument -> (connection id, its subscriptions), for books some connection carries now
         (a worker that is reconnecting or restarting carries none)."""
-        out = {}
-        for c in self.sim.connections():
+        out: dict[str, tuple[int, list[str]]] = {}
+        for c in sorted(self.sim.connections(), key=lambda c: c["id"]):
             for channel in c["subscriptions"]:
                 if channel in self.book_channels:
-                    out[self.book_channels[channel]] = (c["id"], c["subscriptions"])
+                    out.setdefault(self.book_channels[channel], (c["id"], c["subscriptions"]))
         if not out:
             raise LookupError("no simulator connection carries a book channel right now")
         return out

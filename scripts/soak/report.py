@@ -5,7 +5,8 @@ the results in one JSON-serialisable dict. Rules kept here:
 - Latency headline figures come from consumers that were never paused (the slow consumer's
   deliberate pauses would only measure the pause); the slow consumer's figures are reported apart.
 - Recovery is measured on consumer 0's view (never paused), from the fault to the ring's next valid
-  SNAPSHOT (publish time), for faults that made a ring GAP before the next fault. A phantom fault is
+  SNAPSHOT (publish time), for faults that made a ring GAP before the next fault; blind time (fault to
+  the next valid record after its GAP, 0 without one) and quiet time for every fault, on the same view. A phantom fault is
   detected when its ring got a GAP before the next fault; the records it made wrong until then are
   reported as phantom-exposed, not as wrong books (only the live audit can see a phantom).
 - Trades are checked on consumer 0's view of the trades rings (soak.trades); audit totals come from
@@ -120,6 +121,7 @@ def _phantoms(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> l
                 "ring": ring,
                 "t_s": fault["t_s"],
                 "detected": found is not None,
+                "shown": analysis.phantom_shown(fault["t_ns"], until, timelines.get(ring)),
                 "detect_s": round((found[1] - found[0]) / 1e9, 3) if found else None,
                 "window": found or (fault["t_ns"], until),
             }
@@ -236,6 +238,7 @@ def _config(run: RunData) -> dict:
         "duration_s": o.duration,
         "rate_asked": o.rate,
         "workers": o.workers,
+        "redundancy": o.redundancy,
         "consumers": o.consumers,
         "faults_asked": o.faults,
         "fault_kinds": list(o.kinds),
@@ -260,9 +263,19 @@ def _faults(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> dic
     events = []
     for i, fault in enumerate(run.faults):
         until = run.faults[i + 1]["t_ns"] if i + 1 < len(run.faults) else run.end_ns
-        events.append({**fault, **analysis.recovery(fault["t_ns"], until, fault["rings"], timelines)})
+        events.append(
+            {
+                **fault,
+                **analysis.recovery(fault["t_ns"], until, fault["rings"], timelines),
+                **analysis.blind(fault["t_ns"], until, fault["rings"], timelines),
+            }
+        )
     times = [e["recovery_s"] for e in events if e["disrupted"] and e["recovery_s"] is not None]
+    blind = [e["blind_s"] for e in events if "error" not in e and e["blind_s"] is not None]
     return {
+        "blind_zero": sum(1 for b in blind if b == 0),
+        "blind_p50_s": round(float(np.median(blind)), 3) if blind else None,
+        "blind_max_s": round(max(blind), 3) if blind else None,
         "injected": len(events),
         "failed_to_inject": sum(1 for e in events if "error" in e),
         "disrupting": sum(1 for e in events if e["disrupted"]),
@@ -380,7 +393,7 @@ def summary(report: dict) -> str:
     """The one-screen summary."""
     c, t, f, lat, sim = report["config"], report["totals"], report["faults"], report["latency"], report["sim"]
     lines = [
-        f"soak: {t['run_s']:g} s, {c['workers']} workers, {len(c['instruments'])} instruments, "
+        f"soak: {t['run_s']:g} s, {c['workers']} workers x {c.get('redundancy', 1)} connections, {len(c['instruments'])} instruments, "
         f"{c['consumers']} consumers, {f['injected']} faults ({f['failed_to_inject']} not injectable)",
         f"rate: asked {c['rate_asked']:,.0f}/s, simulator achieved {_num(sim['achieved_rate'])}/s "
         f"(lagged {_num(sim['lagged_per_s'])}/s), slow-consumer resets by the simulator "
@@ -393,7 +406,10 @@ def summary(report: dict) -> str:
     for name, r in report["rings"].items():
         lines.append(_ring_line(name, r))
     lines.append(_ring_line("total", {**t, "read": t["read"], "reader_lost": t["reader_lost"]}))
-    rec = f"recovery p50 {_num(f['recovery_p50_s'])} s, max {_num(f['recovery_max_s'])} s"
+    rec = (
+        f"recovery p50 {_num(f['recovery_p50_s'])} s, max {_num(f['recovery_max_s'])} s; blind 0 after "
+        f"{f['blind_zero']} of {f['injected'] - f['failed_to_inject']}, max {_num(f['blind_max_s'])} s"
+    )
     lines += [
         "",
         f"faults: {f['disrupting']} made a ring GAP, {f['unrecovered']} unrecovered; {rec}; "

@@ -61,6 +61,7 @@ class Options:
     leak_mib: float
     keep_data: bool
     audit_interval: float = 5.0
+    redundancy: int = 1  # the feeder's connections per worker
 
 
 @dataclass
@@ -144,7 +145,11 @@ class Soak:
             self.data.trade_rings = [channels.ring_name("trades", i) for i in self.data.instruments]
 
     def _feeder_config(self) -> Path:
-        lines = [f"hang_timeout = {self.o.hang_timeout}", f"audit_interval = {self.o.audit_interval}"]
+        lines = [
+            f"hang_timeout = {self.o.hang_timeout}",
+            f"audit_interval = {self.o.audit_interval}",
+            f"redundancy = {self.o.redundancy}",
+        ]
         if self.o.book_capacity:
             lines.append(f"capacity = {{ book = {self.o.book_capacity} }}")
         path = self.o.out / "feeder.toml"

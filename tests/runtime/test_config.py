@@ -31,12 +31,20 @@ def test_defaults_connect_to_production_public_data():
         ("audit_interval", -1, "0 for no audits"),
         ("crossed", "ignore", "resync or flag"),
         ("tier", 5, "1, 2, 3 or 4"),
+        ("redundancy", 3, "1 (one connection per worker) or 2"),
     ],
 )
 def test_bad_values_name_the_field_and_what_is_allowed(field, value, hint):
     with pytest.raises(ConfigError) as info:
         build(overrides={field: value})
     assert info.value.field.startswith(field) and hint in str(info.value)
+
+
+def test_redundancy_counts_against_the_connections_per_ip():
+    assert build(overrides={"workers": 16, "redundancy": 2}).redundancy == 2
+    with pytest.raises(ConfigError, match="at most 16 with redundancy 2") as info:
+        build(overrides={"workers": 17, "redundancy": 2})
+    assert info.value.field == "workers"
 
 
 def test_unknown_keys_in_the_file_are_refused_with_the_file_name(tmp_path):

@@ -21,6 +21,7 @@ from feeder.runtime.metrics import BUCKETS, FAMILIES, Histogram, RecordStages, e
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "feeder.json"
 WORKER = {"feeder_instance", "worker"}
 RING = {"feeder_instance", "ring", "worker"}
+LEG = WORKER | {"leg"}
 # family -> (type, labels of its samples); the parser names counters without their _total
 EXPECTED = {
     "feeder_uptime_seconds": ("gauge", {"feeder_instance"}),
@@ -33,6 +34,15 @@ EXPECTED = {
     "feeder_worker_restarts": ("counter", WORKER),
     "feeder_worker_reconnects": ("counter", WORKER),
     "feeder_worker_gaps": ("counter", WORKER),
+    "feeder_leg_up": ("gauge", LEG),
+    "feeder_leg_health_score": ("gauge", LEG),
+    "feeder_leg_books_joined": ("gauge", LEG),
+    "feeder_leg_wins": ("counter", LEG),
+    "feeder_leg_losses": ("counter", LEG),
+    "feeder_leg_filled": ("counter", LEG),
+    "feeder_leg_win_share_ratio": ("gauge", LEG),
+    "feeder_leg_behind_seconds": ("summary", LEG | {"quantile"}),
+    "feeder_leg_reconnects": ("counter", LEG),
     "feeder_ring_records_published": ("counter", RING),
     "feeder_ring_writer_epoch": ("gauge", RING),
     "feeder_ring_last_publish_age_seconds": ("gauge", RING),
@@ -46,7 +56,7 @@ EXPECTED = {
     "feeder_record_latency_seconds": ("histogram", RING | {"stage"}),
 }
 # a base unit, or a name that says it has none (a score 0-100, a rate of messages, an epoch number, 0/1)
-UNITS = ("_seconds", "_bytes", "_ratio", "_score", "_per_second", "_epoch", "_up")
+UNITS = ("_seconds", "_bytes", "_ratio", "_score", "_per_second", "_epoch", "_up", "_joined")
 
 
 def status(instance: str = "prod") -> dict:
@@ -55,7 +65,20 @@ def status(instance: str = "prod") -> dict:
         "latency_p50_ms": 1.5, "latency_p99_ms": 9.0, "score": 95, "restarts": 1, "served": 7, "gaps": 2,
         "reconnects": 3, "cpu_percent": 12.5,
     }  # fmt: skip
-    idle = {**worker, "index": 1, "state": "starting", "connected": False, "rings": [], "cpu_percent": None}
+    leg = {
+        "name": "a", "connected": True, "score": 90, "books_joined": 1, "wins": 70, "losses": 30, "filled": 2,
+        "win_share": 0.7, "behind_p50_us": 512, "behind_p99_us": 4096, "reconnects": 1,
+    }  # fmt: skip
+    worker["legs"] = [leg, {**leg, "name": "b", "win_share": 0.3, "behind_p99_us": None}]
+    idle = {
+        **worker,
+        "index": 1,
+        "state": "starting",
+        "connected": False,
+        "rings": [],
+        "cpu_percent": None,
+        "legs": [],
+    }
     ring = {
         "name": "book.BTC",
         "write_seq": 1000,
@@ -112,6 +135,10 @@ def test_every_family_follows_the_conventions_and_parses():
     assert [s.labels["worker"] for s in found["feeder_ring_gaps"].samples] == ["0"]  # the ring's writer
     cpu = found["feeder_worker_cpu_usage_ratio"].samples
     assert [(s.labels["worker"], s.value) for s in cpu] == [("0", 0.125)]  # no figure yet: no sample
+    behind = {
+        (s.labels["leg"], s.labels["quantile"]): s.value for s in found["feeder_leg_behind_seconds"].samples
+    }
+    assert behind == {("a", "0.5"): 512e-6, ("a", "0.99"): 4096e-6, ("b", "0.5"): 512e-6}  # µs to seconds
 
 
 def test_histograms_come_from_the_records_timestamps():
@@ -171,7 +198,8 @@ def test_the_grafana_dashboard_queries_only_metrics_and_labels_that_exist():
 def test_a_running_feeder_exposes_every_family_with_live_latency_histograms(tmp_path, instance):
     feeder = FeederProcess(
         "--sim", "--instruments", "BTC-PERPETUAL", "--workers", "1", "--streams", "book,trades",
-        "--sim-rate", "300", "--metrics-port", "0", "--audit-interval", "1", log=tmp_path / "feeder.log",
+        "--sim-rate", "300", "--metrics-port", "0", "--audit-interval", "1", "--redundancy", "2",
+        log=tmp_path / "feeder.log",
     )  # fmt: skip
     try:
         feeder.start(workers=1, timeout=90)

@@ -231,3 +231,33 @@ def test_unknown_faults_and_bad_params_are_refused_with_what_is_allowed(sim):
         sim.fault("drop", how="gently")
     with pytest.raises(SimControlError, match="no connection 99"):
         sim.fault("drop", conn=99)
+
+
+def _named(connect, name: str) -> tuple[Rpc, int]:
+    client, snapshot_id = _book_client(connect)
+    client.result("public/hello", {"client_name": name, "client_version": "1.0"})
+    return client, snapshot_id
+
+
+def test_a_fault_can_target_connections_by_their_hello_client_name(sim, connect):
+    a, a_id = _named(connect, "feeder-w0-a")
+    b, b_id = _named(connect, "feeder-w0-b")
+    assert {c["client_name"] for c in sim.connections()} == {"feeder-w0-a", "feeder-w0-b"}
+    result = sim.fault("gap", instrument=BTC, client="feeder-w0-a")
+    assert result["conns"] == [c["id"] for c in sim.connections() if c["client_name"] == "feeder-w0-a"]
+    first = sim.publish(1, BTC)["last"][BTC]
+    second = sim.publish(1, BTC)["last"][BTC]
+    assert b.data(RAW)["change_id"] == first  # b gets every change
+    assert a.data(RAW)["prev_change_id"] == first  # a skipped `first`: its next change shows the gap
+    assert (a_id, b.data(RAW)["change_id"]) == (b_id, second)
+
+
+def test_a_client_glob_targets_every_connection_it_matches_and_a_name_nobody_has_is_refused(sim, connect):
+    _named(connect, "feeder-w0-a")
+    _named(connect, "feeder-w0-b")
+    assert len(sim.fault("heartbeat", client="feeder-w0-*")["conns"]) == 2
+    assert len(sim.disconnect(client="feeder-w0-b", how="reset")) == 1
+    with pytest.raises(SimControlError, match=r"no open connection of client 'feeder-w9-\*'.*feeder-w0-a"):
+        sim.fault("stall", client="feeder-w9-*")
+    with pytest.raises(SimControlError, match="conn or client, not both"):
+        sim.fault("stall", conn=1, client="feeder-w0-a")

@@ -282,6 +282,22 @@ class DeribitAdapter:
             feed.disconnected(now_ns)
         return out
 
+    def lost(self, channels: Iterable[str], now_ns: int) -> list[Emit]:
+        """These channels stopped arriving (the only connection feeding them dropped, others stay up): the
+        same GAP records and markers as `disconnected`, for them only."""
+        out = self._out
+        out.clear()
+        self._marked.clear()
+        for channel in channels:
+            feed = self._feeds.get(channel)
+            if feed is not None:
+                feed.disconnected(now_ns)
+        return out
+
+    def channel_feed(self, channel: str) -> ChannelFeed | None:
+        """The handler serving `channel` (None: not one of the routes)."""
+        return self._feeds.get(channel)
+
     def continue_trades(self, channel: str, last_trade_seq: int) -> None:
         """Carry trade_seq continuity over from a previous writer of the ring (a restarted worker)."""
         feed = self._feeds[channel]

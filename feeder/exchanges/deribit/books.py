@@ -278,7 +278,9 @@ class BookFeed(ChannelFeed):
             return self.audit.not_verifiable("bad get_order_book answer")
         if self.state is not BookSync.LIVE:
             return self.audit.not_verifiable("the book was not live when the answer came")
-        verdict = self.audit.check(snapshot.change_id, _levels(snapshot, self.layout), now_ns, AUDIT_WAIT_NS)
+        verdict = self.audit.check(
+            snapshot.change_id, packed_levels(snapshot, self.layout), now_ns, AUDIT_WAIT_NS
+        )
         if verdict is Verdict.FAILED:
             self.audit_failed()
             self.publish_gap(now_ns)
@@ -292,7 +294,7 @@ class BookFeed(ChannelFeed):
         self.distrust("audit mismatch")
 
 
-def _levels(snapshot: BookUpdate, layout: BookLayout) -> bytes:
+def packed_levels(snapshot: BookUpdate, layout: BookLayout) -> bytes:
     """A snapshot's top-N packed exactly as a ring record's level arrays (the same book code does it)."""
     buf = bytearray(layout.levels_end)
     book = L2Book(buf, layout)

@@ -1,8 +1,9 @@
 """The Deribit session on one connection client: login, token refresh, cancel-on-disconnect, orders.
 
 A thin asyncio shell over `auth.py`. Rules it keeps:
-- `on_connected(setup)` (the client's post-connect hook, run before subscriptions are restored) logs
-  in afresh after every (re)connect, then, on a connection that trades, enables cancel-on-disconnect
+- `on_connected(setup)` (the client's post-connect hook, run before subscriptions are restored) says
+  who it is with `public/hello` when the config names the connection (`client_name`: which worker and
+  leg; it goes alongside the login, so it costs no round trip), logs in afresh after every (re)connect, then, on a connection that trades, enables cancel-on-disconnect
   and reads it back with get_cancel_on_disconnect: a connection where it is not on is dropped (and
   retried) rather than used. Bad credentials stop the client's retries (its failure classification).
 - The token is refreshed at 80 % of its lifetime; a failed refresh falls back to a new login, and an
@@ -19,6 +20,7 @@ A thin asyncio shell over `auth.py`. Rules it keeps:
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import secrets
 import time
@@ -48,6 +50,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COD_SCOPES = ("connection", "account")
+try:
+    VERSION = importlib.metadata.version("feeder")
+except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+    VERSION = "0"
 _RETRY_REFRESH_S = 5.0
 
 
@@ -59,6 +65,9 @@ class SessionConfig:
     grant: str = "client_credentials"  # or client_signature (the secret never goes on the wire)
     scope: str | None = None  # public/auth scope, e.g. "session:feeder-1"; None: Deribit's default
     cancel_on_disconnect: str | None = "connection"  # scope, or None to leave it off
+    client_name: str | None = (
+        None  # said in public/hello on every connection (e.g. "feeder-w0-a"); None: none
+    )
 
     def __post_init__(self) -> None:
         if self.credentials is not None and not isinstance(self.credentials, Credentials):
@@ -69,6 +78,8 @@ class SessionConfig:
             raise ConfigError(
                 "cancel_on_disconnect", self.cancel_on_disconnect, "'connection', 'account' or None"
             )
+        if self.client_name is not None and not (isinstance(self.client_name, str) and self.client_name):
+            raise ConfigError("client_name", self.client_name, "a non-empty string or None")
 
 
 def subscribe_method(channel: str) -> str:
@@ -108,10 +119,24 @@ class DeribitSession:
     # --- client hooks ---------------------------------------------------------------------------
 
     async def on_connected(self, setup: Setup) -> None:
-        """Post-connect setup: log in, enable and verify cancel-on-disconnect, schedule the refresh."""
+        """Post-connect setup: hello (alongside), log in, enable and verify cancel-on-disconnect, schedule
+        the refresh."""
         self.client = setup.client
         self._stop_refresh()
         self.token, self.cod_enabled = None, False
+        if self.config.client_name is None:
+            await self._log_in(setup)
+        else:
+            await asyncio.gather(self._hello(setup, self.config.client_name), self._log_in(setup))
+
+    async def _hello(self, setup: Setup, name: str) -> None:
+        """public/hello: the exchange (and the simulator's fault targeting) knows the connection by name."""
+        try:
+            await setup.request("public/hello", {"client_name": name, "client_version": VERSION})
+        except (ExchangeError, NetworkError) as exc:  # a courtesy: the connection serves without it
+            log.info("public/hello as %s was not answered: %s", name, exc)
+
+    async def _log_in(self, setup: Setup) -> None:
         if self.config.credentials is None:
             return
         self.token = await self._login(setup)

@@ -198,6 +198,7 @@ class Supervisor:
             record_dir=c.record,
             log_level=c.log_level,
             busy_poll=c.busy_poll,
+            redundancy=c.redundancy,
             audit_interval=c.audit_interval,
             crossed=c.crossed,
             depth=c.depth,

@@ -20,7 +20,7 @@ from feeder.core.restart import RestartPolicy
 from feeder.core.workers import WorkerEvent, WorkerState, WorkerView, next_state
 
 FRAMES_EVERY_S = 1.0  # messages per second are measured over at least this long
-PER_RING = ("ring_gaps", "audits")  # heartbeat figures a worker sends only when they changed
+PER_RING = ("ring_gaps", "audits", "legs")  # heartbeat figures a worker sends now and then (or when changed)
 
 
 class WorkerLost(Exception):

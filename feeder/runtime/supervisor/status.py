@@ -74,6 +74,7 @@ def _worker(s: Slot, score: int) -> dict:
         "gaps": h.get("gaps", 0),
         "reconnects": h.get("reconnects", 0),
         "last_error": s.last_error,
+        "legs": list(h.get("legs", ())),  # redundancy 2: each connection, which one leads and by how much
     }
 
 
