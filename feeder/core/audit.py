@@ -12,7 +12,8 @@ can. Two pure objects, time passed in (ns for books, s for the schedule), no I/O
   skips some), or while the book is not live: UNVERIFIABLE. Every audit ends in exactly one of
   passed, failed or unverifiable, each counted (unverifiable by reason).
 - `AuditSchedule` spreads audits evenly over time and books: with n books and an interval T per book,
-  one audit every T/n seconds, round robin, the first T/(2n) after the start; a late loop never bursts
+  one audit every T/n seconds, round robin, the first T/(2n) after the start but never more than
+  FIRST_AUDIT_S (a wrong book found in the first seconds, not a minute in); a late loop never bursts
   to catch up. `spare_budget` says from the rate limiter's stats whether an audit may go now.
 A snapshot is never older than what the exchange had sent before the request, so nothing older than
 that is needed: a book that is not being audited keeps no window at all (no copy on the hot path).
@@ -172,6 +173,9 @@ class BookAudit:
         }
 
 
+FIRST_AUDIT_S = 5.0  # the first audit after the start at the latest, however few the books
+
+
 class AuditSchedule:
     """When to audit which book: evenly spread, round robin (see the module doc)."""
 
@@ -182,7 +186,7 @@ class AuditSchedule:
             raise ConfigError("audit_interval", interval_s, "seconds per book > 0")
         self.books = list(books)
         self.step = interval_s / len(self.books)
-        self.next_at = start_s + self.step / 2
+        self.next_at = start_s + min(self.step / 2, FIRST_AUDIT_S)
         self._i = 0
 
     def head(self) -> tuple[str, float]:

@@ -107,7 +107,12 @@ def test_audits_are_spread_evenly_over_time_and_books():
         seen.append((book, at))
         schedule.advance(at)
     assert [b for b, _ in seen] == list("abcdabcd")
-    assert [at for _, at in seen] == [107.5, 122.5, 137.5, 152.5, 167.5, 182.5, 197.5, 212.5]
+    assert [at for _, at in seen] == [105.0, 120.0, 135.0, 150.0, 165.0, 180.0, 195.0, 210.0]
+
+
+def test_the_first_audit_comes_early_with_few_books_and_half_a_step_in_with_many():
+    assert AuditSchedule(["a"], 60.0, start_s=100.0).head() == ("a", 105.0)
+    assert AuditSchedule([f"b{i}" for i in range(1000)], 60.0, start_s=100.0).head() == ("b0", 100.03)
 
 
 def test_a_late_schedule_does_not_burst_and_a_postponed_book_keeps_its_turn():
