@@ -5,7 +5,9 @@ RingReader code. Two kinds of recordings:
   are merged by receive time (each instrument lived on one connection, so its order is the recorded
   order) and fed through the Deribit adapter; rings are created for every market-data channel found;
   each record's ts_recv is the recorded receive time. A gap in the recording produces a GAP record
-  exactly as it did live, and the resubscription snapshot that followed it is in the recording.
+  exactly as it did live, and the resubscription snapshot that followed it is in the recording. A run with
+  `redundancy = 2` recorded each leg (`worker0-<time>.jsonl` and `worker0-<time>-b.jsonl`): both are fed
+  through the same arbiter as live (`feeder.exchanges.deribit.legs`), so each change is published once.
 - Ring recordings (`feeder record OUT ...`: records, .npy or Parquet): each ring's records are published
   again into a ring of the same name, all rings merged in their recorded publish order. Every field is
   the recorded one but `seq` (the new ring's, from 0) and `ts_publish` (the replay's own). Where the
@@ -29,6 +31,8 @@ from feeder.core.recording import Entry, read_entries
 from feeder.errors import UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter
 from feeder.exchanges.deribit.channels import STREAM_RECORDS, ChannelConfig, ChannelMap, Route
+from feeder.exchanges.deribit.legs import Legs
+from feeder.exchanges.deribit.streams import Emit
 from feeder.recordings import Recording, read, recordings_in
 from feeder.recordings.files import META
 from feeder.ring import RingWriter
@@ -80,9 +84,20 @@ def open_replay(
     return Replayer(directory, instance, capacity)
 
 
-def _frames(paths: list[Path]) -> Iterator[Entry]:
-    merged = heapq.merge(*(read_entries(p) for p in paths), key=lambda e: e.ts)
-    return (e for e in merged if e.dir == "in" and e.type == "text")
+def leg_of(path: Path) -> int:
+    """Which leg recorded a worker session: 1 for leg b's (`...-b.jsonl`), else 0."""
+    return 1 if path.stem.endswith("-b") else 0
+
+
+def _legged(path: Path) -> Iterator[tuple[int, Entry]]:
+    leg = leg_of(path)
+    return ((leg, e) for e in read_entries(path))
+
+
+def _frames(paths: list[Path]) -> Iterator[tuple[int, Entry]]:
+    """(leg, frame) of every received text frame, merged by receive time."""
+    merged = heapq.merge(*(_legged(p) for p in paths), key=lambda le: le[1].ts)
+    return ((leg, e) for leg, e in merged if e.dir == "in" and e.type == "text")
 
 
 def _notification(entry: Entry) -> dict[str, Any] | None:
@@ -99,7 +114,7 @@ def routes_in(paths: list[Path], aliases: ChannelConfig | None = None) -> dict[s
     """The market-data channels present in the recordings, with the ring each one fills."""
     channels = ChannelMap(aliases or ChannelConfig())
     out: dict[str, Route] = {}
-    for entry in _frames(paths):
+    for _, entry in _frames(paths):
         msg = _notification(entry)
         channel = (msg or {}).get("params", {}).get("channel")
         if not isinstance(channel, str) or channel in out:
@@ -120,7 +135,13 @@ class Replayer:
         if not routes:
             raise UsageError(f"the recordings in {directory} hold no book, trades or ticker notifications")
         self.adapter = DeribitAdapter(routes.values())
+        self.legs: Legs | None = None
+        if any(leg_of(p) for p in self.paths):
+            self.legs = Legs(self.adapter, 2, self._publish)
+            self.legs.connected(0)
+            self.legs.connected(1)
         self.writers: dict[str, RingWriter] = {}
+        self._published = 0
         try:
             for route in routes.values():
                 self.writers[route.ring] = RingWriter.create(
@@ -135,7 +156,7 @@ class Replayer:
         stats = ReplayStats(rings=len(self.writers))
         started = time.monotonic()
         first_ts = None
-        for entry in _frames(self.paths):
+        for leg, entry in _frames(self.paths):
             stats.frames += 1
             msg = _notification(entry)
             if msg is None:
@@ -146,11 +167,19 @@ class Replayer:
                 if delay > 0:
                     time.sleep(delay)
             stats.notifications += 1
-            for ring, records in self.adapter.feed(msg, entry.ts):
-                self.writers[ring].publish_batch(records)
-                stats.records += len(records)
+            if self.legs is None:
+                self._publish(self.adapter.feed(msg, entry.ts))
+            else:
+                self.legs.feed(leg, msg, entry.ts)
+                self.legs.take_requests()  # what followed a resubscription live is in the recording
+        stats.records = self._published
         stats.seconds = time.monotonic() - started
         return stats
+
+    def _publish(self, emitted: list[Emit]) -> None:
+        for ring, records in emitted:
+            self.writers[ring].publish_batch(records)
+            self._published += len(records)
 
     def close(self) -> None:
         writers, self.writers = self.writers, {}
