@@ -212,7 +212,15 @@ class _Arbiter:
         self.held.clear()
         return held
 
-    def _released(self, entry: tuple[int, int, Any, int]) -> tuple[int, int, Any, int]:
+    def release(self, last: int) -> tuple[int, int, Any, int] | None:
+        """The held copy that follows `last` (the id published last) now, as (id, leg, payload, recv_ns),
+        or None; copies the stream has passed meanwhile are dropped (losses)."""
+        if not self.held:
+            return None
+        entry = self.held.pop(last, None)
+        if entry is None:
+            self._drop_passed(last)
+            return None
         self.stats[entry[1]].filled += 1
         if self.held:
             self.deadline = min(e[3] for e in self.held.values()) + self.hold_ns
@@ -262,17 +270,6 @@ class Chain(_Arbiter):
             return Offer.HOLD
         return Offer.HOLE
 
-    def release(self, last: int) -> tuple[int, int, Any, int] | None:
-        """The held copy that chains onto `last` now, as (change_id, leg, payload, recv_ns), or None;
-        copies the book has passed meanwhile are dropped (losses)."""
-        if not self.held:
-            return None
-        entry = self.held.pop(last, None)
-        if entry is None:
-            self._drop_passed(last)
-            return None
-        return self._released(entry)
-
 
 class Sequence(_Arbiter):
     """One trades channel's arbiter: consecutive sequence numbers (trade_seq)."""
@@ -293,16 +290,6 @@ class Sequence(_Arbiter):
         if sum(self.up) > 1 and (len(self.held) < self.hold_max or seq - 1 in self.held):
             return Offer.HOLD
         return Offer.HOLE
-
-    def release(self, last: int) -> tuple[int, int, Any, int] | None:
-        """The held trade that follows `last` now, or None; trades passed meanwhile are dropped."""
-        if not self.held:
-            return None
-        entry = self.held.pop(last, None)
-        if entry is None:
-            self._drop_passed(last)
-            return None
-        return self._released(entry)
 
 
 class Stamps(_Arbiter):
