@@ -95,6 +95,7 @@ class AdapterStats:
         "trades_missed",
         "unknown_channel",
     )
+    # the same counters, typed for mypy (tests/deribit/test_adapter.py checks the two lists agree)
     audit_failures: int
     book_changes: int
     crossed: int
