@@ -24,10 +24,11 @@ from __future__ import annotations
 import math
 import struct
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from operator import neg
+from typing import Any
 
 import numpy as np
 
@@ -74,12 +75,20 @@ DEPTH: int = LAYOUT.depth
 BID_OFFSET, ASK_OFFSET = LAYOUT.bid_offset, LAYOUT.ask_offset
 
 
+Pack = Callable[..., None]  # struct.Struct.pack_into: (buffer, offset, *values)
+
+
 @cache
-def _packers(depth: int) -> tuple:
+def _packers(depth: int) -> tuple[Pack, ...]:
     """_packers(depth)[c]: c prices, zero padding to depth, c sizes, zero padding to depth."""
     return tuple(
         struct.Struct(f"<{c}d{8 * (depth - c)}x{c}d{8 * (depth - c)}x").pack_into for c in range(depth + 1)
     )
+
+
+# What an unbound side writes into: no room, so a write before `bind` fails (struct.error, IndexError).
+_UNBOUND = bytearray()
+_UNBOUND_F64 = memoryview(_UNBOUND).cast("d")
 
 
 class BookSide:
@@ -105,8 +114,8 @@ class BookSide:
         self._packs = _packers(depth)
         self._sizes: dict[float, float] = {}  # signed key -> size
         self._keys: list[float] = []  # signed keys, ascending: best last
-        self._buf: memoryview | bytearray | None = None  # the bound record (`L2Book`)
-        self._f64: memoryview | None = None
+        self._buf: memoryview | bytearray = _UNBOUND  # the bound record (`L2Book`)
+        self._f64 = _UNBOUND_F64
         self._off = self._sz = 0  # byte offset of this side's prices; float64 index of its sizes
         self.touched = REPACK  # how much of the record's arrays for this side is out of date
         self.count = 0  # levels in the record
@@ -114,13 +123,13 @@ class BookSide:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def bind(self, buf: memoryview | bytearray, f64: memoryview, offset: int) -> None:
+    def bind(self, buf: memoryview | bytearray, f64: memoryview[float], offset: int) -> None:
         """Keep this side's levels in `buf` from byte `offset` on (`f64`: the same bytes as float64)."""
         self._buf, self._f64, self._off = buf, f64, offset
         self._sz = offset // 8 + self._depth
         self.touched = REPACK
 
-    def apply(self, entries: list) -> int:
+    def apply(self, entries: list[Any]) -> int:
         """Validate and apply `[action, price, amount]` entries in one pass: OK, or BAD / CONTRADICTS at
         the first entry that is malformed / that the book contradicts (see the module doc)."""
         sizes, keys, sign, depth = self._sizes, self._keys, self._sign, self._depth
@@ -210,7 +219,7 @@ class BookSide:
         sign, sizes = self._sign, self._sizes
         return [(key * sign, sizes[key]) for key in self._keys[: -n - 1 : -1]]
 
-    def write(self, entries: Sequence) -> None:
+    def write(self, entries: Sequence[Any]) -> None:
         """Bring the bound record's arrays for this side up to date after `apply(entries)` (or after
         set/remove/load, with any `entries`): sizes where only sizes changed, else a repack."""
         if self.touched == SIZES:
@@ -263,7 +272,7 @@ class L2Book:
         bids, asks = self.bids._keys, self.asks._keys
         return bool(bids) and bool(asks) and bids[-1] >= -asks[-1]
 
-    def write(self, bids: Sequence = (), asks: Sequence = ()) -> tuple[int, int]:
+    def write(self, bids: Sequence[Any] = (), asks: Sequence[Any] = ()) -> tuple[int, int]:
         """Bring the record up to date after the entries just applied (`BookSide.apply`), or after
         load/set/remove; returns (bid_count, ask_count). Untouched sides cost nothing."""
         if self.bids.touched:

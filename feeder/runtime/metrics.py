@@ -70,10 +70,10 @@ class Family:
     kind: str  # gauge | counter | summary
     scope: str  # feeder | worker | ring: what one sample describes
     help: str
-    value: Callable[[dict], Any]  # from status() (or one of its workers or rings) to a number
+    value: Callable[[dict[str, Any]], Any]  # from status() (or one of its workers or rings) to a number
 
 
-def _audit(key: str) -> Callable[[dict], Any]:
+def _audit(key: str) -> Callable[[dict[str, Any]], Any]:
     """A ring's live-audit figure; None (no sample) for rings that are not audited."""
     return lambda r: (r.get("audits") or {}).get(key)
 
@@ -82,7 +82,7 @@ def _us(value: int | None) -> float | None:
     return None if value is None else value / 1e6
 
 
-def _ms(key: str) -> Callable[[dict], float | None]:
+def _ms(key: str) -> Callable[[dict[str, Any]], float | None]:
     return lambda w: None if w.get(key) is None else w[key] / 1000.0
 
 
@@ -188,11 +188,11 @@ def _number(value: object) -> str:
     return repr(v)
 
 
-def _writers(status: dict) -> dict[str, int]:
+def _writers(status: dict[str, Any]) -> dict[str, int]:
     return {ring: w["index"] for w in status["workers"] for ring in w.get("rings", ())}
 
 
-def _subjects(family: Family, status: dict) -> Iterable[tuple[dict[str, object], dict]]:
+def _subjects(family: Family, status: dict[str, Any]) -> Iterable[tuple[dict[str, object], dict[str, Any]]]:
     """(labels, the dict the value comes from) for each sample of a family."""
     instance = {"feeder_instance": status["instance"]}
     if family.scope == FEEDER:
@@ -220,7 +220,7 @@ def _samples(family: Family, labels: dict[str, object], value: Any) -> list[str]
     return [] if value is None else [f"{family.name}{_labels(labels)} {_number(value)}"]
 
 
-def exposition(status: dict, stages: dict[str, RecordStages] | None = None) -> str:
+def exposition(status: dict[str, Any], stages: dict[str, RecordStages] | None = None) -> str:
     """Prometheus text format for a status dict (and the rings' stage histograms)."""
     out: list[str] = []
     for family in FAMILIES:
@@ -280,11 +280,11 @@ class RingSampler:
 
 
 class MetricsServer:
-    def __init__(self, get_status: Callable[[], dict]):
+    def __init__(self, get_status: Callable[[], dict[str, Any]]):
         self._get_status = get_status
         self._server: asyncio.base_events.Server | None = None
         self._sampler: RingSampler | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     async def start(self, port: int, host: str = "127.0.0.1") -> None:

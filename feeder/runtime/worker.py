@@ -30,6 +30,7 @@ from feeder.errors import FeederError
 from feeder.exchanges.deribit.channels import ChannelConfig
 from feeder.exchanges.deribit.costs import DeribitCosts
 from feeder.exchanges.deribit.credentials import Credentials
+from feeder.exchanges.deribit.notices import InstrumentState
 from feeder.exchanges.deribit.session import SessionConfig
 from feeder.runtime import wire
 from feeder.runtime.feed import Feed, FeedConfig
@@ -142,13 +143,13 @@ class Worker:
         self.spec, self.conn = spec, conn
         self.feed: Feed | None = None
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._last_frames = -1
         self._last_data = time.monotonic()
         self._ring_figures_due = 0.0
-        self._ring_figures_sent: tuple[dict, dict] | None = None
+        self._ring_figures_sent: tuple[dict[str, int], dict[str, dict[str, int]]] | None = None
         self._started = False
-        self._early: list[dict] = []  # add / remove messages that came before the feed started
+        self._early: list[dict[str, Any]] = []  # add / remove messages that came before the feed started
         self._legs_before: list[tuple[int, list[int]]] = []  # per leg: wins and behind when last sent
 
     async def run(self) -> int:
@@ -178,7 +179,7 @@ class Worker:
 
     # --- pipe --------------------------------------------------------------------------------------
 
-    def _send(self, message: dict) -> None:
+    def _send(self, message: dict[str, Any]) -> None:
         try:
             self.conn.send(message)
         except (OSError, ValueError):  # the supervisor is gone: stop
@@ -196,7 +197,7 @@ class Worker:
         else:
             self._on_message(message)
 
-    def _on_message(self, message: dict) -> None:
+    def _on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "rpc":
             task = asyncio.get_running_loop().create_task(self._rpc(message))
@@ -211,7 +212,7 @@ class Worker:
         elif kind == "stop":
             self._stop.set()
 
-    def _add(self, message: dict) -> None:
+    def _add(self, message: dict[str, Any]) -> None:
         """More instruments to serve (the supervisor created their rings first)."""
         try:
             if self.feed is None:
@@ -233,17 +234,17 @@ class Worker:
             log.exception("could not remove %d instruments", len(instruments))
         self._send({"type": "removed", "instruments": instruments, "rings": closed})
 
-    def _on_universe(self, events: list) -> None:
+    def _on_universe(self, events: list[tuple[InstrumentState, str]]) -> None:
         self._send({"type": "instrument_state", "events": [(*event, channel) for event, channel in events]})
 
-    async def _rpc(self, message: dict) -> None:
+    async def _rpc(self, message: dict[str, Any]) -> None:
         rid = message["id"]
         try:
             if self.feed is None:
                 raise FeederError("the worker is not running its feed yet")
             if message["method"] == BOOK_METHOD:  # from the adapter's memory, not the exchange
-                params = message.get("params") or {}
-                result = self.feed.adapter.book(params.get("instrument"), params.get("depth"))
+                params = message["params"]  # the supervisor resolved the instrument (requests.py)
+                result = self.feed.adapter.book(params["instrument"], params.get("depth"))
             else:
                 result = await self.feed.session.rpc(
                     message["method"], message.get("params"), message.get("timeout")

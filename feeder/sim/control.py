@@ -45,7 +45,7 @@ async def serve_control(app: SimApp, conn: ServerConnection) -> None:
         pass
 
 
-async def _answer(app: SimApp, message: str | bytes) -> dict:
+async def _answer(app: SimApp, message: str | bytes) -> dict[str, Any]:
     try:
         req = orjson.loads(message)
         rid, cmd, args = req.get("id"), req["cmd"], req.get("args") or {}
@@ -68,7 +68,7 @@ async def _answer(app: SimApp, message: str | bytes) -> dict:
         return {"id": rid, "ok": False, "error": str(err)}
 
 
-def _check_args(cmd: str, command: Callable, args: Any) -> None:
+def _check_args(cmd: str, command: Callable[..., Any], args: Any) -> None:
     if not isinstance(args, dict):
         raise SimControlError(f"{cmd}: args must be an object")
     params = inspect.signature(command).parameters
@@ -82,7 +82,7 @@ def _check_args(cmd: str, command: Callable, args: Any) -> None:
 # --- commands -----------------------------------------------------------------------------------
 
 
-def info(app: SimApp) -> dict:
+def info(app: SimApp) -> dict[str, Any]:
     cfg = app.config
     ws, http = cfg.scheme
     return {
@@ -108,7 +108,7 @@ def instruments(app: SimApp) -> list[str]:
     return list(app.catalogue.live)
 
 
-def stats(app: SimApp) -> dict:
+def stats(app: SimApp) -> dict[str, Any]:
     hub = app.hub
     out = hub.stats()
     out.update(
@@ -133,17 +133,17 @@ def _change_ids(cmd: str, change_id: Any) -> list[int]:
     return ids
 
 
-def truth(app: SimApp, instrument: str, change_id: int | list[int]) -> dict | list[dict]:
+def truth(app: SimApp, instrument: str, change_id: int | list[int]) -> dict[str, Any] | list[dict[str, Any]]:
     ids = _change_ids("truth", change_id)
     books = {b["change_id"]: b for b in app.market.truth(instrument_index(app, instrument), ids)}
     return [books[c] for c in ids] if isinstance(change_id, list) else books[change_id]
 
 
-def truths(app: SimApp, books: dict) -> dict[str, list[dict]]:
+def truths(app: SimApp, books: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """The truth of many instruments at once: {instrument: [change_id, ...]} -> {instrument: [book, ...]}."""
     if not isinstance(books, dict):
         raise SimControlError("truths: books must be an object {instrument: [change_id, ...]}")
-    out = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for name, change_ids in books.items():
         if change_ids == []:
             out[name] = []
@@ -158,7 +158,7 @@ def sent(app: SimApp, channel: str) -> list[list[int]]:
     return app.hub.sent_log(channel)
 
 
-def publish(app: SimApp, n: int = 1, instrument: str | None = None) -> dict:
+def publish(app: SimApp, n: int = 1, instrument: str | None = None) -> dict[str, Any]:
     if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 1_000_000:
         raise SimControlError(f"publish: n must be an integer 0..1000000, got {n!r}")
     only = instrument_index(app, instrument) if instrument is not None else None
@@ -202,7 +202,7 @@ def _targets(app: SimApp, conn: int | None, client: str | None = None) -> list[S
     return found
 
 
-def fault(app: SimApp, name: str, **params: Any) -> dict:
+def fault(app: SimApp, name: str, **params: Any) -> dict[str, Any]:
     p = faults.check_fault(name, params)
     app.hub.counters[f"fault_{name}"] += 1
     if name in faults.MARKET_FAULTS:
@@ -224,7 +224,7 @@ def fault(app: SimApp, name: str, **params: Any) -> dict:
     return {"fault": name, "conns": [s.id for s in targets]}
 
 
-def _apply(app: SimApp, s: Session, name: str, p: dict, inst: int | None) -> None:
+def _apply(app: SimApp, s: Session, name: str, p: dict[str, Any], inst: int | None) -> None:
     hub = app.hub
     if name == "drop":
         disconnect(app, s.id, p["how"], p["code"], p["reason"])
@@ -251,7 +251,7 @@ def _apply(app: SimApp, s: Session, name: str, p: dict, inst: int | None) -> Non
         s.hb_drop += p["count"]
 
 
-def inject(app: SimApp, message: Any, conn: int | None = None, client: str | None = None) -> dict:
+def inject(app: SimApp, message: Any, conn: int | None = None, client: str | None = None) -> dict[str, Any]:
     """Send `message` (a string verbatim, anything else as JSON) to a connection (or all)."""
     payload = message.encode() if isinstance(message, str) else orjson.dumps(message)
     targets = _targets(app, conn, client)
@@ -262,7 +262,9 @@ def inject(app: SimApp, message: Any, conn: int | None = None, client: str | Non
     return {"conns": [s.id for s in targets]}
 
 
-async def received(app: SimApp, since: int = 1, timeout: float = 0.0, conn: int | None = None) -> dict:
+async def received(
+    app: SimApp, since: int = 1, timeout: float = 0.0, conn: int | None = None
+) -> dict[str, Any]:
     """Client messages with seq >= since (waiting up to `timeout` s for one), oldest first."""
     if not isinstance(since, int) or not isinstance(timeout, int | float) or timeout < 0:
         raise SimControlError("received: since must be an integer and timeout a number >= 0")
@@ -276,7 +278,7 @@ async def received(app: SimApp, since: int = 1, timeout: float = 0.0, conn: int 
         await app.wait_received(app.received_seq + 1, left)
 
 
-def connections(app: SimApp) -> list[dict]:
+def connections(app: SimApp) -> list[dict[str, Any]]:
     return [s.describe() for s in app.hub.sessions.values()]
 
 
@@ -287,7 +289,7 @@ def disconnect(
     code: int = 1000,
     reason: str = "",
     client: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     p = faults.check_fault("drop", {"how": how, "code": code, "reason": reason})
     targets = _targets(app, conn, client)
     for s in targets:

@@ -13,6 +13,7 @@ Each answers {"now_ms", "listed", "settled", "closed", "terminated"} (the non-em
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from feeder.errors import SimControlError
@@ -128,4 +129,10 @@ def _end(app: SimApp, cmd: str, targets: list[InstrumentState], status: str) -> 
     return {"now_ms": now, **_step(app, events).to_json()}
 
 
-LIFECYCLE_COMMANDS = {"clock": clock, "advance": advance, "list": list_, "expire": expire, "delist": delist}
+LIFECYCLE_COMMANDS: dict[str, Callable[..., Any]] = {
+    "clock": clock,
+    "advance": advance,
+    "list": list_,
+    "expire": expire,
+    "delist": delist,
+}

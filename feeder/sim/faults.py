@@ -92,7 +92,7 @@ _CHOICES = {
 }
 
 
-def check_fault(name: str, params: dict) -> dict:
+def check_fault(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The fault's params with defaults filled in; SimControlError naming what is wrong."""
     spec = CATALOGUE.get(name)
     if spec is None:
@@ -118,7 +118,7 @@ def check_fault(name: str, params: dict) -> dict:
     return out
 
 
-def _check_ranges(name: str, p: dict) -> None:
+def _check_ranges(name: str, p: dict[str, Any]) -> None:
     if p.get("count") is not None and p["count"] < 1:
         raise SimControlError(f"fault {name!r}: count must be at least 1")
     seconds = p.get("seconds")
@@ -139,7 +139,7 @@ def _type_name(kind: type | tuple[type, ...]) -> str:
 _NAN_MARK = 1.2345678901234567e-300
 
 
-def corrupt(kind: str, channel: str, data: dict) -> bytes:
+def corrupt(kind: str, channel: str, data: dict[str, Any]) -> bytes:
     """The notification for `data` on `channel`, corrupted as `kind` says."""
     if kind == "malformed":
         whole = _notification(channel, data)
@@ -161,7 +161,7 @@ def corrupt(kind: str, channel: str, data: dict) -> bytes:
     return _notification(channel, data).replace(orjson.dumps(_NAN_MARK), b"NaN", 1)
 
 
-def phantom(channel: str, data: dict, st: InstrumentState, crossing: bool) -> bytes:
+def phantom(channel: str, data: dict[str, Any], st: InstrumentState, crossing: bool) -> bytes:
     """The notification for `data` with one level the truth does not have (see the table above).
 
     The message was already applied to the simulator's book, so the level is chosen against the

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from feeder.errors import ConfigError, UsageError
-from feeder.exchanges.deribit.adapter import DeribitAdapter, Resubscribe
+from feeder.exchanges.deribit.adapter import AdapterStats, DeribitAdapter, Resubscribe
 from feeder.exchanges.deribit.channels import ChannelMap
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, GAP, SNAPSHOT
@@ -504,3 +504,8 @@ def test_every_state_reaches_live_on_a_snapshot_and_gap_on_a_broken_book():
     for state in BookSync:
         assert next_state(state, SyncEvent.SNAPSHOT) is BookSync.LIVE
         assert next_state(state, SyncEvent.BROKEN) is BookSync.GAP
+
+
+def test_every_adapter_counter_is_typed_and_every_typed_counter_exists():
+    assert sorted(AdapterStats.__annotations__) == sorted(AdapterStats.__slots__)
+    assert set(AdapterStats().as_dict().values()) == {0}

@@ -39,7 +39,7 @@ from typing import Any
 from feeder.core.audit import Verdict
 from feeder.errors import BadMessage, ConfigError, UsageError
 from feeder.exchanges.deribit.books import CROSSED_MODES, BookFeed
-from feeder.exchanges.deribit.channels import MARKPRICE, Route
+from feeder.exchanges.deribit.channels import Route
 from feeder.exchanges.deribit.notices import InstrumentState, parse_instrument_state, parse_platform_state
 from feeder.exchanges.deribit.streams import (
     ChannelFeed,
@@ -50,6 +50,7 @@ from feeder.exchanges.deribit.streams import (
     TradeFeed,
 )
 from feeder.exchanges.deribit.sync import BookSync
+from feeder.ring.chains import MARKPRICE
 from feeder.ring.flags import LOCKED
 from feeder.ring.schema import record_schema
 
@@ -94,6 +95,29 @@ class AdapterStats:
         "trades_missed",
         "unknown_channel",
     )
+    # the same counters, typed for mypy (tests/deribit/test_adapter.py checks the two lists agree)
+    audit_failures: int
+    book_changes: int
+    crossed: int
+    duplicates: int
+    gaps: int
+    inconsistent: int
+    instrument_states: int
+    locks: int
+    markers: int
+    markprice_unserved: int
+    notifications: int
+    records: int
+    rejected: int
+    resyncs: int
+    skipped: int
+    snapshots: int
+    tickers: int
+    trade_duplicates: int
+    trade_gaps: int
+    trades: int
+    trades_missed: int
+    unknown_channel: int
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -423,9 +447,10 @@ class DeribitAdapter:
             figures["unverifiable"] += audit.unverifiable
             figures["crossed"] += feed.crossed
             figures["last_passed_ns"] = max(figures["last_passed_ns"], audit.last_passed_ns)
-        for feed in self._feeds.values():
-            if isinstance(feed, TradeFeed):
-                gaps[feed.route.ring] = gaps.get(feed.route.ring, 0) + feed.gaps
+        for channel_feed in self._feeds.values():
+            if isinstance(channel_feed, TradeFeed):
+                ring = channel_feed.route.ring
+                gaps[ring] = gaps.get(ring, 0) + channel_feed.gaps
         return gaps, audits
 
     def _reject(self, route: Route | None, exc: BadMessage) -> None:

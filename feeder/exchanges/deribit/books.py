@@ -21,6 +21,7 @@ Rules it keeps (the adapter's module doc has the whole contract):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,13 +30,19 @@ from feeder.core.audit import BookAudit, Failure, Verdict
 from feeder.core.book import BookLayout, L2Book, book_layout
 from feeder.errors import BadMessage, SchemaError
 from feeder.exchanges.deribit.channels import Route
-from feeder.exchanges.deribit.parse import BookUpdate, parse_book, parse_grouped_book, parse_order_book
+from feeder.exchanges.deribit.parse import (
+    BookSnapshot,
+    BookUpdate,
+    parse_book,
+    parse_grouped_book,
+    parse_order_book,
+)
 from feeder.exchanges.deribit.records import packer, scratch
 from feeder.exchanges.deribit.streams import COMMON, MS, ChannelFeed, Emit, Resubscribe
 from feeder.exchanges.deribit.sync import BookSync, SyncEvent, next_state
 from feeder.ring.flags import CROSSED, FINAL, GAP, LOCKED, SNAPSHOT
 from feeder.ring.gaps import COPY_CLEARS, gap_copy
-from feeder.ring.schema import BOOK_TYPES, record_schema
+from feeder.ring.schema import BOOK_TYPES, field_offset, record_schema
 
 if TYPE_CHECKING:
     from feeder.exchanges.deribit.adapter import DeribitAdapter
@@ -46,8 +53,12 @@ CROSSED_MODES = ("resync", "flag")
 AUDIT_WAIT_NS = 5_000_000_000  # how long an audit ahead of the stream waits for the stream to reach it
 _HEAD = (*COMMON, "change_id", "prev_change_id", "bid_count", "ask_count")
 _BOOK_OFF, _pack_book = packer("book", _HEAD)
-_BOOK_FIELDS = record_schema("book").dtype.fields
-if any(record_schema(t).dtype.fields[f][1] != _BOOK_FIELDS[f][1] for t in BOOK_TYPES.values() for f in _HEAD):
+_BOOK_DTYPE = record_schema("book").dtype
+if any(
+    field_offset(record_schema(t).dtype, f) != field_offset(_BOOK_DTYPE, f)
+    for t in BOOK_TYPES.values()
+    for f in _HEAD
+):
     raise SchemaError("every book record type must share the book header (one packer fills them all)")
 _NO_SNAPSHOT = 0xFFFFFFFF ^ SNAPSHOT
 _NOT_LOCKED = 0xFFFFFFFF ^ (COPY_CLEARS | LOCKED)
@@ -62,12 +73,13 @@ class BookFeed(ChannelFeed):
         self.state = BookSync.AWAITING_SNAPSHOT
         self.record = scratch(route.record_type)
         self.record["instrument_id"] = self.iid  # GAP copies before the first book name it too
-        self.buf = memoryview(self.record.view(np.uint8))
+        # ignore: numpy declares ndarray a Buffer only for Python >= 3.12 (PEP 688)
+        self.buf = memoryview(self.record.view(np.uint8))  # type: ignore[arg-type]
         self.layout = layout = book_layout(self.record.dtype)
         self.book = L2Book(self.buf, layout)
         self.levels = self.buf[layout.bid_offset : layout.levels_end]  # what the audit compares
         self.emit: Emit = (route.ring, self.record)
-        self.parse = parse_grouped_book if route.grouped else parse_book
+        self.parse: Callable[[Any, str], BookUpdate] = parse_grouped_book if route.grouped else parse_book
         self.incremental = not route.grouped  # changes chained onto the book (the one pass takes them)
         self.resync_crossed = adapter.crossed == "resync"
         self.change_id = 0
@@ -158,7 +170,7 @@ class BookFeed(ChannelFeed):
         if self.state is BookSync.LIVE or self.route.grouped or _may_be_snapshot(data):
             self.broken("bad message", recv_ns)
 
-    def snapshot(self, update: BookUpdate, recv_ns: int, flags: int) -> None:
+    def snapshot(self, update: BookSnapshot, recv_ns: int, flags: int) -> None:
         self.book.load(update.bids, update.asks)
         self.state = next_state(self.state, SyncEvent.SNAPSHOT)
         self.stats.snapshots += 1
@@ -294,7 +306,7 @@ class BookFeed(ChannelFeed):
         self.distrust("audit mismatch")
 
 
-def packed_levels(snapshot: BookUpdate, layout: BookLayout) -> bytes:
+def packed_levels(snapshot: BookSnapshot, layout: BookLayout) -> bytes:
     """A snapshot's top-N packed exactly as a ring record's level arrays (the same book code does it)."""
     buf = bytearray(layout.levels_end)
     book = L2Book(buf, layout)

@@ -252,6 +252,8 @@ class Legs:
             feed.reject(exc)
             self._leg_resync(book, leg, "a bad snapshot")
             return
+        # the payload's type (or a legacy one's missing prev_change_id) said snapshot, and parse_book agrees
+        assert update.snapshot
         verdict = join.check(update.change_id, packed_levels(update, feed.layout), recv_ns, AUDIT_WAIT_NS)
         self._judged(book, leg, verdict, LegEvent.AHEAD)
         book.settle_watching()

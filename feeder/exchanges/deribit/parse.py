@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, Literal, NamedTuple, TypeGuard
 
 from feeder.errors import BadMessage
 
@@ -28,15 +28,30 @@ Level = tuple[float, float]  # (price, amount) of a snapshot
 Entry = list[Any]
 
 
-class BookUpdate(NamedTuple):
-    """One `book.{instrument}.{interval}` (or grouped) notification."""
+class BookSnapshot(NamedTuple):
+    """A whole book: a `book.{instrument}.{interval}` snapshot, any grouped book, a get_order_book result."""
 
-    snapshot: bool
+    snapshot: Literal[True]
     change_id: int
-    prev_change_id: int  # 0 for a snapshot
+    prev_change_id: int  # 0
     timestamp_ms: int
-    bids: list[Level] | list[Entry]  # a snapshot's levels or a change's entries, as `snapshot` says
-    asks: list[Level] | list[Entry]
+    bids: list[Level]
+    asks: list[Level]
+
+
+class BookChange(NamedTuple):
+    """A `book.{instrument}.{interval}` change (the same fields as a snapshot: `update.snapshot` tells them
+    apart, for the type checker too)."""
+
+    snapshot: Literal[False]
+    change_id: int
+    prev_change_id: int
+    timestamp_ms: int
+    bids: list[Entry]
+    asks: list[Entry]
+
+
+BookUpdate = BookSnapshot | BookChange
 
 
 class Trade(NamedTuple):
@@ -130,11 +145,11 @@ def parse_book(data: Any, instrument: str) -> BookUpdate:
         if type(prev) is not int or not 0 < prev < change_id:
             raise BadMessage("prev_change_id", prev, f"an integer in 1..{change_id - 1} (below change_id)")
         return _new(
-            BookUpdate, (False, change_id, prev, timestamp, _changes(data, "bids"), _changes(data, "asks"))
+            BookChange, (False, change_id, prev, timestamp, _changes(data, "bids"), _changes(data, "asks"))
         )
     if kind == "snapshot":
         return _new(
-            BookUpdate, (True, change_id, 0, timestamp, _snapshot(data, "bids"), _snapshot(data, "asks"))
+            BookSnapshot, (True, change_id, 0, timestamp, _snapshot(data, "bids"), _snapshot(data, "asks"))
         )
     raise BadMessage("type", kind, "'snapshot', 'change' or absent")
 
@@ -184,20 +199,20 @@ def _level(side: str, price: Any, amount: Any) -> Level:
     return price, amount
 
 
-def parse_grouped_book(data: Any, instrument: str) -> BookUpdate:
+def parse_grouped_book(data: Any, instrument: str) -> BookSnapshot:
     """A `book.{instrument}.{group}.{depth}.{interval}` payload: a whole (top-depth) book every time."""
     _object(data, "book data", instrument)
     change_id = _int(data, "change_id", 1)
     timestamp = _int(data, "timestamp")
-    return _new(BookUpdate, (True, change_id, 0, timestamp, _pairs(data, "bids"), _pairs(data, "asks")))
+    return _new(BookSnapshot, (True, change_id, 0, timestamp, _pairs(data, "bids"), _pairs(data, "asks")))
 
 
-def parse_order_book(result: Any, instrument: str) -> BookUpdate:
+def parse_order_book(result: Any, instrument: str) -> BookSnapshot:
     """The result of `public/get_order_book`: the exchange's book at its `change_id`, best levels first."""
     _object(result, "order book", instrument)
     change_id = _int(result, "change_id", 1)
     timestamp = _int(result, "timestamp")
-    return _new(BookUpdate, (True, change_id, 0, timestamp, _pairs(result, "bids"), _pairs(result, "asks")))
+    return _new(BookSnapshot, (True, change_id, 0, timestamp, _pairs(result, "bids"), _pairs(result, "asks")))
 
 
 def _pairs(data: dict[str, Any], side: str) -> list[Level]:

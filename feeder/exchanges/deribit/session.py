@@ -101,7 +101,7 @@ class DeribitSession:
         self.cod_enabled = False
         self.logins = self.refreshes = self.refresh_failures = 0
         self.last_error = ""
-        self._refresher: asyncio.Task | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     @property
     def has_credentials(self) -> bool:
@@ -164,7 +164,7 @@ class DeribitSession:
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
 
-    def _stop_refresh(self) -> asyncio.Task | None:
+    def _stop_refresh(self) -> asyncio.Task[None] | None:
         task, self._refresher = self._refresher, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -239,28 +239,40 @@ class DeribitSession:
                 raise OutcomeUnknown(method, label, str(exc)) from exc
             raise
 
-    async def buy(self, **params: Any) -> dict:
+    # The order methods below return Deribit's results as decoded, typed as the spec documents them but
+    # not checked: an order's answer reaches the caller as it came (refusing a surprising shape could make
+    # a caller retry an order that went through).
+
+    async def buy(self, **params: Any) -> dict[str, Any]:
         """private/buy with Deribit's params (instrument_name, amount, type, price, label, ...)."""
-        return await self.rpc("private/buy", params)
+        result: dict[str, Any] = await self.rpc("private/buy", params)
+        return result
 
-    async def sell(self, **params: Any) -> dict:
-        return await self.rpc("private/sell", params)
+    async def sell(self, **params: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.rpc("private/sell", params)
+        return result
 
-    async def edit(self, **params: Any) -> dict:
+    async def edit(self, **params: Any) -> dict[str, Any]:
         """private/edit (order_id, amount, price, ...)."""
-        return await self.rpc("private/edit", params)
+        result: dict[str, Any] = await self.rpc("private/edit", params)
+        return result
 
-    async def cancel(self, order_id: str) -> dict:
-        return await self.rpc("private/cancel", {"order_id": order_id})
+    async def cancel(self, order_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.rpc("private/cancel", {"order_id": order_id})
+        return result
 
     async def cancel_all(self, **params: Any) -> int:
         """private/cancel_all; returns how many orders were cancelled."""
-        return await self.rpc("private/cancel_all", params)
+        count: int = await self.rpc("private/cancel_all", params)
+        return count
 
-    async def get_open_orders_by_instrument(self, instrument_name: str, **params: Any) -> list[dict]:
-        return await self.rpc(
+    async def get_open_orders_by_instrument(
+        self, instrument_name: str, **params: Any
+    ) -> list[dict[str, Any]]:
+        orders: list[dict[str, Any]] = await self.rpc(
             "private/get_open_orders_by_instrument", {"instrument_name": instrument_name, **params}
         )
+        return orders
 
     def metrics(self) -> dict[str, Any]:
         token = self.token

@@ -65,6 +65,10 @@ class ChannelFeed:
         self._reject = adapter._reject
         self._marked = adapter._marked
 
+    def __call__(self, data: Any, recv_ns: int) -> None:
+        """One notification's `params.data` for this channel (every subclass takes its own)."""
+        raise NotImplementedError
+
     def reject(self, exc: BadMessage) -> None:
         self._reject(self.route, exc)
 

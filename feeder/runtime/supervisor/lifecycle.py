@@ -131,8 +131,9 @@ class Supervisor:
         from feeder.sim.config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
         instruments = sim_instruments(self.config)
+        chosen: dict[str, Any] = {"instruments": list(instruments)} if instruments else {}
         self.sim = SimServer(
-            **({"instruments": list(instruments)} if instruments else {}),
+            **chosen,
             rate=self.config.sim_rate,
             credentials={DEMO_CLIENT_ID: DEMO_CLIENT_SECRET},
         )
@@ -172,7 +173,7 @@ class Supervisor:
         for slot in self.pool.slots:
             slot.rings = tuple(self.listings.plan.rings_of(slot.index))
 
-    def _on_universe(self, slot: Slot, message: dict) -> None:
+    def _on_universe(self, slot: Slot, message: dict[str, Any]) -> None:
         """What workers say about the universe: listings and ends, removals done, a reconnect."""
         if self.listings is None or self._stop.is_set():
             return
@@ -186,6 +187,7 @@ class Supervisor:
 
     def _spec(self, slot: Slot) -> WorkerSpec:
         c = self.config
+        assert self.listings is not None  # made before the first worker starts
         return WorkerSpec(
             index=slot.index,
             instance=self.instance,
@@ -244,7 +246,7 @@ class Supervisor:
         served = plan.served.get(instrument)
         return instrument, None if served is None else served.rings.get("book")
 
-    async def dispatch(self, method: str, params: dict, timeout: float) -> Any:
+    async def dispatch(self, method: str, params: dict[str, Any], timeout: float) -> Any:
         """Answer a FeederHandle request: supervisor methods here, exchange methods through a worker."""
         if method == STATUS_METHOD:
             return self.status()
@@ -285,7 +287,7 @@ class Supervisor:
 
     # --- status ------------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """Workers, scores and rings, for FeederHandle.status(), `feeder status` and the live view."""
         return {
             "instance": self.instance,

@@ -44,7 +44,7 @@ class WorkerPool:
         rings: RingRegistry,
         stopping: asyncio.Event,
         on_all_failed: Callable[[], None],
-        on_universe: Callable[[Slot, dict], None] | None = None,
+        on_universe: Callable[[Slot, dict[str, Any]], None] | None = None,
     ):
         """`on_universe` gets what workers say about the universe: `instrument_state` and `removed`
         messages, and `{"type": "connected"}` when a worker's connection is (re)established."""
@@ -108,7 +108,7 @@ class WorkerPool:
 
     # --- what workers say --------------------------------------------------------------------------
 
-    def tell(self, slot: Slot, message: dict) -> bool:
+    def tell(self, slot: Slot, message: dict[str, Any]) -> bool:
         if slot.conn is None:
             return False
         try:
@@ -126,11 +126,13 @@ class WorkerPool:
 
     def receive(self, slot: Slot) -> bool:
         """Handle one message from the worker's pipe; False at end of file."""
+        conn = slot.conn
+        assert conn is not None  # its reader is removed before it is closed (`_detach`)
         try:
-            message = slot.conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(slot.conn.fileno())
+                asyncio.get_running_loop().remove_reader(conn.fileno())
             return False
         kind = message.get("type")
         if kind == "hb":
@@ -151,7 +153,7 @@ class WorkerPool:
             self._on_universe(slot, message)
         return True
 
-    def _on_event(self, slot: Slot, name: str | None, data: dict) -> None:
+    def _on_event(self, slot: Slot, name: str | None, data: dict[str, Any]) -> None:
         if self._stopping.is_set() or slot.state is WorkerState.STOPPED:
             return
         if name == "connected" and self._on_universe is not None:

@@ -45,7 +45,7 @@ class Requests:
         self.router = Router()
         self._ids = itertools.count(1)
 
-    async def send(self, method: str, params: dict, timeout: float) -> Any:
+    async def send(self, method: str, params: dict[str, Any], timeout: float) -> Any:
         """The exchange's result for `method`, or the error that says why there is none."""
         private = is_private(method)
         refused = refusal(method, private, self.has_credentials)
@@ -69,7 +69,7 @@ class Requests:
                     method, params.get("label"), f"worker {slot.index} died: {exc}"
                 ) from None
 
-    async def book(self, params: dict, timeout: float) -> Any:
+    async def book(self, params: dict[str, Any], timeout: float) -> Any:
         """`feeder/book`: asked of the worker whose ring holds the instrument's book (it answers from
         memory, no exchange request); no fail over: no other worker keeps that book."""
         name = params.get("instrument")
@@ -94,7 +94,7 @@ class Requests:
                 f"{BOOK_METHOD}: worker {slot.index}, which keeps {ring}: {exc}"
             ) from None
 
-    async def _forward(self, slot: Slot, method: str, params: dict, timeout: float) -> Any:
+    async def _forward(self, slot: Slot, method: str, params: dict[str, Any], timeout: float) -> Any:
         rid = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         slot.inflight[rid] = future

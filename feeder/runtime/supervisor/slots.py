@@ -38,17 +38,18 @@ class Slot:
     state: WorkerState = WorkerState.STARTING
     started: float = 0.0
     last_hb: float = 0.0
-    health: dict = field(default_factory=dict)
+    health: dict[str, Any] = field(default_factory=dict)  # the last heartbeat's figures
     restarts: int = 0
     served: int = 0  # requests this slot answered
     errors: ErrorWindow = field(default_factory=ErrorWindow)
     last_error_count: int = 0
-    inflight: dict[int, asyncio.Future] = field(default_factory=dict)
+    inflight: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     last_error: str | None = None
     frames: RateMeter = field(default_factory=lambda: RateMeter(FRAMES_EVERY_S))
     ps: psutil.Process | None = None
     killed: Any = None  # the process the watchdog already SIGKILLed
-    audits_before: dict[str, dict] = field(default_factory=dict)  # ring -> audit figures of earlier processes
+    # ring -> audit figures of earlier processes
+    audits_before: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -71,7 +72,7 @@ class Slot:
             recent_errors=self.errors.weight(now),
         )
 
-    def on_heartbeat(self, health: dict, now: float) -> None:
+    def on_heartbeat(self, health: dict[str, Any], now: float) -> None:
         """A heartbeat's figures: errors the worker counted since the last one fade in the score. The
         per-ring figures come only when they changed: the last ones stand until then."""
         for key in PER_RING:
@@ -84,7 +85,7 @@ class Slot:
         self.last_error_count = errors_total
         self.frames.sample(now, int(health.get("frames_in", 0)))
 
-    def audits(self) -> dict[str, dict]:
+    def audits(self) -> dict[str, dict[str, int]]:
         """Audit figures per ring over every process this slot ran."""
         return add_audits(self.audits_before, self.health.get("audits", {}))
 
@@ -99,7 +100,9 @@ class Slot:
         self.frames.restart()
 
 
-def add_audits(before: dict[str, dict], now: dict[str, dict]) -> dict[str, dict]:
+def add_audits(
+    before: dict[str, dict[str, int]], now: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
     """Audit figures per ring over a slot's processes (counters add up; the last pass is the latest)."""
     out = {ring: dict(figures) for ring, figures in before.items()}
     for ring, figures in now.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from typing import Any
 
 import psutil
 
@@ -27,11 +28,11 @@ class StatusBoard:
         self.instance = instance
         self._ring_rates: dict[str, RateMeter] = {}
 
-    def workers(self, slots: list[Slot]) -> list[dict]:
+    def workers(self, slots: list[Slot]) -> list[dict[str, Any]]:
         now = time.monotonic()
         return [_worker(s, worker_score(s.view(now), now)) for s in slots]
 
-    def rings(self, slots: list[Slot]) -> list[dict]:
+    def rings(self, slots: list[Slot]) -> list[dict[str, Any]]:
         now, now_ns = time.monotonic(), time.time_ns()
         gaps = {ring: n for s in slots for ring, n in s.health.get("ring_gaps", {}).items()}
         audits = {ring: figures for s in slots for ring, figures in s.audits().items()}
@@ -50,7 +51,7 @@ class StatusBoard:
         return out
 
 
-def _worker(s: Slot, score: int) -> dict:
+def _worker(s: Slot, score: int) -> dict[str, Any]:
     h = s.health
     cpu_percent = None
     if s.ps is not None:
@@ -78,7 +79,7 @@ def _worker(s: Slot, score: int) -> dict:
     }
 
 
-def _audits(figures: dict, now_ns: int) -> dict:
+def _audits(figures: dict[str, int], now_ns: int) -> dict[str, int | float | None]:
     last = figures.get("last_passed_ns", 0)
     return {
         "passed": figures.get("passed", 0),
