@@ -119,7 +119,7 @@ class RealPath:
             audit_interval=0,
         )
         self.feed = Feed(config)
-        self.feed._open_rings()
+        self.feed.rings.open((r.ring, r.record_type) for r in self.feed.routes.values())
         self.dispatch = self.feed.client._inbox.dispatch
 
     def reset(self, snap: bytes) -> None:
@@ -128,7 +128,7 @@ class RealPath:
         self.dispatch(snap, time.time_ns())
 
     def close(self) -> None:
-        self.feed._close_rings()
+        self.feed.rings.close()
 
     @property
     def applied(self) -> int:

@@ -15,13 +15,9 @@ Rules it keeps:
   disconnect is finished after the reconnect, since the client no longer restores that channel).
 - On every disconnect the adapter's GAP records are published at once (readers learn immediately
   that the books are stale); the client's restore brings fresh snapshots after the reconnect.
-- The live audit (`audit_interval` seconds per book, 0 = off): one `public/get_order_book` at a time,
-  on this connection, spread evenly over time and books (`feeder.core.audit`), with depth at least
-  the ring's levels. It is paid from the rate-limit budget at the lowest priority: it goes only when
-  nothing waits in the limiter, no resync is running and at least half of the default bucket's
-  credits are there, so it is admitted at once and never queues in front of an order, a subscription
-  or a resync (orders and subscriptions have buckets of their own). The adapter judges the answer;
-  a mismatch is published as GAP at once and the book resyncs like after a gap.
+- The live audit (`audit_interval` seconds per book, 0 = off) runs as a task of its own
+  (`feeder.runtime.feedaudit`), at the lowest priority of the connection; a mismatch is published as
+  GAP at once and the book resyncs like after a gap.
 - Routes come from `rings` (one ring per instrument, the instrument named by the ring) and `members`
   ((ring, instrument, instrument_id): chain rings, or any ring with its id); `watch` adds the market's
   own channels (instrument.state.*, platform_state), whose listings and ends go to `on_universe`.
@@ -29,9 +25,8 @@ Rules it keeps:
   are), an instrument removed gets its FINAL records at once, its channels are unsubscribed and the
   writers of rings nothing feeds any more are closed.
 - Rings are created (this process owns them) or, with `attach_rings`, attached as their writer (a
-  supervisor owns them and they outlive this feed). Attaching takes over from the previous writer,
-  which may have died mid-stream: a ring it left looking live is marked GAP at once (a GAP copy of a
-  book, a MARKER|GAP record on an event ring), and a trades ring's last trade_seq seeds the gap check.
+  supervisor owns them and they outlive this feed), taking over from a previous writer that may have
+  died mid-stream (`feeder.runtime.feedrings`).
   `stop()` closes the client first, so the final GAP records are published, then the writers.
 - `redundancy = 2`: two connections (legs, each a `Client` with its own heartbeat, backoff and login,
   named `<client_name>-a` / `-b` in public/hello) receive every channel, and every copy goes through
@@ -45,17 +40,13 @@ Rules it keeps:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from feeder.client import Client, ClientConfig, Event, Hooks, Setup
-from feeder.core.audit import AuditSchedule, spare_budget
-from feeder.core.state import ConnState
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
 from feeder.exchanges.deribit.books import CROSSED_MODES
@@ -68,14 +59,12 @@ from feeder.exchanges.deribit.session import (
     subscribe_method,
     unsubscribe_method,
 )
-from feeder.ring import RingWriter
-from feeder.ring.chains import is_chain
-from feeder.ring.marking import last_content, last_trades, mark_gap
+from feeder.runtime.feedaudit import FeedAudit
+from feeder.runtime.feedrings import FeedRings
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.01  # with redundancy: how often held copies are looked at while nothing arrives
-AUDIT_RETRY_S = 1.0  # an audit that may not go now tries again this much later
 Member = tuple[str, str, int]  # (ring, instrument, instrument_id)
 LEG_NAMES = {1: ("",), 2: ("a", "b")}  # per redundancy: each leg's suffix to client_name and recordings
 
@@ -158,18 +147,17 @@ class Feed:
         self.client = self.clients[0]
         for session, client in zip(self.sessions, self.clients, strict=True):
             session.bind(client)
-        self._writers: dict[str, RingWriter] = {}
+        self.rings = FeedRings(self.adapter, config.attach_rings, config.ring_capacity, config.instance)
+        self._writers = self.rings.writers
         self._resync_wake = asyncio.Event()
         self._resync_task: asyncio.Task[None] | None = None
         self._audit_task: asyncio.Task[None] | None = None
+        self.audits = FeedAudit(self)
         self._tick_task: asyncio.Task[None] | None = None
-        self.audits_sent = 0
-        self.audits_deferred: Counter[str] = Counter()  # why an audit waited for its next chance
         self._resyncing: list[dict[str, str]] = [{} for _ in range(count)]  # per leg: channel -> reason
         self._joining: list[set[str]] = [
             set() for _ in range(count)
         ]  # per leg: added channels, until subscribed
-        self._books_changed = asyncio.Event()  # book channels came or went: the audit schedule is redone
         self.resubscribed = 0
         self.publish_errors = 0
         self.refused: dict[str, str] = {}
@@ -180,7 +168,7 @@ class Feed:
         """Open the rings, connect (logging in first if credentials are set) and subscribe."""
         if self._writers:
             raise UsageError("Feed.start() called twice; stop() it first")
-        self._open_rings()
+        self.rings.open((r.ring, r.record_type) for r in self.routes.values())
         channels = self.adapter.channels + self.adapter.watched
         try:
             await asyncio.gather(*(client.connect() for client in self.clients))
@@ -194,7 +182,7 @@ class Feed:
                 log.error("the exchange refused channels: %s", result.refused)
         self._resync_task = asyncio.create_task(self._resync_loop(), name="feed-resync")
         if self.config.audit_interval > 0:
-            self._audit_task = asyncio.create_task(self._audit_loop(), name="feed-audit")
+            self._audit_task = asyncio.create_task(self.audits.run(), name="feed-audit")
         if self.legs is not None:
             self._tick_task = asyncio.create_task(self._tick_loop(self.legs), name="feed-legs")
 
@@ -208,48 +196,6 @@ class Feed:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-    def _open_rings(self, rings: Iterable[tuple[str, str]] | None = None) -> None:
-        """Writers for (ring, record type) pairs (default: every ring of the routes) not open yet."""
-        config = self.config
-        wanted = dict(rings if rings is not None else ((r.ring, r.record_type) for r in self.routes.values()))
-        opened: list[str] = []
-        try:
-            for ring, record_type in wanted.items():
-                if ring in self._writers:
-                    continue
-                if config.attach_rings:
-                    writer = RingWriter.attach(ring, record_type, instance=config.instance)
-                    self._writers[ring] = writer
-                    opened.append(ring)
-                    self._take_over(writer)
-                else:
-                    self._writers[ring] = RingWriter.create(
-                        ring, record_type, config.ring_capacity, instance=config.instance
-                    )
-                    opened.append(ring)
-        except BaseException:
-            for ring in opened:
-                self._writers.pop(ring).close()
-            raise
-
-    def _take_over(self, writer: RingWriter) -> None:
-        """Pick up where the ring's previous writer stopped (it may have died without a last word):
-        a ring it left looking live is marked GAP at once (`feeder.ring.marking`, as the supervisor
-        does); trade_seq continuity carries over from each instrument's last real trade (not a marker)."""
-        mark_gap(writer)
-        if writer.record_type != "trade":
-            return
-        trades = [r for r in self.routes.values() if r.ring == writer.name]
-        if is_chain(writer.name):
-            last = last_trades(writer.name, self.config.instance)
-            for route in trades:
-                if route.instrument_id in last:
-                    self.adapter.continue_trades(route.channel, last[route.instrument_id])
-        elif trades:
-            record = last_content(writer.name, self.config.instance)
-            if record is not None:
-                self.adapter.continue_trades(trades[0].channel, int(record["trade_seq"]))
 
     # --- at run time -----------------------------------------------------------------------------
 
@@ -265,12 +211,12 @@ class Feed:
         self.adapter.ids.update(ids or {})
         self.adapter.indexes.update(indexes or {})
         routes = [self.channels.route(ring, name, iid) for ring, name, iid in members]
-        self._open_rings((r.ring, r.record_type) for r in routes)
+        self.rings.open((r.ring, r.record_type) for r in routes)
         channels = self.adapter.add(routes) + self.adapter.watch(watch)
         for joining in self._joining:
             joining.update(channels)
         self._resync_wake.set()
-        self._books_changed.set()
+        self.audits.books_changed.set()
         return channels
 
     async def remove(self, instruments: Iterable[str]) -> list[str]:
@@ -278,7 +224,7 @@ class Feed:
         unsubscribed; returns the rings whose writers this feed closed (nothing feeds them now)."""
         emitted, channels = self.adapter.remove(list(instruments), time.time_ns())
         self._publish(emitted)
-        self._books_changed.set()
+        self.audits.books_changed.set()
         for channel in channels:
             for joining, resyncing in zip(self._joining, self._resyncing, strict=True):
                 joining.discard(channel)
@@ -286,9 +232,7 @@ class Feed:
         if self.legs is not None:
             self.legs.forget(channels)
         used = {route.ring for route in self.adapter.routes.values()}
-        closed = [ring for ring in self._writers if ring not in used]
-        for ring in closed:
-            self._writers.pop(ring).close()
+        closed = self.rings.close_unused(used)
         if channels:
             for client in self.clients:
                 try:
@@ -308,12 +252,7 @@ class Feed:
             for session in self.sessions:
                 await session.close()
         finally:
-            self._close_rings()
-
-    def _close_rings(self) -> None:
-        writers, self._writers = self._writers, {}
-        for writer in writers.values():
-            writer.close()
+            self.rings.close()
 
     # --- the receive path ------------------------------------------------------------------------
 
@@ -467,61 +406,13 @@ class Feed:
             return [*result.confirmed, *result.refused]  # refused: retrying would not help
         return result.confirmed
 
-    # --- the live audit --------------------------------------------------------------------------
+    def resyncing(self) -> bool:
+        """Whether a resubscription of some leg is under way."""
+        return any(self._resyncing)
 
-    async def _audit_loop(self) -> None:
-        schedule: AuditSchedule | None = None
-        self._books_changed.set()
-        while True:
-            if self._books_changed.is_set():
-                self._books_changed.clear()
-                books = self.adapter.audit_channels
-                schedule = (
-                    AuditSchedule(books, self.config.audit_interval, time.monotonic()) if books else None
-                )
-            if schedule is None:
-                await self._books_changed.wait()
-                continue
-            channel, at = schedule.head()
-            with contextlib.suppress(TimeoutError):  # a change of books wakes it early
-                await asyncio.wait_for(self._books_changed.wait(), max(0.0, at - time.monotonic()))
-            if self._books_changed.is_set() or channel not in self.adapter.routes:
-                continue
-            now = time.monotonic()
-            blocked = self._audit_blocked()
-            if blocked:
-                self.audits_deferred[blocked] += 1
-                schedule.postpone(now + min(AUDIT_RETRY_S, schedule.step))
-                continue
-            schedule.advance(now)
-            if not self.adapter.auditable(channel):
-                self.audits_deferred["book not live"] += 1
-                continue
-            try:
-                await self._audit(channel)
-            except Exception:  # a bug must not end the audits silently, nor the worker
-                log.exception("audit of %s failed", channel)
-
-    def _audit_blocked(self) -> str | None:
-        """Why no audit may go now (None: it may): the lowest priority on this connection."""
-        if self.client.state is not ConnState.CONNECTED:
-            return "not connected"
-        if any(self._resyncing) or self.adapter.requests:
-            return "resync in progress"
-        if not spare_budget(self.client.metrics().get("limiter")):
-            return "rate-limit budget"
-        return None
-
-    async def _audit(self, channel: str) -> None:
-        route = self.adapter.routes[channel]
-        self.audits_sent += 1
-        self.adapter.audit_started(channel)
-        try:
-            result = await self.client.request("public/get_order_book", DeribitAdapter.audit_params(route))
-        except FeederError as exc:
-            self.adapter.audit_unverifiable(channel, f"request failed: {type(exc).__name__}")
-            return
-        self._publish(self.adapter.audit(channel, result, time.time_ns()))
+    def judged(self, emitted: list[Emit]) -> None:
+        """An audit's outcome: its records published; a failed one's resync sent (on every leg)."""
+        self._publish(emitted)
         if self.adapter.requests:
             if self.legs is not None:
                 self.legs.take_broken()
@@ -540,7 +431,7 @@ class Feed:
                 for ring, writer in self._writers.items()
             },
             "resyncing": {channel: r for resyncing in self._resyncing for channel, r in resyncing.items()},
-            "audits": {"sent": self.audits_sent, "deferred": dict(self.audits_deferred)},
+            "audits": self.audits.metrics(),
             "resubscribed": self.resubscribed,
             "publish_errors": self.publish_errors,
             "refused_channels": dict(self.refused),
