@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -16,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from feeder.bridge.natsconn import ENV, NatsConfig
 from feeder.bridge.status import read_status
 from feeder.errors import FeederError, UsageError
+from feeder.runtime import logs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_FORCED = 0, 1, 2, 130
 
@@ -74,9 +74,7 @@ def run(
     name: str, body: Callable[[asyncio.Event], Awaitable[None]], duration: float | None, level: str
 ) -> int:
     """Run `body(stop)` on uvloop until SIGINT/SIGTERM or `duration`; a second signal exits at once."""
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    logs.configure(level)
 
     async def main() -> None:
         stop = asyncio.Event()

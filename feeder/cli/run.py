@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from typing import Any
@@ -198,11 +197,9 @@ def main(argv: list[str]) -> int:
     except ExchangeUnavailable as exc:
         print(f"feeder: {exc}", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from feeder.runtime import logs
+
+    logs.configure(config.log_level)
     from feeder.runtime.supervisor import Supervisor
 
     try:

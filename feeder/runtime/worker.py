@@ -32,7 +32,7 @@ from feeder.exchanges.deribit.costs import DeribitCosts
 from feeder.exchanges.deribit.credentials import Credentials
 from feeder.exchanges.deribit.notices import InstrumentState
 from feeder.exchanges.deribit.session import SessionConfig
-from feeder.runtime import wire
+from feeder.runtime import logs, wire
 from feeder.runtime.feed import Feed, FeedConfig
 from feeder.runtime.handle import BOOK_METHOD
 
@@ -117,10 +117,7 @@ def worker_main(conn: Connection) -> None:
         spec: WorkerSpec = conn.recv()
     except (EOFError, OSError, KeyboardInterrupt):
         os._exit(0)  # the supervisor closed the pipe of an unused spare
-    logging.basicConfig(
-        level=spec.log_level.upper(),
-        format=f"%(asctime)s worker{spec.index} %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(spec.log_level, f"%(asctime)s worker{spec.index} %(levelname)s %(name)s: %(message)s")
     try:
         code = uvloop.run(Worker(spec, conn).run())
     except KeyboardInterrupt:

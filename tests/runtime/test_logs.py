@@ -33,3 +33,5 @@ def test_a_clean_run_on_the_simulator_logs_no_warning_or_error_from_start_to_sto
     assert re.search(r"book\.BTC +book +[1-9]\d*", output), "the final status shows records in book.BTC"
     assert f"feeder instance {instance!r} stopped" in output
     assert noise(output) == [], output
+    # every connection's setup and end is said once, by the client; not again by the WebSocket library
+    assert not re.search(r" INFO (picows|websockets)\b", output), output
