@@ -54,12 +54,21 @@ def test_replica_rings_hold_the_source_records_byte_for_byte(host):
     for ring in RINGS:
         acc = account(host.source, host.replica, ring)
         assert acc.gaps == 0 and acc.missing == 0 and acc.held > 1000, acc
-    wait_until(
-        lambda: role_figures("mirror", host.source, "book.BTC").get("records", 0) >= acc.held, what="status"
-    )
+    held = account(host.source, host.replica, "book.BTC").held
+    try:
+        wait_until(
+            lambda: role_figures("mirror", host.source, "book.BTC").get("records", 0) >= held, what="mirror"
+        )
+        wait_until(
+            lambda: replica_figures(host.replica, "book.BTC").get("records", 0) >= held, what="replica"
+        )
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}: {held} held; mirror {role_figures('mirror', host.source, 'book.BTC')}, replica "
+            f"{replica_figures(host.replica, 'book.BTC')}\n{host.logs()}"
+        ) from None
     mirror = role_figures("mirror", host.source, "book.BTC")
     assert mirror["records"] >= 1000 and mirror["batches"] <= mirror["records"] and mirror["lost"] == 0
-    wait_until(lambda: replica_figures(host.replica, "book.BTC").get("records", 0) >= acc.held, what="status")
     figures = replica_figures(host.replica, "book.BTC")
     assert figures["lost"] == 0 and figures["lag_us_max"] is not None
 
