@@ -34,21 +34,20 @@ from websockets.frames import OK_CLOSE_CODES, Close
 from websockets.http11 import USER_AGENT, Response
 
 from feeder.client.config import ClientConfig
-from feeder.client.transport import OnLost, OnMessage, OnPong, unread_bytes
+from feeder.client.transport import LinkEnd, OnLost, OnMessage, OnPong, unread_bytes
 
 _TEXT, _BINARY, _CONT = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION
 _PONG, _CLOSE = WSMsgType.PONG, WSMsgType.CLOSE
 _time_ns = time.time_ns
 
 
-class PicowsLink(WSListener):
+class PicowsLink(LinkEnd, WSListener):
     """One client WebSocket connection on picows; build it with `open_picows`."""
 
     def __init__(self, on_message: OnMessage, on_pong: OnPong, max_size: int, close_timeout: float):
         super().__init__()
         self._on_message = on_message
         self._on_pong = on_pong
-        self._on_lost: OnLost | None = None  # set once the handshake succeeded
         self._max_size = max_size
         self._close_timeout = close_timeout
         self._ws: WSTransport | None = None
@@ -56,9 +55,7 @@ class PicowsLink(WSListener):
         self._size = 0
         self._fresh = True  # the next frame starts a new read
         self._recv_ns = 0
-        self._drain: asyncio.Future[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
-        self._lost: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
         self.last_rx_ns = 0
 
     # --- sending ---------------------------------------------------------------------------------
@@ -77,10 +74,6 @@ class PicowsLink(WSListener):
     def ping(self, payload: bytes) -> None:
         self._transport().send_ping(payload)
 
-    async def drain(self) -> None:
-        if self._drain is not None:
-            await asyncio.shield(self._drain)
-
     def close(self, code: int = 1000, reason: str = "") -> None:
         ws = self._ws
         if ws is None or ws.is_disconnected:
@@ -93,9 +86,6 @@ class PicowsLink(WSListener):
     def abort(self) -> None:
         if self._ws is not None and not self._ws.is_disconnected:
             self._ws.disconnect(graceful=False)
-
-    async def wait_closed(self) -> None:
-        await asyncio.shield(self._lost)
 
     def unread_bytes(self) -> int:
         return 0 if self._ws is None else unread_bytes(self._ws.underlying_transport)
@@ -147,27 +137,7 @@ class PicowsLink(WSListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-        error = _closed(transport)
-        if not self._lost.done():
-            self._lost.set_result(error)
-        if self._on_lost is not None:
-            self._on_lost(error)
-
-    def attach(self, on_lost: OnLost) -> None:
-        """The handshake succeeded: report the loss from now on (at once if it already happened)."""
-        self._on_lost = on_lost
-        if self._lost.done():
-            asyncio.get_running_loop().call_soon(on_lost, self._lost.result())
-
-    def pause_writing(self) -> None:
-        self._drain = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._gone(_closed(transport))
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:

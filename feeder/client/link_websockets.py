@@ -35,7 +35,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from feeder.client.config import ClientConfig
-from feeder.client.transport import OnLost, OnMessage, OnPong, unread_bytes
+from feeder.client.transport import LinkEnd, OnLost, OnMessage, OnPong, unread_bytes
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _OPEN = State.OPEN
@@ -54,22 +54,20 @@ class _Received(Protocol):
     def data(self) -> bytes | bytearray: ...
 
 
-class WebsocketsLink(asyncio.Protocol):
+class WebsocketsLink(LinkEnd, asyncio.Protocol):
     """One client WebSocket connection; build it with `open_websocket`."""
 
     def __init__(self, ws: ClientProtocol, on_message: OnMessage, on_pong: OnPong, close_timeout: float):
+        super().__init__()
         loop = asyncio.get_running_loop()
         self._ws = ws
         self._on_message = on_message
         self._on_pong = on_pong
-        self._on_lost: OnLost | None = None  # set once the handshake succeeded
         self._close_timeout = close_timeout
         self._transport: asyncio.Transport | None = None
         self._parts: list[bytes | bytearray] = []
         # done when the handshake succeeded, failed or died
         self._handshake: asyncio.Future[None] = loop.create_future()
-        self._lost: asyncio.Future[BaseException] = loop.create_future()
-        self._drain: asyncio.Future[None] | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._open = False  # the handshake response was processed: events are frames
         self.last_rx_ns = 0  # wall clock of the last read from the socket (any bytes)
@@ -93,11 +91,6 @@ class WebsocketsLink(asyncio.Protocol):
         self._ws.send_ping(payload)
         self._flush()
 
-    async def drain(self) -> None:
-        """Wait while the transport's write buffer is above its high-water mark."""
-        if self._drain is not None:
-            await asyncio.shield(self._drain)
-
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the TCP connection is aborted if still open after close_timeout."""
         if self._ws.state is _OPEN:
@@ -108,10 +101,6 @@ class WebsocketsLink(asyncio.Protocol):
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
-
-    async def wait_closed(self) -> None:
-        """Until the TCP connection is gone."""
-        await asyncio.shield(self._lost)
 
     def unread_bytes(self) -> int:
         return unread_bytes(self._transport)
@@ -197,28 +186,10 @@ class WebsocketsLink(asyncio.Protocol):
             self._close_timer.cancel()
         if not self._handshake.done():
             self._handshake.set_result(None)
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
         error: BaseException = self._ws.close_exc
         if exc is not None and error.__cause__ is None:
             error.__cause__ = exc
-        self._lost.set_result(error)
-        if self._on_lost is not None:
-            self._on_lost(error)
-
-    def attach(self, on_lost: OnLost) -> None:
-        """The handshake succeeded: report the loss from now on (at once if it already happened)."""
-        self._on_lost = on_lost
-        if self._lost.done():
-            asyncio.get_running_loop().call_soon(on_lost, self._lost.result())
-
-    def pause_writing(self) -> None:
-        self._drain = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        drain, self._drain = self._drain, None
-        if drain is not None and not drain.done():
-            drain.set_result(None)
+        self._gone(error)
 
 
 async def open_websocket(

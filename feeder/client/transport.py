@@ -37,6 +37,48 @@ ENGINES = ("auto", "websockets", "picows")
 _INT = struct.Struct("i")
 
 
+class LinkEnd:
+    """What both engines' links share: write flow control (`drain`, paused by the transport) and the one
+    report of the connection's loss (`attach`, `wait_closed`)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # the engine's own base (picows' WSListener) comes next in the MRO
+        self._on_lost: OnLost | None = None  # set once the handshake succeeded
+        self._lost: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self._drain: asyncio.Future[None] | None = None
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is above its high-water mark."""
+        if self._drain is not None:
+            await asyncio.shield(self._drain)
+
+    async def wait_closed(self) -> None:
+        """Until the TCP connection is gone."""
+        await asyncio.shield(self._lost)
+
+    def attach(self, on_lost: OnLost) -> None:
+        """The handshake succeeded: report the loss from now on (at once if it already happened)."""
+        self._on_lost = on_lost
+        if self._lost.done():
+            asyncio.get_running_loop().call_soon(on_lost, self._lost.result())
+
+    def pause_writing(self) -> None:
+        self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drain, self._drain = self._drain, None
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def _gone(self, error: BaseException) -> None:
+        """The TCP connection is gone: writers waiting to drain go on, and the loss is reported once."""
+        self.resume_writing()
+        if not self._lost.done():
+            self._lost.set_result(error)
+        if self._on_lost is not None:
+            self._on_lost(error)
+
+
 class Link(Protocol):
     last_rx_ns: int  # wall clock of the last read from the socket that carried a frame
 
