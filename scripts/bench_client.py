@@ -20,11 +20,13 @@ notifications to its socket; this process, on uvloop, receives them. Side by sid
    Rounds are interleaved; medians of msgs per wall second, and µs of this process's CPU per message.
 2. CPU at a fixed rate: the sender paces 1,000 and 10,000 msgs/s (one write per ms tick); CPU per
    message of the receiving Client on each link, beside the websockets recv+decode loop; and the
-   Client's CPU per second when idle, silence probes on (the default) and off. A probe is a ping this
-   process writes: on loopback that write also pays the kernel's TCP path of both ends.
+   Client's CPU per second when idle, active liveness on (the default: a ping per 0.5 s of silence)
+   and off. A ping is a write of this process: on loopback that write also pays the kernel's TCP path
+   of both ends.
 3. Liveness: a Feed (Client + Deribit adapter + rings) on the simulator at 400 updates/s, a `stall`
-   fault (TCP up, nothing sent, pings unanswered), and the time from the fault to the GAP record on
-   every book ring, as a ring reader sees it (median and max over --stalls).
+   fault (TCP up, nothing sent, pings unanswered; and again with `pongs`: pings answered, the exchange
+   behind them hung), and the time from the fault to the GAP record on every book ring, as a ring
+   reader sees it (median and max over --stalls).
 4. Memory per idle connection and per pending request.
 
     python scripts/bench_client.py [--messages 200000] [--rounds 5] [--seconds 5] [--stalls 5] [--json out.json]
@@ -295,7 +297,7 @@ async def idle(url: str, engine: str, seconds: float, probes: bool) -> tuple[flo
     """(µs of CPU per second, probes sent) of a connected Client with no traffic."""
     config = ClientConfig(url=url, heartbeat="binance", transport=engine)
     if not probes:
-        config = ClientConfig(url=url, heartbeat="binance", transport=engine, probe_after=None)
+        config = ClientConfig(url=url, heartbeat="binance", transport=engine, liveness_interval=None)
     client = Client(config)
     await client.connect()
     try:
@@ -330,7 +332,7 @@ async def rates(url: str, args: argparse.Namespace) -> dict[str, Any]:
 # --- liveness --------------------------------------------------------------------------------------
 
 
-async def stall_to_gap(stalls: int, engine: str) -> list[float]:
+async def stall_to_gap(stalls: int, engine: str, pongs: bool) -> list[float]:
     """Seconds from a stall fault to the GAP record on every book ring, per stall."""
     from feeder.exchanges.deribit.session import SessionConfig
     from feeder.ring import GAP, RingReader
@@ -347,12 +349,12 @@ async def stall_to_gap(stalls: int, engine: str) -> list[float]:
                 for _ in range(stalls):
                     while feed.client.state.value != "connected" or not all(len(r.read()) for r in readers):
                         await asyncio.sleep(0.05)
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(2.5)  # steady for 2 s: only then is its quiet worth a public/test
                     for r in readers:
                         r.read()
                     conn = (await asyncio.to_thread(sim.connections))[0]["id"]
                     start = time.monotonic()
-                    await asyncio.to_thread(sim.fault, "stall", conn=conn)
+                    await asyncio.to_thread(sim.fault, "stall", conn=conn, pongs=pongs)
                     gapped: set[int] = set()
                     while len(gapped) < len(readers):
                         for i, r in enumerate(readers):
@@ -436,7 +438,11 @@ async def run(args: argparse.Namespace) -> dict:
     finally:
         sender.kill()
         sender.join()
-    liveness = {engine: await stall_to_gap(args.stalls, engine) for engine in ENGINES}
+    liveness = {
+        f"{engine}{', pongs answered' if pongs else ''}": await stall_to_gap(args.stalls, engine, pongs)
+        for engine in ENGINES
+        for pongs in (False, True)
+    }
     wall = {name: statistics.median(s[0] for s in runs) for name, runs in samples.items()}
     us = {name: statistics.median(s[1] for s in runs) for name, runs in samples.items()}
     return {

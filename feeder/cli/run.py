@@ -97,6 +97,19 @@ def parser() -> argparse.ArgumentParser:
         help="seconds between audits of each book against the exchange's get_order_book (default 60, 0: off)",
     )
     a(
+        "--liveness-interval",
+        type=float,
+        metavar="S",
+        help="ping a connection that sent nothing for S seconds, again every S (default 0.5, 0: off)",
+    )
+    a(
+        "--liveness-timeout",
+        type=float,
+        metavar="S",
+        help="a connection with nothing (no frame, no answer) proving it alive for S seconds is dead: "
+        "its rings get a GAP and it reconnects (default 1.5)",
+    )
+    a(
         "--crossed",
         choices=("resync", "flag"),
         help="a crossed or locked book: resync it like a gap (default) or only flag it CROSSED",

@@ -93,8 +93,8 @@ class ClientConfig:
     heartbeat: str = "ping_pong"
     heartbeat_interval: float = 10.0
     max_missed_heartbeats: int = 2
-    probe_after: float | None = 1.0  # seconds without any frame before a ping probes the link; None: never
-    probe_timeout: float = 0.75  # a probe with no frame at all in answer this long: the link is dead
+    liveness_interval: float | None = 0.5  # ping while no frame came for this long; None: no liveness
+    liveness_timeout: float = 1.5  # nothing proved the link for this long: dead (see feeder.core.liveness)
     reconnect_on_error: bool = True
     restore_subscriptions: bool = True
     request_timeout: float = 5.0
@@ -128,9 +128,15 @@ class ClientConfig:
         if self.heartbeat not in KINDS:
             raise ConfigError("heartbeat", self.heartbeat, f"expected one of {', '.join(sorted(KINDS))}")
         _integer("max_missed_heartbeats", self.max_missed_heartbeats, 1)
-        if self.probe_after is not None:
-            _number("probe_after", self.probe_after)
-        _number("probe_timeout", self.probe_timeout)
+        if self.liveness_interval is not None:
+            _number("liveness_interval", self.liveness_interval)
+        _number("liveness_timeout", self.liveness_timeout)
+        if self.liveness_interval is not None and self.liveness_timeout <= self.liveness_interval:
+            raise ConfigError(
+                "liveness_timeout",
+                self.liveness_timeout,
+                f"expected > liveness_interval ({self.liveness_interval:g}): pings go out every interval",
+            )
         for name in ("reconnect_on_error", "restore_subscriptions", "debug"):
             _boolean(name, getattr(self, name))
         _integer("max_frame_size", self.max_frame_size, 1024)

@@ -1,6 +1,6 @@
 """The connection client: the public API over the lifecycle runner (runner.py) and the pure core.
 
-It owns one WebSocket at a time and keeps it alive: heartbeats and silence probes, reconnection with
+It owns one WebSocket at a time and keeps it alive: heartbeats and active liveness, reconnection with
 backoff, JSON-RPC request correlation, rate limiting, subscription restore, latency stats, recording.
 Every decision is made by a pure object (the lifecycle table, backoff, heartbeat monitor, limiter,
 correlator, subscription set); runner.py carries out the lifecycle, receive.py the receive path, this
@@ -76,8 +76,8 @@ class Client:
             config.heartbeat_interval,
             config.max_missed_heartbeats,
             time.time(),
-            config.probe_after,
-            config.probe_timeout,
+            config.liveness_interval,
+            config.liveness_timeout,
         )
         self._subs = Subscriptions()
         limiter = make_limiter(config.rate_limit, kind.answers.values())
@@ -298,16 +298,25 @@ class Client:
             self._run.spawn(self._answer_heartbeat(reply, now))
 
     async def _answer_heartbeat(self, method: str, received: float) -> None:
-        """Answer at once: bypasses the limiter queue (but spends its credits) and the ready gate."""
+        self._hb.answer_sent(time.time())
+        await self._request_now(method, received)
+
+    def _ask_liveness(self, method: str) -> None:
+        """The liveness rule asks the exchange's application whether it is there (watchdog)."""
+        if self._run.link is not None:
+            self._run.spawn(self._request_now(method, time.time()))
+
+    async def _request_now(self, method: str, since: float) -> None:
+        """Send at once: bypasses the limiter queue (but spends its credits) and the ready gate; the
+        answer gives the round-trip time from `since`. A failure is the liveness rule's to judge."""
         self._requests.spend_now(method)
         try:
-            self._hb.answer_sent(time.time())
             timeout = self.config.request_timeout
             await self._call(self._run.link, method, None, time.monotonic() + timeout, timeout)
-            self._hb.answer_acknowledged(received, time.time())
+            self._hb.answer_acknowledged(since, time.time())
         except Exception as e:
             if self._debug:
-                logger.debug("heartbeat answer %s failed: %r", method, e)
+                logger.debug("%s failed: %r", method, e)
 
     def _emit(self, name: str, **data: Any) -> None:
         if self._on_event is None:

@@ -1,9 +1,10 @@
 """The heartbeat watchdog: the pure monitor's checks run on one timer, armed for its next deadline.
 
-Nothing ticks between deadlines: a busy link costs one wake-up per `probe_after`, an idle one a
-wake-up and a ping per probe. Pongs re-arm the timer (the next probe is due `probe_after` after them).
+Nothing ticks between deadlines: a busy link costs one wake-up per `liveness_interval`, an idle one a
+wake-up and a ping. Pongs re-arm the timer.
 Rules it keeps:
-- pings and probes go out on the link the watchdog was started for, and nowhere else;
+- pings go out on the link the watchdog was started for, and nowhere else; the liveness request
+  (`public/test` for Deribit) goes out through `ask`, which sends it on the current link at once;
 - before a silence counts, the kernel is asked whether bytes wait unread (a starved event loop must not
   mistake its own lateness for the peer's silence): waiting bytes count as a frame that arrived now;
 - a DEAD or ROTATE verdict is handed to `on_verdict` once; the watchdog then stops.
@@ -30,8 +31,10 @@ class Watchdog:
         link: Link,
         inbox: Inbox,
         on_verdict: Callable[[Verdict, str], None],
+        ask: Callable[[str], None],
     ):
         self._monitor = monitor
+        self._ask = ask
         self._link = link
         self._inbox = inbox
         self._on_verdict = on_verdict
@@ -71,6 +74,10 @@ class Watchdog:
                 return
             if verdict is Verdict.PING or verdict is Verdict.PROBE:
                 self._ping(monitor.ping_sent(now) if verdict is Verdict.PING else monitor.probe_sent(now))
+            elif verdict is Verdict.REQUEST:
+                assert monitor.kind.probe_method is not None
+                self._ask(monitor.kind.probe_method)
+                monitor.request_sent(now)
             else:
                 self.stop()
                 self._on_verdict(verdict, monitor.reason)

@@ -248,7 +248,7 @@ class Runner:
         self._hb.reset(time.time())
         if self.client._debug:
             logger.debug("connected to %s", redact_url(self.config.url))
-        self._watchdog = Watchdog(self._hb, link, self._inbox, self._on_verdict)
+        self._watchdog = Watchdog(self._hb, link, self._inbox, self._on_verdict, self.client._ask_liveness)
         self._watchdog.start()
         self.feed(lc.Opened())
 

@@ -10,16 +10,14 @@
              server's 24 h limit.
 - none:      no checks at all (a silent link is never detected: use only when something else watches it).
 
-Every kind but `none` also probes a silent link (`probe_after`, `probe_timeout`): after `probe_after`
-seconds without any frame (data, pong, anything) it sends a WebSocket ping, and if still nothing at all
-has arrived `probe_timeout` seconds after that ping, the link is dead. Silence of the data is normal
-(a quiet option book sends nothing for minutes); an unanswered probe is not. A probe costs no exchange
-credits and a quiet link one ping per `probe_after`.
+Every kind but `none` also runs active liveness (`feeder.core.liveness`: pings while silent, a request
+when a steady link goes quiet, dead when nothing proves the link within `liveness_timeout`). For
+Deribit the request is `public/test`, named here (`probe_method`).
 
 The monitor is pure: the shell calls `check(now, last_frame, last_message)` when the previous check
 said to (`next_at`), acts on the verdict (send a ping, replace the connection) and checks again. Times
 are seconds on the wall clock the receive path reads for every frame. Nothing runs between deadlines,
-so an idle connection costs a timer wake-up per probe and a busy one one per `probe_after`.
+so an idle connection costs a timer wake-up and a ping per `liveness_interval`, a busy one a wake-up.
 """
 
 from __future__ import annotations
@@ -28,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, NamedTuple
+
+from feeder.core.liveness import Act, Liveness
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class HeartbeatKind:
     client_pings: bool = False  # ping every interval
     silence_intervals: float | None = None  # dead after this many intervals without any message
     max_age: float | None = None  # replace the connection after this many seconds
-    probes: bool = True  # ping a silent link (probe_after / probe_timeout)
+    probes: bool = True  # active liveness (liveness_interval / liveness_timeout)
+    probe_method: str | None = None  # the request that asks the exchange's application whether it is there
 
 
 KINDS: dict[str, HeartbeatKind] = {
@@ -49,6 +50,7 @@ KINDS: dict[str, HeartbeatKind] = {
         server_method="heartbeat",
         answers={"test_request": "public/test"},
         silence_intervals=2.0,
+        probe_method="public/test",
     ),
     "ping_pong": HeartbeatKind("ping_pong", client_pings=True),
     "binance": HeartbeatKind("binance", max_age=24 * 3600 - 600),
@@ -59,7 +61,8 @@ KINDS: dict[str, HeartbeatKind] = {
 class Verdict(Enum):
     OK = "ok"
     PING = "ping"  # send the interval's WebSocket ping now (payload from `ping_sent`)
-    PROBE = "probe"  # the link is silent: send a probe ping now (payload from `probe_sent`)
+    PROBE = "probe"  # the link is silent: send a liveness ping now (payload from `probe_sent`)
+    REQUEST = "request"  # a steady link went quiet: send `kind.probe_method` now, then `request_sent`
     DEAD = "dead"  # the link is dead: replace the connection
     ROTATE = "rotate"  # the link is fine but too old: replace it
 
@@ -76,17 +79,19 @@ class HeartbeatMonitor:
         interval: float,
         max_misses: int,
         now: float,
-        probe_after: float | None = None,
-        probe_timeout: float = 1.0,
+        liveness_interval: float | None = None,
+        liveness_timeout: float = 1.5,
     ):
         self.kind, self.interval, self.max_misses = kind, interval, max_misses
-        self.probe_after = probe_after if kind.probes else None
-        self.probe_timeout = probe_timeout
+        self.liveness = (
+            Liveness(liveness_interval, liveness_timeout, kind.probe_method, now)
+            if kind.probes and liveness_interval is not None
+            else None
+        )
         self.reason = ""
         self.misses = 0  # consecutive
         self.misses_total = 0
         self.pings_sent = 0
-        self.probes_sent = 0
         self.pongs = 0
         self.server_heartbeats = 0
         self.answers_sent = 0
@@ -102,11 +107,12 @@ class HeartbeatMonitor:
         self._opened = now
         self._ping_at: float | None = None  # outstanding interval ping sent at
         self._ping_payload = b""
-        self._probe_at: float | None = None  # outstanding probe sent at
         self._probe_payload = b""
         self._last_ping = now
         self._sent.clear()
         self.misses = 0
+        if self.liveness is not None:
+            self.liveness.reset(now)
 
     def setup_request(self) -> tuple[str, dict[str, Any]] | None:
         """The request to send right after connecting, if this kind has one."""
@@ -139,12 +145,18 @@ class HeartbeatMonitor:
         return self._ping_payload
 
     def probe_sent(self, now: float) -> bytes:
-        """A probe goes out now; returns its unique payload."""
-        self.probes_sent += 1
-        self._probe_at = now
-        self._sent.pop(self._probe_payload, None)
+        """A liveness ping goes out now; returns its unique payload."""
+        assert self.liveness is not None
+        self.liveness.ping_sent(now)
+        self._sent.pop(self._probe_payload, None)  # one outstanding: a server that never pongs costs nothing
         self._probe_payload = self._payload(b"probe", now)
         return self._probe_payload
+
+    def request_sent(self, now: float) -> None:
+        """The liveness request (`kind.probe_method`) went out now."""
+        assert self.liveness is not None
+        self.liveness.request_sent(now)
+        self.last_sent = now
 
     def _payload(self, prefix: bytes, now: float) -> bytes:
         self._count += 1
@@ -161,6 +173,8 @@ class HeartbeatMonitor:
         self.pongs += 1
         self.last_answered = now
         self.rtt = now - sent_at
+        if self.liveness is not None:
+            self.liveness.ponged()
         if payload == self._ping_payload:
             self._ping_at = None
             self.misses = 0
@@ -173,8 +187,7 @@ class HeartbeatMonitor:
         intervals = self.kind.silence_intervals
         if intervals is not None and now > max(last_message, self._opened) + intervals * self.interval:
             return True
-        probe_at = self._probe_at
-        return probe_at is not None and last_frame < probe_at and now >= probe_at + self.probe_timeout
+        return self.liveness is not None and self.liveness.overdue(now, last_frame, last_message)
 
     def check(self, now: float, last_frame: float, last_message: float) -> Check:
         """What to do now, and when to look again. `last_frame`: when anything (data, pong, any byte)
@@ -197,32 +210,22 @@ class HeartbeatMonitor:
                 )
                 return Check(Verdict.DEAD, None)
             due.append(dead_at)
-        for verdict in (self._probe(now, last_frame, due), self._interval_ping(now, due)):
+        for verdict in (self._live(now, last_frame, last_message, due), self._interval_ping(now, due)):
             if verdict is not Verdict.OK:
-                return Check(verdict, now)
+                return Check(verdict, None if verdict is Verdict.DEAD else now)
         return Check(Verdict.OK, min(due) if due else None)
 
-    def _probe(self, now: float, last_frame: float, due: list[float]) -> Verdict:
-        if self.probe_after is None:
+    def _live(self, now: float, last_frame: float, last_message: float, due: list[float]) -> Verdict:
+        if self.liveness is None:
             return Verdict.OK
-        if self._probe_at is not None and last_frame >= self._probe_at:
-            self._probe_at = None  # answered: anything that arrived after the probe proves the link
-        if self._probe_at is not None:
-            dead_at = self._probe_at + self.probe_timeout
-            if now >= dead_at:
-                self.misses_total += 1
-                silent = now - max(last_frame, self._opened)
-                self.reason = (
-                    f"no frame for {silent:.1f} s, a ping unanswered for {now - self._probe_at:.1f} s"
-                )
-                return Verdict.DEAD
-            due.append(dead_at)
-            return Verdict.OK
-        probe_at = max(last_frame, self._opened) + self.probe_after
-        if now >= probe_at:
-            return Verdict.PROBE
-        due.append(probe_at)
-        return Verdict.OK
+        act, next_at = self.liveness.check(now, last_frame, last_message)
+        if act is Act.DEAD:
+            self.misses_total += 1
+            self.reason = self.liveness.reason
+            return Verdict.DEAD
+        if next_at is not None:
+            due.append(next_at)
+        return _VERDICTS[act]
 
     def _interval_ping(self, now: float, due: list[float]) -> Verdict:
         if not self.kind.client_pings:
@@ -253,8 +256,12 @@ class HeartbeatMonitor:
             "misses": self.misses,
             "misses_total": self.misses_total,
             "pings_sent": self.pings_sent,
-            "probes_sent": self.probes_sent,
+            "probes_sent": 0 if self.liveness is None else self.liveness.pings_sent,
+            "probe_requests_sent": 0 if self.liveness is None else self.liveness.requests_sent,
             "pongs": self.pongs,
             "server_heartbeats": self.server_heartbeats,
             "answers_sent": self.answers_sent,
         }
+
+
+_VERDICTS = {Act.OK: Verdict.OK, Act.PING: Verdict.PROBE, Act.REQUEST: Verdict.REQUEST}

@@ -60,6 +60,8 @@ class FeederConfig:
     cancel_on_disconnect: str = "connection"  # connection | account | off
     credentials_file: str | None = None
     heartbeat_interval: float = 10.0
+    liveness_interval: float = 0.5  # a silent connection is pinged this often; 0: no active liveness
+    liveness_timeout: float = 1.5  # nothing proved a connection for this long: dead, its rings GAP
     hang_timeout: float = 5.0  # a worker silent this long is hung: killed and replaced (stopped ones: 1 s)
     audit_interval: float = 60.0  # seconds between audits of each book against get_order_book; 0: off
     crossed: str = "resync"  # a crossed or locked book: resync (GAP + fresh snapshot) or flag (CROSSED only)
@@ -210,6 +212,18 @@ def _validate(c: FeederConfig) -> None:
         "heartbeat_interval",
         c.heartbeat_interval,
         "seconds, at least 1 (Deribit's minimum is 10)",
+    )
+    _need(
+        c.liveness_interval == 0 or _positive_number(c.liveness_interval),
+        "liveness_interval",
+        c.liveness_interval,
+        "seconds between pings of a silent connection, > 0, or 0 for no active liveness",
+    )
+    _need(
+        _positive_number(c.liveness_timeout) and c.liveness_timeout > c.liveness_interval,
+        "liveness_timeout",
+        c.liveness_timeout,
+        f"seconds, more than liveness_interval ({c.liveness_interval:g})",
     )
     _need(_positive_number(c.hang_timeout), "hang_timeout", c.hang_timeout, "a positive number of seconds")
     _need(

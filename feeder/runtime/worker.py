@@ -12,6 +12,7 @@ SIGKILLed supervisor never leaves workers behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -61,6 +62,8 @@ class WorkerSpec:
     log_level: str
     busy_poll: bool = False
     redundancy: int = 1  # connections (legs) receiving every channel
+    liveness_interval: float = 0.5  # 0: off
+    liveness_timeout: float = 1.5
     audit_interval: float = 60.0
     crossed: str = "resync"
     depth: dict[str, int] = field(default_factory=dict)  # book ring name or glob -> levels per side
@@ -80,6 +83,8 @@ class WorkerSpec:
             url=self.url,
             heartbeat="deribit",
             heartbeat_interval=self.heartbeat_interval,
+            liveness_interval=self.liveness_interval or None,
+            liveness_timeout=self.liveness_timeout,
             record_to=record_to,
             # Deribit's limits are per account: every worker draws from one shared bucket
             rate_limit=self.costs.rate_limit(shared_dir=self.limits_dir, shared_name="deribit"),
@@ -158,11 +163,15 @@ class Worker:
         self.feed = Feed(self.spec.feed_config(), on_event=self._on_event, on_universe=self._on_universe)
         hb = loop.create_task(self._heartbeat_loop())
         try:
-            await self.feed.start()
+            started = await self._start_unless_stopped(self.feed)
         except FeederError as exc:
             self._send({"type": "fatal", "error": wire.error_to_wire(exc)})
             hb.cancel()
             return EXIT_FATAL
+        if not started:  # told to stop while still connecting (or backing off against a dead exchange)
+            hb.cancel()
+            self._send({"type": "stopped"})
+            return 0
         self._started = True
         for message in self._early:
             self._on_message(message)
@@ -173,6 +182,21 @@ class Worker:
         await self.feed.stop()
         self._send({"type": "stopped"})
         return 0
+
+    async def _start_unless_stopped(self, feed: Feed) -> bool:
+        """Start the feed; False if a stop came first (the half-started feed is shut down at once)."""
+        loop = asyncio.get_running_loop()
+        start = loop.create_task(feed.start(), name="feed-start")
+        stop = loop.create_task(self._stop.wait())
+        await asyncio.wait((start, stop), return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if start.done():
+            start.result()
+            return True
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError, FeederError):
+            await start
+        return False
 
     # --- pipe --------------------------------------------------------------------------------------
 

@@ -230,6 +230,7 @@ def _apply(app: SimApp, s: Session, name: str, p: dict[str, Any], inst: int | No
         disconnect(app, s.id, p["how"], p["code"], p["reason"])
     elif name == "stall":
         s.stalled_until = math.inf if p["seconds"] is None else time.monotonic() + p["seconds"]
+        s.stall_pongs = p["pongs"]
     elif name == "resume":
         s.stalled_until = None
     elif inst is not None:

@@ -9,7 +9,9 @@ either. Book faults act on the next book message (snapshot or change, any
 | fault              | params                                  | effect                                            |
 |--------------------|-----------------------------------------|---------------------------------------------------|
 | drop               | conn, how=close/reset, code, reason     | close with that code, or abort (TCP reset)        |
-| stall              | conn, seconds (None: until resume)      | keep open, send nothing, pongs included           |
+| stall              | conn, seconds (None: until resume),     | keep open, send nothing (answers, test_requests,  |
+|                    | pongs=false                             | pongs included); pongs=true: the WebSocket layer  |
+|                    |                                         | still answers pings (the exchange behind it hung) |
 | resume             | conn                                    | end a stall                                       |
 | gap                | instrument, conn, count=1               | skip the next `count` book messages               |
 | duplicate          | instrument, conn                        | send the next book message twice                  |
@@ -61,7 +63,7 @@ _CONN: _P = {"conn": (int, False, None), "client": (str, False, None)}
 _BOOK: _P = {"instrument": (str, True, None), **_CONN}
 CATALOGUE: dict[str, _P] = {
     "drop": {**_CONN, "how": (str, False, "close"), "code": (int, False, 1000), "reason": (str, False, "")},
-    "stall": {**_CONN, "seconds": ((int, float), False, None)},
+    "stall": {**_CONN, "seconds": ((int, float), False, None), "pongs": (bool, False, False)},
     "resume": _CONN,
     "gap": {**_BOOK, "count": (int, False, 1)},
     "duplicate": _BOOK,
@@ -106,7 +108,7 @@ def check_fault(name: str, params: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             if required:
                 raise SimControlError(f"fault {name!r} needs {param!r}")
-        elif not isinstance(value, kind) or isinstance(value, bool):
+        elif not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise SimControlError(f"fault {name!r}: {param!r} must be {_type_name(kind)}, got {value!r}")
         choices = _CHOICES.get((name, param))
         if choices and value not in choices:
@@ -131,7 +133,11 @@ def _check_ranges(name: str, p: dict[str, Any]) -> None:
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    return "a number" if isinstance(kind, tuple) else {int: "an integer", str: "a string"}[kind]
+    return (
+        "a number"
+        if isinstance(kind, tuple)
+        else {int: "an integer", str: "a string", bool: "true or false"}[kind]
+    )
 
 
 # --- corrupted frames ---------------------------------------------------------------------------

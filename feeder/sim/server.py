@@ -2,7 +2,7 @@
 
 - `/ws/api/v2`: Deribit JSON-RPC over WebSocket (compression off; the server sends no pings of its own,
   liveness is the JSON-RPC heartbeat as on Deribit, and answers the client's pings, except while the
-  session is stalled: a stalled link sends nothing at all).
+  session is stalled: a stalled link sends nothing at all, or only pongs with the stall's `pongs`).
 - `GET /api/v2/<method>?<params>`: the same methods over HTTP (through websockets' process_request).
 - `/sim/control`: the control channel (JSON commands, see control.py).
 
@@ -62,15 +62,21 @@ _REDACT = ("client_secret", "signature", "refresh_token", "access_token")
 
 class _Connection(ServerConnection):
     """websockets' server connection, silent while its session is stalled: websockets answers pings by
-    itself, and a stalled link must not. A closing handshake still completes (a client that gives up
-    on a stalled link is not kept waiting)."""
+    itself, and a stalled link must not (unless the stall says `pongs`: a front end alive, the exchange
+    behind it hung). A closing handshake still completes (a client that gives up on a stalled link is
+    not kept waiting)."""
 
     session: Session | None = None
 
     def send_data(self) -> None:
         s = self.session
-        stalled = s is not None and s.stalled_until is not None and s.stalled(time.monotonic())
-        if stalled and self.protocol.state is State.OPEN:
+        silent = (
+            s is not None
+            and s.stalled_until is not None
+            and s.stalled(time.monotonic())
+            and not s.stall_pongs
+        )
+        if silent and self.protocol.state is State.OPEN:
             self.protocol.data_to_send()  # discarded, like the stalled session's frames
             return
         super().send_data()

@@ -34,7 +34,7 @@ class Session:
     __slots__ = (
         "book_faults", "client_name", "close_cancels", "closing", "cod", "conn", "dropped", "grant", "hb_delay", "hb_delay_count", "hb_drop",
         "hb_interval", "hb_pending", "hb_task", "held", "id", "in_dirty", "last_recv", "opened_ns",
-        "out", "peer", "rate_limit_next", "requests", "sent", "stalled_until", "stamps", "subs",
+        "out", "peer", "rate_limit_next", "requests", "sent", "stall_pongs", "stalled_until", "stamps", "subs",
     )  # fmt: skip
 
     def __init__(self, sid: int, conn: ServerConnection, cod: bool):
@@ -59,6 +59,7 @@ class Session:
         self.book_faults: dict[int, deque[str]] = {}
         self.held: dict[int, bytes] = {}
         self.stalled_until: float | None = None
+        self.stall_pongs = False  # while stalled, the WebSocket layer still answers pings
         self.rate_limit_next = False
         self.out: list[bytes] = []
         self.stamps: list[Any] = []  # (feed, change_id, prev) of book messages it was first to get

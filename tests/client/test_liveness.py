@@ -1,16 +1,18 @@
-"""Liveness: a link that goes silent (TCP up, nothing sent, pings unanswered) is found by the silence
-probe, long before two Deribit heartbeat intervals, and every book of that connection is flagged GAP;
-a link whose data is merely quiet is kept. Against the simulator, over real sockets."""
+"""Liveness: a link that goes silent (TCP up, nothing sent, pings unanswered; or pongs still coming from
+a WebSocket layer whose exchange behind it hung) is found by active liveness, long before two Deribit
+heartbeat intervals, and every book of that connection is flagged GAP; a link whose data merely pauses
+is kept. Against the simulator, over real sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 
+import pytest
 from client.clientkit import Events, call, only_conn, run, until
 from deribit.simfeed import Tape
 
-from feeder.client import Client, ClientConfig
+from feeder.client import Client, ClientConfig, Hooks
 from feeder.exchanges.deribit.session import SessionConfig
 from feeder.ring import GAP, SNAPSHOT
 from feeder.runtime.feed import Feed, FeedConfig
@@ -32,8 +34,9 @@ def _one_other_connection(sim: SimServer, stalled: int) -> bool:
     return len(conns) == 1 and conns[0]["id"] != stalled
 
 
-def test_a_stall_flags_every_book_of_the_connection_gap_and_the_link_is_replaced():
-    with SimServer(instruments=[BTC, ETH], rate=0, seed=7) as sim:
+@pytest.mark.parametrize("pongs", [False, True])
+def test_a_stall_flags_every_book_of_the_connection_gap_and_the_link_is_replaced(pongs):
+    with SimServer(instruments=[BTC, ETH], rate=50 if pongs else 0, seed=7) as sim:
 
         async def main():
             events = Events()
@@ -45,7 +48,10 @@ def test_a_stall_flags_every_book_of_the_connection_gap_and_the_link_is_replaced
                 await call(sim.publish, 3)
                 await until(lambda: all(SNAPSHOT in t.flags() for t in tapes), "both books live")
                 stalled = await call(only_conn, sim)
-                await call(sim.fault, "stall", conn=stalled)
+                if pongs:  # a steady link: only then is its quiet worth a public/test
+                    frames = sim.connections()[0]["frames_sent"]
+                    await until(lambda: sim.connections()[0]["frames_sent"] > frames + 150, "3 s of data")
+                await call(sim.fault, "stall", conn=stalled, pongs=pongs)
                 await until(lambda: all(t.flags()[-1] & GAP for t in tapes), "a GAP on every book")
                 dead = (await events.wait("heartbeat_dead"))[0].data
                 await until(lambda: _one_other_connection(sim, stalled), "a new connection")
@@ -58,26 +64,33 @@ def test_a_stall_flags_every_book_of_the_connection_gap_and_the_link_is_replaced
                 return dead, events.named("disconnected")[0].data, flags
 
         dead, disconnected, flags = run(main())
-    assert "a ping unanswered" in dead["reason"] and dead["verdict"] == "dead"
+    unanswered = "public/test unanswered" if pongs else "pings unanswered"
+    assert unanswered in dead["reason"] and dead["verdict"] == "dead"
     assert "heartbeat" in disconnected["reason"] and disconnected["category"] == "recoverable"
     for book in flags:
         gap = next(i for i, f in enumerate(book) if f & GAP)
         assert any(f & SNAPSHOT for f in book[gap + 1 :]), "fresh snapshots after the reconnect"
 
 
-def test_quiet_data_is_not_death_while_probes_are_answered():
+def test_a_pause_of_a_steady_link_costs_one_answered_public_test_and_no_reconnect():
     with SimServer(instruments=[BTC], rate=0, seed=7) as sim:
 
         async def main():
             events = Events()
-            config = dataclasses.replace(_client_config(sim), probe_after=0.3)
-            client = Client(config, on_event=events)
+            config = dataclasses.replace(_client_config(sim), liveness_interval=0.3, liveness_timeout=1.0)
+            client = Client(config, on_event=events, hooks=Hooks(subscribe_method="public/subscribe"))
             await client.connect()
+            await client.subscribe([f"book.{BTC}.100ms"])
             try:
-                await until(lambda: client.heartbeat_health()["pongs"] >= 4, "four answered probes")
+                steady_until = asyncio.get_running_loop().time() + 2.0
+                while asyncio.get_running_loop().time() < steady_until:  # messages 20 times a second
+                    await call(sim.publish, 1)
+                    await asyncio.sleep(0.05)
+                await until(lambda: client.heartbeat_health()["pongs"] >= 6, "answered pings in the pause")
                 return client.heartbeat_health(), client.metrics()["connects"], events.named("heartbeat_dead")
             finally:
                 await client.close()
 
         health, connects, dead = run(main())
-    assert connects == 1 and dead == [] and health["probes_sent"] >= 4 and health["misses_total"] == 0
+    assert connects == 1 and dead == [] and health["misses_total"] == 0
+    assert health["probe_requests_sent"] >= 1 and health["probes_sent"] >= 6

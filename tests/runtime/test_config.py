@@ -29,6 +29,8 @@ def test_defaults_connect_to_production_public_data():
         ("duration", -1, "positive"),
         ("busy_poll", "yes", "true or false"),
         ("audit_interval", -1, "0 for no audits"),
+        ("liveness_interval", -0.5, "0 for no active liveness"),
+        ("liveness_timeout", 0.4, "more than liveness_interval (0.5)"),
         ("crossed", "ignore", "resync or flag"),
         ("tier", 5, "1, 2, 3 or 4"),
         ("redundancy", 3, "1 (one connection per worker) or 2"),
@@ -78,3 +80,13 @@ def test_audits_crossed_books_and_the_tier_have_their_defaults_and_flags():
     ns = parser().parse_args(["--audit-interval", "0", "--crossed", "flag", "--tier", "2"])
     config = build(overrides=_overrides(ns))
     assert (config.audit_interval, config.crossed, config.tier) == (0, "flag", 2)
+
+
+def test_liveness_has_its_defaults_and_flags():
+    from feeder.cli.run import _overrides, parser
+
+    config = build()
+    assert (config.liveness_interval, config.liveness_timeout) == (0.5, 1.5)
+    ns = parser().parse_args(["--liveness-interval", "0.2", "--liveness-timeout", "0.8"])
+    config = build(overrides=_overrides(ns))
+    assert (config.liveness_interval, config.liveness_timeout) == (0.2, 0.8)

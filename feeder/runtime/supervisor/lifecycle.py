@@ -194,6 +194,8 @@ class Supervisor:
             url=self.url,
             interval=c.interval,
             heartbeat_interval=c.heartbeat_interval,
+            liveness_interval=c.liveness_interval,
+            liveness_timeout=c.liveness_timeout,
             cancel_on_disconnect=c.cancel_on_disconnect,
             credentials=self.credentials,
             limits_dir=str(self.limits_dir),
