@@ -386,6 +386,33 @@ def test_a_truth_log_written_by_the_simulator_parses(tmp_path: Path):
     )
 
 
+def test_faults_by_kind_put_detection_beside_recovery_over_the_faults_that_made_a_gap():
+    from soak.report import _by_kind
+
+    def event(kind, detect, recovery, blind, disrupted=True):
+        return {
+            "kind": kind,
+            "disrupted": disrupted,
+            "detect_s": detect,
+            "recovery_s": recovery,
+            "blind_s": blind,
+        }
+
+    events = [
+        event("stall", 1.6, 2.1, 2.1),
+        event("stall", 1.8, 2.5, 2.5),
+        event("stall", None, None, 0.0, disrupted=False),
+        event("gap", 0.001, 0.05, 0.05),
+        {"kind": "gap", "error": "LookupError: nothing carried", "disrupted": False},
+    ]
+    rows = _by_kind(events)
+    assert rows["stall"] == {
+        "faults": 3, "disrupting": 2, "detect_p50_s": 1.7, "detect_max_s": 1.8, "recovery_p50_s": 2.3,
+        "recovery_max_s": 2.5, "blind_p50_s": 2.1, "blind_max_s": 2.5,
+    }  # fmt: skip
+    assert (rows["gap"]["faults"], rows["gap"]["detect_max_s"]) == (1, 0.001)
+
+
 def test_the_fault_plan_uses_every_kind_before_repeating_one():
     planned = plan(KINDS, len(KINDS) + 3, 10.0, 100.0, seed=3)
     assert sorted(p.kind for p in planned[: len(KINDS)]) == sorted(KINDS)
@@ -442,6 +469,8 @@ def test_the_short_soak_leaves_no_segment_behind(soak: dict):
 def test_the_short_soak_faults_made_the_feeder_flag_gaps_and_recover(soak: dict):
     faults = soak["faults"]
     assert faults["disrupting"] >= 2 and faults["unrecovered"] == 0, faults["events"]
+    gapped = [row for row in faults["by_kind"].values() if row["disrupting"]]
+    assert gapped and all(row["detect_max_s"] is not None for row in gapped), faults["by_kind"]
 
 
 def test_the_short_soaks_slow_consumer_was_lapped_and_knew_it(soak: dict):

@@ -56,6 +56,7 @@ class Liveness:
         self._opened = now
         self._ponged = False  # the server answers pings (seen on this connection)
         self._ping_at: float | None = None  # the last ping of the current silence (or of the opening)
+        self._pinged_at: float | None = None  # the first ping no frame has followed yet
         self._request_at: float | None = None  # an unanswered request sent at
         self._steady_since: float | None = None  # messages without a quiet interval since
 
@@ -65,6 +66,8 @@ class Liveness:
     def ping_sent(self, now: float) -> None:
         self.pings_sent += 1
         self._ping_at = now
+        if self._pinged_at is None:
+            self._pinged_at = now
 
     def request_sent(self, now: float) -> None:
         self.requests_sent += 1
@@ -76,28 +79,33 @@ class Liveness:
 
     def overdue(self, now: float, last_frame: float, last_message: float) -> bool:
         """Whether `check` would find the link dead now (no side effects)."""
-        if self._transport_rule and now >= max(last_frame, self._opened) + self.timeout:
+        pinged = self._pinged_at
+        unanswered = pinged is not None and self._transport_rule and last_frame <= pinged
+        if unanswered and pinged is not None and now >= self._deadline(last_frame, pinged):
             return True
         at = self._request_at
-        return at is not None and last_message < at and now >= self._request_deadline(last_message, at)
+        return at is not None and last_message < at and now >= self._deadline(last_message, at)
 
-    def _request_deadline(self, last_message: float, sent_at: float) -> float:
-        # from the last message, but never less than timeout - interval after the request left
-        return max(max(last_message, self._opened) + self.timeout, sent_at + self.timeout - self.interval)
+    def _deadline(self, last: float, asked_at: float) -> float:
+        """`timeout` after the last proof, but never sooner than `timeout - interval` after the ping or
+        request went out: a starved event loop that sent it late must not blame the peer."""
+        return max(max(last, self._opened) + self.timeout, asked_at + self.timeout - self.interval)
 
     def check(self, now: float, last_frame: float, last_message: float) -> Step:
         due: list[float] = []
         quiet_frames = max(last_frame, self._opened)
         quiet_messages = max(last_message, self._opened)
-        if self._transport_rule:
-            dead_at = quiet_frames + self.timeout
+        if self._pinged_at is not None and last_frame > self._pinged_at:
+            self._pinged_at = None  # answered: any frame after the ping proves the transport
+        if self._transport_rule and self._pinged_at is not None:
+            dead_at = self._deadline(last_frame, self._pinged_at)
             if now >= dead_at:
                 return self._dead(f"no frame for {now - quiet_frames:.1f} s, pings unanswered")
             due.append(dead_at)
         if self._request_at is not None and last_message >= self._request_at:
             self._request_at = None  # answered: any message after the request proves the application
         if self._request_at is not None:
-            dead_at = self._request_deadline(last_message, self._request_at)
+            dead_at = self._deadline(last_message, self._request_at)
             if now >= dead_at:
                 return self._dead(
                     f"no message for {now - quiet_messages:.1f} s, {self.request_method} unanswered "

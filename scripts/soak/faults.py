@@ -43,6 +43,7 @@ PHANTOMS = ("phantom", "phantom_cross")
 CONNECTION_FAULTS = (
     "drop",
     "stall",
+    "stall_pongs",  # a stall behind a WebSocket layer that still answers pings
     "rate_limit",
     "huge_frame",
     "unknown_method",
@@ -142,6 +143,9 @@ class Injector:
                 for ch in subscriptions
                 if ch.startswith("book.")
             )
+        if kind == "stall_pongs":
+            params["pongs"] = True
+            kind = "stall"
         if kind == "refuse_reconnect":
             how = params.pop("how")
             self.sim.fault("refuse", seconds=params.pop("seconds"), how=how)
@@ -154,7 +158,7 @@ class Injector:
         rng = self.rng
         if kind == "drop":
             return {"how": rng.choice(("close", "reset"))}
-        if kind == "stall":
+        if kind in ("stall", "stall_pongs"):
             return {"seconds": round(rng.uniform(1.0, 4.0), 2)}
         if kind == "delay_test_request":
             return {"seconds": round(rng.uniform(1.0, 5.0), 2)}

@@ -283,8 +283,24 @@ def _faults(run: RunData, views: list[dict], books: dict[str, BookTruth]) -> dic
         "restarts_asked": sum(1 for e in events if "error" not in e and _restarts(e)),
         "recovery_p50_s": round(float(np.median(times)), 3) if times else None,
         "recovery_max_s": round(max(times), 3) if times else None,
+        "by_kind": _by_kind(events),
         "events": events,
     }
+
+
+def _by_kind(events: list[dict]) -> dict[str, dict]:
+    """Per fault kind: how many, and detection (fault to the first GAP) beside recovery (to the next
+    SNAPSHOT) and blind time, p50 and max over the faults of that kind that made a ring GAP."""
+    out: dict[str, dict] = {}
+    for kind in sorted({e["kind"] for e in events}):
+        mine = [e for e in events if e["kind"] == kind and "error" not in e]
+        row: dict[str, Any] = {"faults": len(mine), "disrupting": sum(1 for e in mine if e["disrupted"])}
+        for key in ("detect_s", "recovery_s", "blind_s"):
+            values = [e[key] for e in mine if e.get(key) is not None and (key == "blind_s" or e["disrupted"])]
+            row[f"{key[:-2]}_p50_s"] = round(float(np.median(values)), 3) if values else None
+            row[f"{key[:-2]}_max_s"] = round(max(values), 3) if values else None
+        out[kind] = row
+    return out
 
 
 def _restarts(event: dict) -> bool:
@@ -418,6 +434,7 @@ def summary(report: dict) -> str:
         _latency_line("latency send->read (us)", lat["overall"]),
     ]
     lines[-1:-1] = _trust_lines(report)
+    lines[-1:-1] = _kind_lines(f["by_kind"])
     lines += [_latency_line(f"  {name}", stage) for name, stage in lat["stages"].items()]
     lines.append(_latency_line("  slow consumer", lat["slow_consumer"]))
     lines += _process_lines(report["processes"])
@@ -435,6 +452,20 @@ def summary(report: dict) -> str:
         if len(report["failures"]) > 15:
             lines.append(f"  ... and {len(report['failures']) - 15} more (see soak-report.json)")
     return "\n".join(lines)
+
+
+def _kind_lines(by_kind: dict[str, dict]) -> list[str]:
+    lines = [
+        f"  {'fault':<20}{'n':>4}{'GAPd':>6}{'detect p50':>12}{'max':>8}{'recover p50':>13}{'max':>8}"
+        f"{'blind max':>11}"
+    ]
+    for kind, r in by_kind.items():
+        lines.append(
+            f"  {kind:<20}{r['faults']:>4}{r['disrupting']:>6}{_s(r['detect_p50_s']):>12}"
+            f"{_s(r['detect_max_s']):>8}{_s(r['recovery_p50_s']):>13}{_s(r['recovery_max_s']):>8}"
+            f"{_s(r['blind_max_s']):>11}"
+        )
+    return lines
 
 
 def _trust_lines(report: dict) -> list[str]:
@@ -494,6 +525,10 @@ def _process_lines(processes: dict[str, dict]) -> list[str]:
             f"{'  LEAK' if any(p['leak'] for p in procs) else ''}"
         )
     return lines
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _num(value: float | None) -> str:

@@ -110,8 +110,20 @@ def test_a_server_that_never_pongs_is_asked_with_the_request_every_quiet_interva
 
 def test_without_a_request_method_the_frame_rule_holds_even_before_a_pong():
     rule = _rule(request=None, ponged=False)
-    assert rule.check(T0 + 1.49, T0, T0).act in (Act.OK, Act.PING)
+    assert rule.check(T0 + 1.49, T0, T0).act is Act.PING
+    rule.ping_sent(T0 + 1.49)
     assert rule.check(T0 + 1.5, T0, T0).act is Act.DEAD
+
+
+def test_a_ping_sent_late_by_a_starved_event_loop_gets_its_time_before_the_peer_is_blamed():
+    rule = _rule()
+    last = _steady(rule, T0 + 1, every=0.7)  # never steady: no request, the frame rule alone
+    assert rule.check(last + 1.6, last, last).act is Act.PING  # the loop woke 1.1 s late
+    rule.ping_sent(last + 1.6)
+    assert rule.check(last + 2.1, last, last).act is Act.PING
+    rule.ping_sent(last + 2.1)
+    assert rule.check(last + 2.59, last, last).act is Act.OK
+    assert rule.check(last + 2.6, last, last).act is Act.DEAD
 
 
 @pytest.mark.parametrize(
