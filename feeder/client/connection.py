@@ -34,10 +34,12 @@ from feeder.client.requests import Requests, make_limiter
 from feeder.client.runner import Runner
 from feeder.client.setup import Setup
 from feeder.client.transport import Link
+from feeder.core import failure
 from feeder.core.heartbeat import KINDS, HeartbeatMonitor
 from feeder.core.recording import redact_url
 from feeder.core.state import ConnState
 from feeder.core.subscriptions import SubscribeResult, Subscriptions, group_by_method, split_result
+from feeder.core.throttle import LogThrottle
 from feeder.errors import ClientClosed, ConnectionLost, ExchangeError, UsageError
 
 logger = logging.getLogger("feeder.client")
@@ -45,6 +47,7 @@ logger = logging.getLogger("feeder.client")
 EventHandler = Callable[[Event], None]
 Groups = list[tuple[str, list[str]]]
 _SHUT = (ConnState.IDLE, ConnState.CLOSING, ConnState.CLOSED)
+SLOW_DOWN_LOG_PERIOD = 10.0  # seconds between two "slow down" lines for one error code (all counted)
 
 
 class Client:
@@ -81,7 +84,8 @@ class Client:
         )
         self._subs = Subscriptions()
         limiter = make_limiter(config.rate_limit, kind.answers.values())
-        self._requests = Requests(limiter, config.latency_window, self._pressure_changed)
+        self._requests = Requests(limiter, config.latency_window, self._pressure_changed, self._slowed_down)
+        self._slow_log = LogThrottle(SLOW_DOWN_LOG_PERIOD)
         self._inbox = Inbox(
             self._requests, on_notification, kind.server_method, self._on_heartbeat, self._emit, config.url
         )
@@ -195,6 +199,7 @@ class Client:
             "bytes_out": self._bytes_out,
             "connects": run.connects,
             "reconnects": run.reconnects,
+            "refused_connects": run.refused_connects,
             "uptime_s": time.monotonic() - run.connected_since if connected else 0.0,
             "last_error": None if run.last_error is None else run.last_error[0],
             "last_error_time": None if run.last_error is None else run.last_error[1],
@@ -257,6 +262,30 @@ class Client:
 
     def _pressure_changed(self, level: str, queued: int) -> None:
         self._emit("pressure", level=level, queued=queued)
+
+    def _slowed_down(self, error: ExchangeError, refill_s: float | None) -> None:
+        """The exchange asked us to slow down (Requests.slowed_down already drained the credits)."""
+        count = self._requests.rate_limit_events[str(error.code)]
+        suppressed = self._slow_log.hit(str(error.code), time.monotonic())
+        if suppressed is not None:
+            answered = f"answering {error.method}" if error.method else "an answer without a request id"
+            drained = "no limiter" if refill_s is None else f"credits drained, full in {refill_s:.2f} s"
+            logger.warning(
+                "the exchange asks to slow down (%s; %s; %d so far, %d not logged): %s",
+                answered,
+                drained,
+                count,
+                suppressed,
+                failure.explain(error),
+            )
+        self._emit(
+            "rate_limited",
+            code=error.code,
+            message=error.message,
+            method=error.method,
+            refill_s=refill_s,
+            count=count,
+        )
 
     # --- subscriptions ---------------------------------------------------------------------------
 

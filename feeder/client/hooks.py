@@ -71,6 +71,9 @@ EVENT_NAMES = frozenset(
         "heartbeat_dead",  # the watchdog replaced the link: {"reason"}
         "bad_input",  # malformed or unexpected frames (throttled): {"kind", "count", "suppressed"}
         "pressure",  # the rate limiter's pressure level changed: {"level", "queued"}
+        # the exchange asked us to slow down (any id), credits drained:
+        # {"code", "message", "method" (None: no request id), "refill_s", "count"}
+        "rate_limited",
         "closed",  # close() finished
     }
 )

@@ -3,8 +3,10 @@
 `Inbox.dispatch(frame, recv_ns)` is the transport's `on_message`, called inside `data_received`:
 - one orjson.loads per message; an answer (it has an "id") goes to the request correlator, a server
   heartbeat to `on_heartbeat`, everything else straight to `on_notification(msg, recv_ns)`;
-- a frame that is not JSON, not an object, an answer nobody waits for, or a handler that raises is bad
-  input: counted by kind, logged and reported (throttled), never fatal to the loop;
+- a frame that is not JSON, not an object, an answer nobody waits for (`unmatched_answer`; an error
+  with a null id is `error_without_id`), or a handler that raises is bad input: counted by kind, logged
+  and reported (throttled), never fatal to the loop. An answer that asks us to slow down is not bad
+  input whatever its id: the request correlator acts on it (requests.py);
 - the recorder, when on, gets every message with its receive time.
 """
 
@@ -75,8 +77,9 @@ class Inbox:
             self.bad("not_an_object", frame)
             return
         if "id" in msg:
-            if not self._requests.answer(msg):
-                self.bad("unmatched_answer", msg)
+            stray = self._requests.answer(msg)
+            if stray is not None:
+                self.bad(stray, msg)
             return
         if msg.get("method") == self._hb_method:
             self._on_heartbeat(msg)

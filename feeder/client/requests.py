@@ -6,13 +6,17 @@ The asyncio shell around three pure objects: the limiter (feeder.core.ratelimit)
 - one timer, armed for the earliest deadline, times requests out one by one;
 - a frame is marked sent once the transport accepted it for an open connection: if the send itself
   fails the request may still have reached the exchange, and the error says so;
-- failing is explicit: pending requests fail with ConnectionLost(sent=...), queued ones as not sent.
+- failing is explicit: pending requests fail with ConnectionLost(sent=...), queued ones as not sent;
+- the exchange asking us to slow down (failure.asks_to_slow_down) is acted on whether its answer
+  carries the request's id, a stale one or null: counted by code, the credits drained (the drain the
+  reconnect uses too), the connection marked rate-limited so its coming close is understood, reported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -28,6 +32,7 @@ from feeder.core.ratelimit import DEFAULT, Bucket, Limiter, TokenBucket, cost_fu
 from feeder.errors import ConnectionLost, ExchangeError, RateLimited, RequestTimeout
 
 SendFrame = Callable[[bytes], Awaitable[None]]
+SlowedDown = Callable[[ExchangeError, float | None], None]  # the error, seconds until credits are full
 
 
 def make_limiter(rl: RateLimit | None, never_wait: Iterable[str]) -> Limiter | None:
@@ -51,12 +56,22 @@ def make_limiter(rl: RateLimit | None, never_wait: Iterable[str]) -> Limiter | N
 
 
 class Requests:
-    def __init__(self, limiter: Limiter | None, latency_window: int, on_pressure: Callable[[str, int], None]):
+    def __init__(
+        self,
+        limiter: Limiter | None,
+        latency_window: int,
+        on_pressure: Callable[[str, int], None],
+        on_slowed_down: SlowedDown,
+    ):
         self.limiter = limiter
         self.correlator = Correlator()
         self.latency = LatencyWindow(latency_window)
-        self.rate_limited = False  # the exchange said too_many_requests since the last reset
+        self.rate_limited = False  # the exchange asked us to slow down since the last reset
+        self.rate_limit_events: Counter[str] = Counter()  # by error code
+        self.errors_without_id: Counter[str] = Counter()  # by error code, other than rate limits
+        self.unmatched_answers = 0
         self._on_pressure = on_pressure
+        self._on_slowed_down = on_slowed_down
         self._pressure = "none"
         self._pump: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -146,25 +161,46 @@ class Requests:
             self.correlator.discard(p)
             raise
 
-    def answer(self, msg: dict[str, Any]) -> bool:
-        """Hand an answer to its request; False when no pending request has its id."""
-        p = self.correlator.resolve(msg["id"])
+    def answer(self, msg: dict[str, Any]) -> str | None:
+        """Hand an answer to its request. None when it was dealt with (a pending request's answer, or
+        the exchange asking us to slow down, whatever its id); else what the stray answer is, for the
+        receive path to count and log: "error_without_id" or "unmatched_answer"."""
+        msg_id = msg["id"]
+        p = None if msg_id is None else self.correlator.resolve(msg_id)
         if p is None:
-            return False
+            return self._stray(msg)
         self.latency.add(time.monotonic() - p.sent_at)
-        if p.waiter.done():
-            return True
         result, error = outcome(msg, p.method)
+        if isinstance(error, ExchangeError) and failure.asks_to_slow_down(error):
+            self.slowed_down(error)
+        if p.waiter.done():
+            return None
         if error is None:
             p.waiter.set_result(result)
-            return True
-        if (
-            isinstance(error, ExchangeError)
-            and failure.explain(error).category is failure.Category.RATE_LIMITED
-        ):
-            self.rate_limited = True
-        p.waiter.set_exception(error)
-        return True
+        else:
+            p.waiter.set_exception(error)
+        return None
+
+    def _stray(self, msg: dict[str, Any]) -> str | None:
+        _, error = outcome(msg, None)
+        if not isinstance(error, ExchangeError):
+            self.unmatched_answers += 1
+            return "unmatched_answer"
+        if failure.asks_to_slow_down(error):
+            self.slowed_down(error)
+            return None
+        if msg["id"] is None:
+            self.errors_without_id[str(error.code)] += 1
+            return "error_without_id"
+        self.unmatched_answers += 1
+        return "unmatched_answer"
+
+    def slowed_down(self, error: ExchangeError) -> None:
+        """The exchange asked us to slow down: count it, drain the credits, mark the connection so its
+        coming close is understood as rate-limited, and report it."""
+        self.rate_limit_events[str(error.code)] += 1
+        self.rate_limited = True
+        self._on_slowed_down(error, self.overspent())
 
     def _arm_expiry(self, deadline: float) -> None:
         if self._expiry is None or deadline < self._expiry_at:
@@ -212,6 +248,8 @@ class Requests:
         return {
             "pending_requests": len(self.correlator),
             "request_timeouts": self.correlator.timeouts,
-            "unmatched_answers": self.correlator.unknown_answers,
+            "unmatched_answers": self.unmatched_answers,
+            "rate_limit_events": dict(self.rate_limit_events),
+            "errors_without_id": dict(self.errors_without_id),
             "limiter": None if self.limiter is None else self.limiter.stats(time.monotonic()),
         }

@@ -77,6 +77,7 @@ class Runner:
         self.generation = 0  # which connection is current (1, 2, ...)
         self.ready = asyncio.Event()  # set while connected
         self.connects = self.reconnects = 0
+        self.refused_connects = 0  # attempts turned away: HTTP 429 at the handshake, TCP refused
         self.connected_since = 0.0
         self.last_error: tuple[str, float] | None = None
         self._first: asyncio.Future[None] | None = None
@@ -237,6 +238,8 @@ class Runner:
             raise
         except Exception as e:
             self._step = None
+            if failure.refused(e):
+                self.refused_connects += 1
             self.feed(lc.Lost(e))
             return
         self._step = None

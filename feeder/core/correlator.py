@@ -6,7 +6,8 @@ Rules it keeps:
 - each pending request has its own deadline; `expire(now)` hands back the ones past it;
 - `sent` records whether the request left the process, so a connection loss can say whether the
   exchange may have acted on it;
-- an answer for an unknown id (late, after its timeout) is counted and dropped, never raised.
+- an answer for an unknown id (late, after its timeout, or null) resolves to None, never raises: the
+  shell decides what it was (a stray rate-limit answer, an error without an id, a late answer).
 Deadlines live in a heap; resolved entries are skipped lazily when they reach its top.
 """
 
@@ -30,7 +31,7 @@ class Pending:
     sent: bool = False
 
 
-def outcome(msg: dict[str, Any], method: str) -> tuple[Any, Exception | None]:
+def outcome(msg: dict[str, Any], method: str | None) -> tuple[Any, Exception | None]:
     """(result, None) for a success, (None, error) for an error object or a malformed answer."""
     if "result" in msg:
         return msg["result"], None
@@ -47,7 +48,6 @@ class Correlator:
         self._next_id = 0
         self._pending: dict[int, Pending] = {}
         self._deadlines: list[tuple[float, int]] = []
-        self.unknown_answers = 0
         self.timeouts = 0
 
     def track(
@@ -64,11 +64,8 @@ class Correlator:
         return p
 
     def resolve(self, msg_id: Any) -> Pending | None:
-        """The pending request answered by `msg_id`, removed; None (and counted) if unknown."""
-        p = self._pending.pop(msg_id, None) if isinstance(msg_id, int) else None
-        if p is None:
-            self.unknown_answers += 1
-        return p
+        """The pending request answered by `msg_id`, removed; None if no pending request has that id."""
+        return self._pending.pop(msg_id, None) if isinstance(msg_id, int) else None
 
     def discard(self, p: Pending) -> None:
         """Forget a request whose caller went away (cancelled)."""

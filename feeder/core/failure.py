@@ -3,9 +3,13 @@
 `explain(error)` → Explanation(category, message, advice). Categories:
 - recoverable: network errors, resets, timeouts, 5xx/408 handshake answers, a dead heartbeat, a server
   that says "retry" or "maintenance": reconnect with backoff;
-- rate_limited: HTTP 429 or an exchange `too_many_requests`: reconnect, but only after credits refill;
+- rate_limited: HTTP 429, or the exchange asks us to slow down (`asks_to_slow_down`): out of credits
+  (`too_many_requests`), or overloaded by requests (`matching_engine_queue_full`,
+  `too_many_concurrent_requests`): drain the credits, reconnect only after they refill;
 - fatal: our side is wrong (bad URL, bad config, 4xx handshake rejection, bad credentials, TLS
   verification) or the exchange refused a setup request for good: stop retrying and say why.
+"Try again later" answers that sending less would not help (`retry`, `temporarily_unavailable`,
+`settlement_in_progress`, `system_maintenance`) are recoverable, not rate-limited.
 Exchange errors are classified by their message name (venues send snake_case names such as
 `too_many_requests`, `invalid_credentials`), so no venue's numeric table is needed here.
 """
@@ -42,16 +46,9 @@ class Explanation:
 
 
 _RATE_WORDS = ("too_many_requests", "rate_limit", "rate limit")
+_OVERLOAD_WORDS = ("queue_full", "too_many_concurrent")
 _CREDENTIAL_WORDS = ("credential", "unauthorized", "forbidden", "authorization_required", "invalid_token")
-_TRANSIENT_WORDS = (
-    "maintenance",
-    "temporarily",
-    "internal_server_error",
-    "timed_out",
-    "retry",
-    "queue_full",
-    "too_many_concurrent",
-)
+_TRANSIENT_WORDS = ("maintenance", "temporarily", "internal_server_error", "timed_out", "retry", "settlement")
 
 
 MESSAGE_TOO_BIG = 1009  # WebSocket close code: a frame exceeded max_size
@@ -61,6 +58,18 @@ def close_code(error: ConnectionClosed) -> int | None:
     """The close code received, else the one sent, else None (the TCP connection just died)."""
     frame = error.rcvd or error.sent
     return frame.code if frame is not None else None
+
+
+def asks_to_slow_down(error: BaseException) -> bool:
+    """The exchange answered that we send too much (out of credits, or overloaded by our requests)."""
+    return isinstance(error, ExchangeError) and _exchange(error).category is Category.RATE_LIMITED
+
+
+def refused(error: BaseException) -> bool:
+    """A connect attempt the server turned away: HTTP 429 at the handshake, or the TCP connect refused."""
+    if isinstance(error, InvalidStatus):
+        return error.response.status_code == 429
+    return isinstance(error, ConnectionRefusedError)
 
 
 def explain(error: BaseException) -> Explanation:
@@ -134,9 +143,18 @@ def _exchange(error: ExchangeError) -> Explanation:
     if any(w in name for w in _RATE_WORDS):
         return Explanation(
             Category.RATE_LIMITED,
-            msg,
-            "The account ran out of request credits (the exchange may close the session): wait for them to "
-            "refill, then lower the request rate or fix the limiter's cost table.",
+            f"{msg}: the account ran out of request credits; the exchange refuses requests and closes the "
+            "session",
+            "The client drains its credits and reconnects once they have refilled (plus jitter). To stop "
+            "it recurring: lower the request rate, check the account's tier (its matching-engine limit) "
+            "and make rate_limit's cost table charge what the exchange charges.",
+        )
+    if any(w in name for w in _OVERLOAD_WORDS):
+        return Explanation(
+            Category.RATE_LIMITED,
+            f"{msg}: the exchange is overloaded by requests (too many in flight or queued)",
+            "The client drains its credits so that requests go at the sustained rate only; if it recurs, "
+            "send fewer requests at once (orders especially) or lower rate_limit's refill rate.",
         )
     if any(w in name for w in _CREDENTIAL_WORDS):
         return Explanation(Category.FATAL, msg, "Check the API key id and secret, and the key's scopes.")

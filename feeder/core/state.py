@@ -64,7 +64,7 @@ class Restored:
 @dataclass(frozen=True)
 class Lost:
     """The connection (or the attempt to open it) ended with `error`. `rate_limited`: the exchange
-    said too_many_requests on it."""
+    asked us to slow down on it (failure.asks_to_slow_down: too_many_requests, or overloaded)."""
 
     error: BaseException
     rate_limited: bool = False
@@ -154,7 +154,8 @@ class DrainCredits:
 
 @dataclass(frozen=True)
 class WaitToRetry:
-    """Report `reconnecting` and feed RetryDue after `delay` seconds."""
+    """Report `reconnecting` and feed RetryDue after `delay` seconds (after a rate-limited loss: the
+    refill time plus backoff and upward jitter, Backoff.after_rate_limit)."""
 
     delay: float
     attempt: int
@@ -305,7 +306,10 @@ class Lifecycle:
         why = failure.explain(reason)
         if e.rate_limited and why.category is failure.Category.RECOVERABLE:
             why = failure.Explanation(
-                failure.Category.RATE_LIMITED, why.message, "waiting for credits to refill"
+                failure.Category.RATE_LIMITED,
+                why.message,
+                "The exchange said to slow down on this connection before it ended: reconnecting once the "
+                "rate-limit credits have refilled, plus jitter.",
             )
         ended: list[Action] = [ConnectionEnded(reason, why, notify=self._opened)]
         if self._opened:
@@ -319,13 +323,15 @@ class Lifecycle:
         if why.category is failure.Category.RATE_LIMITED and not self._at_once:
             self._waiting = why
             return S.RECONNECTING, [*ended, DrainCredits()]
-        return S.RECONNECTING, [*ended, self._wait(why, 0.0)]
+        return S.RECONNECTING, [*ended, self._wait(why)]
 
     def _on_creditsdrained(self, e: CreditsDrained, _now: float) -> Step:
         why, self._waiting = self._waiting, None
         if why is None:
             raise InvalidTransition("CreditsDrained without a DrainCredits before it")
-        return S.RECONNECTING, [self._wait(why, self.backoff.cap if e.refill_s is None else e.refill_s)]
+        refill = self.backoff.cap if e.refill_s is None else e.refill_s  # no limiter: the longest wait
+        delay = self.backoff.after_rate_limit(self._rng, refill)
+        return S.RECONNECTING, [WaitToRetry(delay, self.backoff.attempts, why)]
 
     def _on_retrydue(self, _e: RetryDue, _now: float) -> Step:
         return S.CONNECTING, [OpenSocket()]
@@ -353,9 +359,8 @@ class Lifecycle:
             return ConnectFailed(why.message, advice, False)
         return None
 
-    def _wait(self, why: failure.Explanation, at_least: float) -> WaitToRetry:
+    def _wait(self, why: failure.Explanation) -> WaitToRetry:
         if self._at_once:
             self._at_once = False
             return WaitToRetry(0.0, self.backoff.attempts, why)
-        delay = self.backoff.next_delay(self._rng, at_least)
-        return WaitToRetry(delay, self.backoff.attempts, why)
+        return WaitToRetry(self.backoff.next_delay(self._rng), self.backoff.attempts, why)

@@ -245,7 +245,7 @@ def _apply(app: SimApp, s: Session, name: str, p: dict[str, Any], inst: int | No
         }.get(name) or faults.huge_frame(p["size"])
         hub.queue(s, text_frame(frame))
     elif name == "rate_limit":
-        s.rate_limit_next = True
+        s.rate_limit_next = faults.rate_limit_fault(p)
     elif name == "delay_test_request":
         s.hb_delay, s.hb_delay_count = float(p["seconds"]), s.hb_delay_count + p["count"]
     elif name == "drop_test_request":

@@ -30,8 +30,10 @@ either. Book faults act on the next book message (snapshot or change, any
 | unknown_method     | conn                                    | a notification with method "sim/unknown_method"   |
 | unknown_channel    | conn                                    | a subscription notification on a channel never    |
 |                    |                                         | subscribed ("sim.unknown_channel")                |
-| rate_limit         | conn                                    | the next request gets 10028, then the connection  |
-|                    |                                         | is closed                                         |
+| rate_limit         | conn, id=request/null, refuse_s=0       | the next request gets 10028 (its id, or "id":     |
+|                    |                                         | null as Deribit sometimes sends), then the        |
+|                    |                                         | connection is closed; for `refuse_s` seconds      |
+|                    |                                         | after, new connections get HTTP 429 (0: none)     |
 | refuse             | seconds, how=429/refuse                 | new connections get HTTP 429, or are refused at   |
 |                    |                                         | TCP level (the port stops listening)              |
 | delay_test_request | conn, seconds, count=1                  | the next test_requests are sent `seconds` late    |
@@ -46,6 +48,7 @@ either. Book faults act on the next book message (snapshot or change, any
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -77,7 +80,7 @@ CATALOGUE: dict[str, _P] = {
     "huge_frame": {**_CONN, "size": (int, False, DEFAULT_HUGE)},
     "unknown_method": _CONN,
     "unknown_channel": _CONN,
-    "rate_limit": _CONN,
+    "rate_limit": {**_CONN, "id": (str, False, "request"), "refuse_s": ((int, float), False, 0.0)},
     "refuse": {"seconds": ((int, float), True, None), "how": (str, False, "429")},
     "delay_test_request": {**_CONN, "seconds": ((int, float), True, None), "count": (int, False, 1)},
     "drop_test_request": {**_CONN, "count": (int, False, 1)},
@@ -89,6 +92,7 @@ MARKET_FAULTS = ("refuse", "lock", "unlock")  # act on the exchange, not on conn
 _CHOICES = {
     ("drop", "how"): ("close", "reset"),
     ("refuse", "how"): ("429", "refuse"),
+    ("rate_limit", "id"): ("request", "null", None),  # None: JSON null, what `id=null` parses to
     ("lock", "currency"): ("BTC", "ETH"),
     ("unlock", "currency"): ("BTC", "ETH"),
 }
@@ -123,13 +127,26 @@ def check_fault(name: str, params: dict[str, Any]) -> dict[str, Any]:
 def _check_ranges(name: str, p: dict[str, Any]) -> None:
     if p.get("count") is not None and p["count"] < 1:
         raise SimControlError(f"fault {name!r}: count must be at least 1")
-    seconds = p.get("seconds")
-    if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
-        raise SimControlError(f"fault {name!r}: seconds must be a finite number >= 0")
+    for param in ("seconds", "refuse_s"):
+        seconds = p.get(param)
+        if seconds is not None and (not math.isfinite(seconds) or seconds < 0):
+            raise SimControlError(f"fault {name!r}: {param} must be a finite number >= 0")
     if name == "huge_frame" and not 1024 <= p["size"] <= 256 * 1024 * 1024:
         raise SimControlError("fault 'huge_frame': size must be between 1 KiB and 256 MiB")
     if name == "drop" and not (p["code"] in (1000, 1001, 1008, 1011) or 3000 <= p["code"] < 5000):
         raise SimControlError("fault 'drop': code must be 1000, 1001, 1008, 1011 or 3000-4999")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitFault:
+    """A `rate_limit` fault armed on a session: how its 10028 goes out and what follows the close."""
+
+    null_id: bool
+    refuse_s: float
+
+
+def rate_limit_fault(p: dict[str, Any]) -> RateLimitFault:
+    return RateLimitFault(p["id"] != "request", float(p["refuse_s"]))
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

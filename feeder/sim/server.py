@@ -255,9 +255,9 @@ class SimApp:
             self.hub.flush()
             return
         self._record(s, message, req)
-        if s.rate_limit_next:
-            s.rate_limit_next = False
-            self._refuse_request(s, req, TooManyRequests("simulated"), us_in)
+        if s.rate_limit_next is not None:
+            fault, s.rate_limit_next = s.rate_limit_next, None
+            self._refuse_request(s, req, TooManyRequests("simulated"), us_in, fault)
             return
         ctx = Ctx(s, f"conn:{s.id}")
         try:
@@ -274,12 +274,19 @@ class SimApp:
                 action()
         self.hub.flush()
 
-    def _refuse_request(self, s: Session, req: Request, err: RpcError, us_in: int) -> None:
-        """10028, then the session is terminated (as Deribit does when credits run out)."""
+    def _refuse_request(
+        self, s: Session, req: Request, err: RpcError, us_in: int, fault: faults.RateLimitFault | None = None
+    ) -> None:
+        """10028, then the session is terminated (as Deribit does when credits run out). The `rate_limit`
+        fault may send it with "id": null and refuse new connections (HTTP 429) for a while after."""
         self.hub.counters["error_10028"] += 1
-        self.hub.reply(s, error_message(req.id, req.has_id, err, us_in))
+        null_id = fault is not None and fault.null_id
+        self.hub.reply(s, error_message(None if null_id else req.id, req.has_id or null_id, err, us_in))
         self.hub.flush()
         self.close_session(s, 1008, "too_many_requests")
+        if fault is not None and fault.refuse_s > 0:
+            self.hub.counters["rate_limit_refusal_windows"] += 1
+            self._refuse_429_until = max(self._refuse_429_until, time.monotonic() + fault.refuse_s)
 
     def _record(self, s: Session, message: str | bytes, req: Request | None) -> None:
         text = message if isinstance(message, str) else message.decode("utf-8", "replace")

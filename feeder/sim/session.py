@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from feeder.sim.auth import Grant
+
+if TYPE_CHECKING:
+    from feeder.sim.faults import RateLimitFault
 
 _OPEN = State.OPEN
 
@@ -60,7 +63,7 @@ class Session:
         self.held: dict[int, bytes] = {}
         self.stalled_until: float | None = None
         self.stall_pongs = False  # while stalled, the WebSocket layer still answers pings
-        self.rate_limit_next = False
+        self.rate_limit_next: RateLimitFault | None = None
         self.out: list[bytes] = []
         self.stamps: list[Any] = []  # (feed, change_id, prev) of book messages it was first to get
         self.in_dirty = False

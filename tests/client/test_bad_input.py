@@ -100,3 +100,25 @@ def test_json_that_is_not_an_object_is_counted(sim):
             await client.close()
 
     assert isinstance(run(body()), int)
+
+
+def test_an_error_with_a_null_id_is_counted_as_one_not_as_an_unmatched_answer(sim):
+    stray = {"jsonrpc": "2.0", "id": None, "error": {"code": 11050, "message": "bad_request"}}
+
+    async def body():
+        events = Events()
+        client = Client(config(sim), on_event=events)
+        await client.connect()
+        try:
+            await call(sim.inject, stray)
+            await events.wait("bad_input")
+            return await client.request("public/get_time"), client.metrics(), events
+        finally:
+            await client.close()
+
+    result, metrics, events = run(body())
+    assert isinstance(result, int) and metrics["errors_without_id"] == {"11050": 1}
+    assert metrics["bad_input"] == {"error_without_id": 1} and metrics["unmatched_answers"] == 0
+    assert (
+        metrics["rate_limit_events"] == {} and events.named("bad_input")[0].data["kind"] == "error_without_id"
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from client.clientkit import CREDENTIALS, Events, auth_with, call, config, hooks, run
+import pytest
+from client.clientkit import BOOK, CREDENTIALS, INSTRUMENT, Events, Notes, auth_with, call, config, hooks, run
 
-from feeder.client import Client, RateLimit
+from feeder.client import Client, ConnState, RateLimit
 from feeder.errors import ConnectionLost, ExchangeError, RateLimited
 
 DERIBIT_DEFAULT = RateLimit(capacity=50_000, refill_per_s=10_000, cost=500)
@@ -187,3 +188,88 @@ def test_a_bucket_per_request_class_keeps_order_bursts_within_the_matching_engin
     odd = [r for r in results if not (isinstance(r, ExchangeError) and r.code != 10028)]
     assert not odd, odd[:3]
     assert stats["counters"].get("error_10028", 0) == 0 and limiter["waited"] >= 10
+
+
+# --- the exchange asks us to slow down: with the request's id, a null id, or no close at all ---------
+
+REFILL = RateLimit(capacity=5_000, refill_per_s=10_000, cost=500)  # full again 0.5 s after a drain
+
+
+async def _rate_limited_and_back(sim, events: Events, notes: Notes, fault: dict, **overrides):
+    """Subscribe, make the next request meet the `rate_limit` fault, wait until the books flow again."""
+    settings = {"rate_limit": REFILL, "heartbeat": "none", **overrides}
+    client = Client(config(sim, **settings), on_notification=notes, on_event=events, hooks=hooks())
+    await client.connect()
+    try:
+        await client.subscribe([BOOK])
+        await call(sim.fault, "rate_limit", **fault)
+        (outcome,) = await asyncio.gather(client.request("public/get_time"), return_exceptions=True)
+        await events.wait("subscribed", 2, timeout=60)
+        await notes.flowing(sim, BOOK, INSTRUMENT)
+        return outcome, client.metrics(), client.state
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("answer_id", ["request", "null"])
+def test_10028_with_the_request_id_or_a_null_id_drains_waits_the_refill_and_resubscribes(sim, answer_id):
+    events, notes = Events(), Notes()
+    outcome, metrics, state = run(_rate_limited_and_back(sim, events, notes, {"id": answer_id}))
+    if answer_id == "request":
+        assert isinstance(outcome, ExchangeError) and outcome.code == 10028
+    else:  # nothing names the request: it fails with the connection, as one that may have reached it
+        assert isinstance(outcome, ConnectionLost) and outcome.sent
+    assert metrics["rate_limit_events"] == {"10028": 1}
+    assert metrics["unmatched_answers"] == 0 and metrics["errors_without_id"] == {}
+    assert "unmatched_answer" not in metrics["bad_input"] and "error_without_id" not in metrics["bad_input"]
+    (slowed,) = events.named("rate_limited")
+    assert slowed.data["code"] == 10028 and slowed.data["refill_s"] == pytest.approx(0.5)
+    assert slowed.data["method"] == ("public/get_time" if answer_id == "request" else None)
+    assert events.named("disconnected")[0].data["category"] == "rate_limited"
+    (reconnecting,) = events.named("reconnecting")
+    assert "rate_limited" in reconnecting.data["reason"]
+    assert 0.5 + 0.05 <= reconnecting.data["delay"] <= (0.5 + 0.05) * 1.2  # refill + backoff, jittered up
+    back = events.named("connected")[1]
+    assert back.time_ns - slowed.time_ns >= 0.5e9  # it did wait for the refill
+    assert state is ConnState.CONNECTED and metrics["connects"] == 2 and metrics["subscriptions"] == 1
+
+
+def test_a_reconnect_refused_after_10028_is_counted_and_retried_until_the_window_ends(sim):
+    events, notes = Events(), Notes()
+    fault = {"id": "null", "refuse_s": 3.0}
+    outcome, metrics, state = run(
+        _rate_limited_and_back(sim, events, notes, fault, jitter=0.0, max_backoff=5.0)
+    )
+    refused_429 = sim.stats()["counters"]["refused_429"]
+    assert isinstance(outcome, ConnectionLost)
+    assert metrics["refused_connects"] >= 1 and metrics["refused_connects"] == refused_429
+    delays = [e.data["delay"] for e in events.named("reconnecting")]
+    assert len(delays) == refused_429 + 1
+    assert delays == sorted(set(delays)) and delays[0] == pytest.approx(0.55)  # longer after each refusal
+    assert all("HTTP 429" in e.data["reason"] for e in events.named("reconnecting")[1:])
+    assert events.named("gave_up") == [] and len(events.named("connected")) == 2
+    assert state is ConnState.CONNECTED and metrics["rate_limit_events"] == {"10028": 1}
+
+
+def test_an_overload_answer_with_a_null_id_slows_the_requests_without_a_reconnect(sim):
+    overload = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": 10047, "message": "matching_engine_queue_full"},
+    }
+
+    async def body():
+        events = Events()
+        client = Client(config(sim, rate_limit=REFILL, heartbeat="none"), on_event=events)
+        await client.connect()
+        try:
+            await call(sim.inject, overload)
+            await events.wait("rate_limited")
+            return await client.request("public/get_time"), client.metrics(), events
+        finally:
+            await client.close()
+
+    result, metrics, events = run(body())
+    assert isinstance(result, int) and metrics["rate_limit_events"] == {"10047": 1}
+    assert events.named("rate_limited")[0].data["refill_s"] == pytest.approx(0.5)
+    assert metrics["connects"] == 1 and metrics["unmatched_answers"] == 0 and metrics["bad_input"] == {}

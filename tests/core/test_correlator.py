@@ -18,13 +18,14 @@ def test_an_answer_resolves_its_request_once():
     p = c.track("public/get_time", 1.0, 0.0)
     assert c.resolve(p.id) is p
     assert c.resolve(p.id) is None
-    assert c.unknown_answers == 1 and len(c) == 0
+    assert len(c) == 0
 
 
-def test_answers_with_unknown_or_non_integer_ids_are_counted_not_raised():
+def test_answers_with_unknown_or_non_integer_ids_resolve_to_nothing_and_never_raise():
     c = Correlator()
-    assert c.resolve(99) is None and c.resolve("7") is None and c.resolve(None) is None
-    assert c.unknown_answers == 3
+    p = c.track("public/get_time", 1.0, 0.0)
+    assert c.resolve(99) is None and c.resolve("1") is None and c.resolve(None) is None
+    assert c.resolve(p.id) is p
 
 
 def test_a_result_is_returned_as_is():

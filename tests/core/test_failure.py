@@ -10,7 +10,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, Inv
 from websockets.frames import Close
 from websockets.http11 import Response
 
-from feeder.core.failure import Category, explain
+from feeder.core.failure import Category, asks_to_slow_down, explain, refused
 from feeder.errors import ConfigError, ConnectionLost, ExchangeError, RemoteProtocolError
 
 
@@ -49,10 +49,56 @@ def test_a_429_handshake_waits_instead_of_hammering():
     assert explain(_status(429)).category is Category.RATE_LIMITED
 
 
-def test_too_many_requests_means_wait_for_credits():
-    why = explain(ExchangeError(10028, "too_many_requests"))
+@pytest.mark.parametrize("method", ["public/get_time", None])  # None: Deribit's answer with "id": null
+def test_too_many_requests_says_what_happened_and_what_to_change(method):
+    why = explain(ExchangeError(10028, "too_many_requests", method=method))
     assert why.category is Category.RATE_LIMITED
-    assert "wait for them to refill" in why.advice
+    assert "ran out of request credits" in why.message and "closes the session" in why.message
+    assert "refilled" in why.advice
+    assert all(w in why.advice for w in ("lower the request rate", "tier", "cost table"))
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "slow_down"),
+    [
+        (10028, "too_many_requests", True),
+        (10047, "matching_engine_queue_full", True),
+        (10066, "too_many_concurrent_requests", True),
+        (10040, "retry", False),
+        (10041, "settlement_in_progress", False),
+        (13028, "temporarily_unavailable", False),
+        (11051, "system_maintenance", False),
+        (10009, "not_enough_funds", False),
+    ],
+)
+def test_only_out_of_credits_and_overload_ask_to_slow_down(code, name, slow_down):
+    error = ExchangeError(code, name)
+    assert asks_to_slow_down(error) is slow_down
+    assert (explain(error).category is Category.RATE_LIMITED) is slow_down
+
+
+def test_an_overloaded_exchange_says_to_send_fewer_requests_at_once():
+    why = explain(ExchangeError(10047, "matching_engine_queue_full", method="private/buy"))
+    assert "overloaded" in why.message and "fewer requests at once" in why.advice
+
+
+def test_settlement_in_progress_is_waited_out_not_fatal():
+    assert explain(ExchangeError(10041, "settlement_in_progress")).category is Category.RECOVERABLE
+
+
+@pytest.mark.parametrize(
+    ("error", "turned_away"),
+    [
+        (_status(429), True),
+        (ConnectionRefusedError(111, "Connection refused"), True),
+        (_status(503), False),
+        (ConnectionResetError(104, "reset"), False),
+        (TimeoutError("opening handshake"), False),
+        (ExchangeError(10028, "too_many_requests"), False),
+    ],
+)
+def test_refused_names_a_connect_the_server_turned_away(error, turned_away):
+    assert refused(error) is turned_away
 
 
 @pytest.mark.parametrize(
@@ -90,4 +136,5 @@ def test_oversized_frames_are_named():
 
 def test_the_explanation_reads_as_one_sentence_with_advice():
     text = str(explain(ExchangeError(10028, "too_many_requests")))
-    assert text.startswith("exchange error 10028 too_many_requests (rate_limited).")
+    assert text.startswith("exchange error 10028 too_many_requests: the account ran out of request credits")
+    assert "closes the session (rate_limited). The client drains" in text

@@ -7,6 +7,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 
 from feeder.core import state as lc
 from feeder.core.backoff import Backoff
@@ -27,6 +30,10 @@ EVENTS = {
     lc.Closed: lc.Closed(),
 }
 RESET = ConnectionResetError("reset by peer")
+
+
+def _status(code: int) -> InvalidStatus:
+    return InvalidStatus(Response(code, "Too Many Requests", Headers(), b""))
 
 
 def machine(**backoff: object) -> lc.Lifecycle:
@@ -194,14 +201,37 @@ def test_a_loss_after_too_many_requests_waits_until_the_credits_refill():
     ended, drain = m.handle(lc.Lost(RESET, rate_limited=True), 1.0)
     assert ended.explanation.category.value == "rate_limited" and isinstance(drain, lc.DrainCredits)
     (wait,) = m.handle(lc.CreditsDrained(3.5), 1.0)
-    assert wait.delay == pytest.approx(3.5) and m.state is S.RECONNECTING
+    assert wait.delay == pytest.approx(3.5 + 0.1) and m.state is S.RECONNECTING
+
+
+def test_the_wait_after_too_many_requests_is_jittered_above_the_refill():
+    delays = []
+    for seed in range(20):
+        m = lc.Lifecycle(lc.Policy(), Backoff(initial=0.1, jitter=0.2), random.Random(seed))
+        live(m).handle(lc.Lost(RESET, rate_limited=True), 1.0)
+        (wait,) = m.handle(lc.CreditsDrained(3.5), 1.0)
+        delays.append(wait.delay)
+    assert min(delays) >= 3.6 and max(delays) <= 3.6 * 1.2 and len(set(delays)) == 20
+
+
+def test_a_reconnect_refused_with_429_after_too_many_requests_waits_the_refill_again_and_longer():
+    m = live(machine())
+    m.handle(lc.Lost(RESET, rate_limited=True), 1.0)
+    waits = [m.handle(lc.CreditsDrained(0.5), 1.0)[0].delay]
+    for _ in range(3):
+        m.handle(lc.RetryDue(), 2.0)
+        ended, drain = m.handle(lc.Lost(_status(429)), 2.0)
+        assert ended.explanation.category.value == "rate_limited" and not ended.notify
+        assert isinstance(drain, lc.DrainCredits)
+        waits.append(m.handle(lc.CreditsDrained(0.5), 2.0)[0].delay)
+    assert waits == pytest.approx([0.6, 0.7, 0.9, 1.3]) and m.state is S.RECONNECTING
 
 
 def test_without_a_limiter_a_rate_limited_loss_waits_the_longest_backoff():
     m = at(S.CONNECTING)
     m.handle(lc.Lost(ExchangeError(10028, "too_many_requests")), 0.0)
     (wait,) = m.handle(lc.CreditsDrained(None), 0.0)
-    assert wait.delay == pytest.approx(5.0)
+    assert wait.delay == pytest.approx(5.0 + 0.1)
 
 
 def test_credits_drained_unasked_is_refused():

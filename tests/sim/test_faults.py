@@ -176,6 +176,38 @@ def test_rate_limit_fault_answers_10028_then_disconnects(sim, connect):
         client.recv()
 
 
+def test_rate_limit_fault_can_answer_with_a_null_id_as_deribit_sometimes_does(sim, connect):
+    client = connect()
+    sim.fault("rate_limit", id="null")
+    client.send("public/test", {})
+    msg = client.recv()
+    assert "id" in msg and msg["id"] is None and msg["error"]["code"] == 10028
+    with pytest.raises(ConnectionClosed):
+        client.recv()
+
+
+def test_rate_limit_fault_refuses_new_connections_for_refuse_s_after_its_close(sim, connect):
+    first, bystander = connect(), connect()
+    sim.fault("rate_limit", conn=sim.connections()[0]["id"], refuse_s=1.0)
+    assert first.call("public/test", {})["error"]["code"] == 10028
+    with pytest.raises(InvalidStatus) as refused:
+        Rpc(sim.ws_url)
+    assert refused.value.response.status_code == 429
+    assert bystander.result("public/test", {})["version"]  # connections already open are not touched
+    wait_until(lambda: _http_ok(sim.http_url), what="the refusal window to end")
+    connect().result("public/test", {})
+    counters = sim.stats()["counters"]
+    assert counters["rate_limit_refusal_windows"] == 1 and counters["refused_429"] >= 1
+
+
+def test_rate_limit_fault_refuses_nothing_by_default(sim, connect):
+    client = connect()
+    sim.fault("rate_limit")
+    assert client.call("public/test", {})["error"]["code"] == 10028
+    assert connect().result("public/test", {})["version"]
+    assert sim.stats()["counters"].get("refused_429", 0) == 0
+
+
 def test_refuse_429_refuses_new_websocket_and_http_requests_for_a_while(sim, connect):
     sim.fault("refuse", seconds=1.0, how="429")
     with pytest.raises(InvalidStatus) as refused:
@@ -231,6 +263,10 @@ def test_unknown_faults_and_bad_params_are_refused_with_what_is_allowed(sim):
         sim.fault("drop", how="gently")
     with pytest.raises(SimControlError, match="no connection 99"):
         sim.fault("drop", conn=99)
+    with pytest.raises(SimControlError, match="'id' must be one of"):
+        sim.fault("rate_limit", id="7")
+    with pytest.raises(SimControlError, match="refuse_s must be a finite number"):
+        sim.fault("rate_limit", refuse_s=-1)
 
 
 def _named(connect, name: str) -> tuple[Rpc, int]:
