@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.feederkit import FeederProcess, cleanup_run_dir
 
 from feeder import GAP, SNAPSHOT, FeederHandle, RingReader
+from feeder.runtime.display import render
 from feeder.sim import SimServer
 
 BTC, ETH = "BTC-PERPETUAL", "ETH-PERPETUAL"
@@ -109,3 +110,16 @@ def test_a_quiet_channel_shows_its_silence_growing_while_a_busy_one_flows_and_st
         reader.close()
     assert len(records) and records[0]["flags"] & SNAPSHOT
     assert not (records["flags"] & GAP).any()  # silence alone never flags the book
+
+
+def test_the_ring_table_shows_a_chain_rings_freshest_and_quietest_channel():
+    ring = {"record_type": "book", "write_seq": 9, "epoch": 1, "writer_alive": False, "gaps": 0}
+    status = {
+        "instance": "x", "pid": 1, "uptime_s": 1.0, "url": "ws://x", "workers": [],
+        "rings": [{**ring, "name": "book.options.BTC", "silence_s": 0.25, "silence_max_s": 41.5},
+                  {**ring, "name": "book.BTC", "silence_s": 3.0, "silence_max_s": 3.0},
+                  {**ring, "name": "inventory.x"}],
+    }  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in render(status) if line.startswith(("book.", "inv"))}
+    assert rows["book.options.BTC"][8] == "0.2/41.5" and rows["book.BTC"][8] == "3.0"
+    assert rows["inventory.x"][8] == "-"  # no channel feeds it
