@@ -18,7 +18,6 @@ and never flags a book on silence alone.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 # (channel, ring, messages, last receive ns or 0, per leg (messages, last receive ns) or None)
@@ -54,31 +53,31 @@ class ChannelReport:
         return {"full": full, "changed": changed, "gone": gone}
 
 
-@dataclass
 class _Counts:
-    messages: int = 0  # of the current process
-    before: int = 0  # of the slot's earlier processes
-    last_ns: int = 0
+    __slots__ = ("before", "last_ns", "messages")
+
+    def __init__(self) -> None:
+        self.messages = 0  # of the current process
+        self.before = 0  # of the slot's earlier processes
+        self.last_ns = 0
 
     def update(self, messages: int, last_ns: int) -> None:
-        self.messages, self.last_ns = messages, max(self.last_ns, last_ns)
+        self.messages = messages
+        if last_ns > self.last_ns:
+            self.last_ns = last_ns
 
     def retire(self) -> None:
         self.before, self.messages = self.before + self.messages, 0
 
-    def figures(self, since_ns: int, now_ns: int) -> dict[str, Any]:
-        return {
-            "messages": self.before + self.messages,
-            "silence_s": round(max(0, now_ns - (self.last_ns or since_ns)) / 1e9, 3),
-        }
 
-
-@dataclass
 class _Channel:
-    ring: str
-    since_ns: int  # when it was first reported: a channel without a message is silent since then
-    counts: _Counts = field(default_factory=_Counts)
-    legs: list[_Counts] = field(default_factory=list)
+    __slots__ = ("counts", "legs", "ring", "since_ns")
+
+    def __init__(self, ring: str, since_ns: int):
+        self.ring = ring
+        self.since_ns = since_ns  # when it was first reported: a channel without a message is silent since
+        self.counts = _Counts()
+        self.legs: list[_Counts] = []
 
 
 class ChannelTable:
@@ -118,14 +117,27 @@ class ChannelTable:
         worker runs redundant connections."""
         out: dict[str, dict[str, Any]] = {}
         for channel, entry in self.channels.items():
-            figures = {"ring": entry.ring, **entry.counts.figures(entry.since_ns, now_ns)}
+            since, counts = entry.since_ns, entry.counts
+            figures = {
+                "ring": entry.ring,
+                "messages": counts.before + counts.messages,
+                "silence_s": _seconds(now_ns - (counts.last_ns or since)),
+            }
             if entry.legs:
                 figures["legs"] = [
-                    {"name": name, **leg.figures(entry.since_ns, now_ns)}
+                    {
+                        "name": name,
+                        "messages": leg.before + leg.messages,
+                        "silence_s": _seconds(now_ns - (leg.last_ns or since)),
+                    }
                     for name, leg in zip(leg_names, entry.legs, strict=False)
                 ]
             out[channel] = figures
         return out
+
+
+def _seconds(ns: int) -> float:
+    return round(max(0, ns) / 1e9, 3)
 
 
 def ring_silence(channels: dict[str, dict[str, Any]]) -> dict[str, tuple[float, float]]:

@@ -38,11 +38,12 @@ class StatusBoard:
     def channels(self, slots: list[Slot]) -> dict[str, dict[str, Any]]:
         """Per exchange channel: its ring, worker, messages and seconds since the last (per leg too)."""
         now_ns = time.time_ns()
-        return {
-            channel: {**figures, "worker": s.index}
-            for s in slots
-            for channel, figures in s.channels.figures(now_ns).items()
-        }
+        out: dict[str, dict[str, Any]] = {}
+        for s in slots:
+            for channel, figures in s.channels.figures(now_ns).items():
+                figures["worker"] = s.index
+                out[channel] = figures
+        return out
 
     def rings(self, slots: list[Slot], channels: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         now, now_ns = time.monotonic(), time.time_ns()
