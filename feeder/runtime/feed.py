@@ -431,12 +431,16 @@ class Feed:
         if legs is None:
             return [(channel, ring, messages, last_ns, None) for channel, ring, messages, last_ns in figures]
         out: list[Figures] = []
-        none = ([0] * legs.count, [0] * legs.count)
+        silent = ((0, 0),) * legs.count
         for channel, ring, messages, last_ns in figures:
-            counts, lasts = legs.channel_figures(channel) or none
-            out.append(
-                (channel, ring, messages, max(last_ns, *lasts), tuple(zip(counts, lasts, strict=True)))
-            )
+            seen = legs.channel_figures(channel)
+            if seen is None:
+                out.append((channel, ring, messages, last_ns, silent))
+            else:
+                counts, lasts = seen  # as many as legs: zip needs no check
+                out.append(
+                    (channel, ring, messages, max(last_ns, *lasts), tuple(zip(counts, lasts, strict=False)))
+                )
         return out
 
     def metrics(self) -> dict[str, Any]:
