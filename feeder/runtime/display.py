@@ -38,14 +38,15 @@ def render(status: dict[str, Any]) -> list[str]:
     lines += [
         "",
         f"{'ring':<28} {'type':<6} {'write seq':>10} {'rec/s':>8} {'epoch':>5} {'writer':>8} {'age s':>7} {'gaps':>5}"
-        f"  {'audits ok/fail/unverif':>22} {'last ok s':>9}",
+        f" {'silent s':>13}  {'audits ok/fail/unverif':>22} {'last ok s':>9}",
     ]
     for r in status["rings"]:
         age = r.get("last_publish_age_s")
         writer = f"{r['writer_pid']}" if r.get("writer_alive") else "-"
         lines.append(
             f"{r['name']:<28} {r['record_type']:<6} {r['write_seq']:>10} {_num(r.get('rate'), '{:.0f}'):>8} "
-            f"{r['epoch']:>5} {writer:>8} {_num(age, '{:.1f}'):>7} {r.get('gaps', 0):>5}{_audits(r.get('audits'))}"
+            f"{r['epoch']:>5} {writer:>8} {_num(age, '{:.1f}'):>7} {r.get('gaps', 0):>5} {_silence(r):>13}"
+            f"{_audits(r.get('audits'))}"
         )
     limits = status.get("rate_limits")
     if limits:
@@ -70,6 +71,15 @@ def _leg(leg: dict[str, Any]) -> str:
         f"p99 {_num(leg.get('behind_p99_us'), '{}')} us, wins {leg['wins']} losses {leg['losses']}, "
         f"reconnects {leg['reconnects']}"
     )
+
+
+def _silence(r: dict[str, Any]) -> str:
+    """Seconds since the ring's channel last carried a message; a ring of several channels (a chain ring):
+    its freshest/its quietest channel."""
+    low, high = r.get("silence_s"), r.get("silence_max_s")
+    if low is None or high is None:
+        return "-"
+    return f"{low:.1f}" if high == low else f"{low:.1f}/{high:.1f}"
 
 
 def _audits(a: dict[str, Any] | None) -> str:

@@ -35,6 +35,8 @@ Rules it keeps:
   leg never enables cancel-on-disconnect: it never trades); resubscriptions and run-time channels go to
   each leg. Both legs' requests come out of the rate-limit budget of `ClientConfig.rate_limit`: shared by
   the account's every connection when it names a `shared_dir` (as workers do), else one budget per leg.
+- `channel_figures()`: per channel its notifications and the receive time of the last one (and per leg,
+  with redundancy: the channel's last time is the freshest leg's); the receive path pays two stores.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from feeder.client import Client, ClientConfig, Event, Hooks, Setup
+from feeder.core.silence import Figures
 from feeder.errors import ConfigError, FeederError, UsageError
 from feeder.exchanges.deribit.adapter import DeribitAdapter, Emit
 from feeder.exchanges.deribit.books import CROSSED_MODES
@@ -419,6 +422,26 @@ class Feed:
             self._resync_wake.set()
 
     # --- what is going on ------------------------------------------------------------------------
+
+    def channel_figures(self) -> list[Figures]:
+        """Per served channel: (channel, ring, notifications, receive ns of the last one or 0, per leg
+        (copies, receive ns of the last) or None with one connection)."""
+        figures = self.adapter.channel_figures()
+        legs = self.legs
+        if legs is None:
+            return [(channel, ring, messages, last_ns, None) for channel, ring, messages, last_ns in figures]
+        out: list[Figures] = []
+        silent = ((0, 0),) * legs.count
+        for channel, ring, messages, last_ns in figures:
+            seen = legs.channel_figures(channel)
+            if seen is None:
+                out.append((channel, ring, messages, last_ns, silent))
+            else:
+                counts, lasts = seen  # as many as legs: zip needs no check
+                out.append(
+                    (channel, ring, messages, max(last_ns, *lasts), tuple(zip(counts, lasts, strict=False)))
+                )
+        return out
 
     def metrics(self) -> dict[str, Any]:
         """Adapter counters, client and session state, and each ring's write sequence and epoch."""

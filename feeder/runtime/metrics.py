@@ -5,8 +5,9 @@ Rules kept here:
   `_bytes`, `_ratio`), counters end in `_total`, and every family has HELP and TYPE lines. The suite
   parses the whole exposition with prometheus-client's parser and checks every family.
 - Labels: `feeder_instance` (not `instance`: Prometheus sets that to the scraped target), `worker` (its
-  index), `ring`, `stage`, and `leg` (a, b) on the families of redundant connections (`redundancy = 2`:
-  one sample per worker and leg; none with one connection).
+  index), `ring`, `channel` (an exchange channel: `book.BTC-PERPETUAL.raw`), `stage`, and `leg` (a, b) on
+  the families of redundant connections (`redundancy = 2`: one sample per worker and leg, or per channel
+  and leg; none with one connection).
 - Families are data: adding one is one line in FAMILIES (a name, a type, a scope, a help text and how
   to get the value from `status()`; a value of None is left out).
 - Per-stage latency histograms come from the ring records' own timestamps, read by a RingSampler in the
@@ -38,6 +39,7 @@ from feeder.ring import GAP, MARKER, RingReader, list_rings
 log = logging.getLogger(__name__)
 GAUGE, COUNTER, SUMMARY, HISTOGRAM = "gauge", "counter", "summary", "histogram"
 FEEDER, WORKER, RING, LEG = "feeder", "worker", "ring", "leg"
+CHANNEL, CHANNEL_LEG = "channel", "channel_leg"
 SAMPLE_EVERY_S = 0.25
 RESCAN_EVERY = 8  # samples between looks for new or replaced rings
 STAGES = ("exchange_to_receive", "receive_to_publish")
@@ -68,7 +70,7 @@ BUCKETS = (
 class Family:
     name: str
     kind: str  # gauge | counter | summary
-    scope: str  # feeder | worker | ring: what one sample describes
+    scope: str  # feeder | worker | leg | ring | channel | channel_leg: what one sample describes
     help: str
     value: Callable[[dict[str, Any]], Any]  # from status() (or one of its workers or rings) to a number
 
@@ -116,6 +118,10 @@ FAMILIES = (
     Family("feeder_ring_audits_unverifiable_total", COUNTER, RING, "live audits whose snapshot could not be matched to a published change_id", _audit("unverifiable")),
     Family("feeder_ring_last_passed_audit_age_seconds", GAUGE, RING, "seconds since the book last passed a live audit", _audit("last_passed_age_s")),
     Family("feeder_ring_crossed_total", COUNTER, RING, "crossed or locked books seen (each one resynced unless crossed = flag)", _audit("crossed")),
+    Family("feeder_channel_silence_seconds", GAUGE, CHANNEL, "seconds since the exchange channel last carried a message (with redundancy: its freshest connection); a quiet market is not a gap", lambda c: c["silence_s"]),
+    Family("feeder_channel_messages_total", COUNTER, CHANNEL, "messages the exchange channel carried (with redundancy: each change once)", lambda c: c["messages"]),
+    Family("feeder_leg_channel_silence_seconds", GAUGE, CHANNEL_LEG, "seconds since this redundant connection last brought a message of the channel", lambda c: c["silence_s"]),
+    Family("feeder_leg_channel_messages_total", COUNTER, CHANNEL_LEG, "messages of the channel this redundant connection brought (its copies, won or not)", lambda c: c["messages"]),
 )  # fmt: skip
 STAGE_FAMILY = "feeder_record_latency_seconds"
 STAGE_HELP = (
@@ -204,6 +210,14 @@ def _subjects(family: Family, status: dict[str, Any]) -> Iterable[tuple[dict[str
         for w in status["workers"]:
             for leg in w.get("legs", ()):
                 yield {**instance, "worker": w["index"], "leg": leg["name"]}, leg
+    elif family.scope in (CHANNEL, CHANNEL_LEG):
+        for channel, c in status.get("channels", {}).items():
+            labels = {**instance, "channel": channel, "ring": c["ring"], "worker": c["worker"]}
+            if family.scope == CHANNEL:
+                yield labels, c
+            else:
+                for leg in c.get("legs", ()):
+                    yield {**labels, "leg": leg["name"]}, leg
     else:
         writers = _writers(status)
         for r in status["rings"]:

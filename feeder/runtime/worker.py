@@ -27,6 +27,7 @@ import uvloop
 from feeder.client import Client, ClientConfig
 from feeder.core.arbiter import behind_percentile
 from feeder.core.health import HealthInputs, score
+from feeder.core.silence import ChannelReport
 from feeder.errors import FeederError
 from feeder.exchanges.deribit.channels import ChannelConfig
 from feeder.exchanges.deribit.costs import DeribitCosts
@@ -150,6 +151,7 @@ class Worker:
         self._last_data = time.monotonic()
         self._ring_figures_due = 0.0
         self._ring_figures_sent: tuple[dict[str, int], dict[str, dict[str, int]]] | None = None
+        self._channel_report = ChannelReport()
         self._started = False
         self._early: list[dict[str, Any]] = []  # add / remove messages that came before the feed started
         self._legs_before: list[tuple[int, list[int]]] = []  # per leg: wins and behind when last sent
@@ -291,7 +293,8 @@ class Worker:
     def health(self) -> dict[str, Any]:
         """Compact figures for health scoring and the status view, cheap enough for every heartbeat
         whatever the number of rings: the per-ring figures (gaps, audits) are looked at once a second
-        and sent only when they changed (the supervisor keeps the last ones it got)."""
+        and sent only when they changed (the supervisor keeps the last ones it got); so are the channels'
+        message counts and last receive times (`feeder.core.silence`: only the channels that changed)."""
         feed = self.feed
         if feed is None:
             return {"connected": False}
@@ -326,6 +329,9 @@ class Worker:
             if ring_figures != self._ring_figures_sent:
                 self._ring_figures_sent = ring_figures
                 figures["ring_gaps"], figures["audits"] = ring_figures
+            channels = self._channel_report.changes(feed.channel_figures())
+            if channels is not None:
+                figures["channel_figures"] = channels
             if feed.legs is not None:
                 figures["legs"] = self.leg_figures(feed)
         return figures

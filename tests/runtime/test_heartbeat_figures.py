@@ -67,3 +67,23 @@ def test_the_supervisor_keeps_the_last_per_ring_figures_until_new_ones_come():
     slot.new_process(None, None, 2.0)  # a replacement process starts from nothing
     slot.on_heartbeat({"connected": True}, 2.1)
     assert "ring_gaps" not in slot.health
+
+
+def test_channel_figures_go_in_full_first_then_only_the_channels_that_carried_messages(worker: Worker):
+    first = worker.health()["channel_figures"]
+    assert first["full"] and set(first["changed"]) == {BTC, "trades.BTC-PERPETUAL.raw"}
+    assert first["changed"][BTC] == ("book.BTC", 0, 0, None)
+    assert "channel_figures" not in worker.health()  # nothing arrived: nothing to say
+    worker.feed.adapter.feed(_book(5, None), 1_000)
+    worker.feed.adapter.feed(_book(6, 5), 2_000)
+    changed = worker.health()["channel_figures"]
+    assert changed == {"full": False, "changed": {BTC: ("book.BTC", 2, 2_000, None)}, "gone": []}
+
+
+def test_the_supervisor_merges_channel_reports_and_keeps_channels_a_report_leaves_out():
+    slot = Slot(0, ("book.BTC",), None, RestartPolicy())
+    report = {"full": True, "changed": {BTC: ("book.BTC", 3, 1, None)}, "gone": []}
+    slot.on_heartbeat({"connected": True, "channel_figures": report}, 1.0)
+    slot.on_heartbeat({"connected": True}, 1.1)
+    assert "channel_figures" not in slot.health
+    assert slot.channels.figures(2)[BTC]["messages"] == 3

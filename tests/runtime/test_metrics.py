@@ -22,6 +22,7 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "feeder
 WORKER = {"feeder_instance", "worker"}
 RING = {"feeder_instance", "ring", "worker"}
 LEG = WORKER | {"leg"}
+CHANNEL = RING | {"channel"}
 # family -> (type, labels of its samples); the parser names counters without their _total
 EXPECTED = {
     "feeder_uptime_seconds": ("gauge", {"feeder_instance"}),
@@ -54,6 +55,10 @@ EXPECTED = {
     "feeder_ring_last_passed_audit_age_seconds": ("gauge", RING),
     "feeder_ring_crossed": ("counter", RING),
     "feeder_record_latency_seconds": ("histogram", RING | {"stage"}),
+    "feeder_channel_silence_seconds": ("gauge", CHANNEL),
+    "feeder_channel_messages": ("counter", CHANNEL),
+    "feeder_leg_channel_silence_seconds": ("gauge", CHANNEL | {"leg"}),
+    "feeder_leg_channel_messages": ("counter", CHANNEL | {"leg"}),
 }
 # a base unit, or a name that says it has none (a score 0-100, a rate of messages, an epoch number, 0/1)
 UNITS = ("_seconds", "_bytes", "_ratio", "_score", "_per_second", "_epoch", "_up", "_joined")
@@ -88,7 +93,21 @@ def status(instance: str = "prod") -> dict:
         "size_bytes": 4096,
         "audits": {"passed": 5, "failed": 1, "unverifiable": 2, "last_passed_age_s": 3.5, "crossed": 1},
     }
-    return {"instance": instance, "uptime_s": 12.0, "workers": [worker, idle], "rings": [ring]}
+    legs = [
+        {"name": "a", "messages": 900, "silence_s": 0.5},
+        {"name": "b", "messages": 880, "silence_s": 2.0},
+    ]
+    channels = {
+        "book.BTC-PERPETUAL.raw": {"ring": "book.BTC", "worker": 0, "messages": 950, "silence_s": 0.5, "legs": legs},
+        "trades.BTC-PERPETUAL.raw": {"ring": "trades.BTC", "worker": 0, "messages": 0, "silence_s": 30.0},
+    }  # fmt: skip
+    return {
+        "instance": instance,
+        "uptime_s": 12.0,
+        "workers": [worker, idle],
+        "rings": [ring],
+        "channels": channels,
+    }
 
 
 def stages() -> dict[str, RecordStages]:
@@ -139,6 +158,16 @@ def test_every_family_follows_the_conventions_and_parses():
         (s.labels["leg"], s.labels["quantile"]): s.value for s in found["feeder_leg_behind_seconds"].samples
     }
     assert behind == {("a", "0.5"): 512e-6, ("a", "0.99"): 4096e-6, ("b", "0.5"): 512e-6}  # µs to seconds
+    silence = {
+        (s.labels["channel"], s.labels["ring"]): s.value
+        for s in found["feeder_channel_silence_seconds"].samples
+    }
+    assert silence == {
+        ("book.BTC-PERPETUAL.raw", "book.BTC"): 0.5,
+        ("trades.BTC-PERPETUAL.raw", "trades.BTC"): 30.0,
+    }
+    per_leg = {s.labels["leg"]: s.value for s in found["feeder_leg_channel_messages"].samples}
+    assert per_leg == {"a": 900, "b": 880}  # only the channel of a worker with redundant connections
 
 
 def test_histograms_come_from_the_records_timestamps():

@@ -25,6 +25,8 @@ answer against what was published since. Rules it keeps:
   supervisor to decide; a `platform_state` lock flags every record of the locked index's instruments
   LOCKED and republishes their books at once (and again when the lock is lifted).
 - Routes come and go at run time (`add`, `remove`); a removed instrument gets its FINAL records.
+- Per served channel, the notifications it carried and the receive time of the last one
+  (`channel_figures`), for silence alarms; silence alone never flags a book (markets pause).
 - The returned list and the record arrays in it are reused: publish them before the next call.
 """
 
@@ -254,6 +256,8 @@ class DeribitAdapter:
             else:
                 notice(data, recv_ns)
             return out
+        feed.messages += 1  # the channel's silence (`channel_figures`): two stores, nothing else
+        feed.last_ns = recv_ns
         feed(data, recv_ns)
         return out
 
@@ -321,6 +325,12 @@ class DeribitAdapter:
     def channel_feed(self, channel: str) -> ChannelFeed | None:
         """The handler serving `channel` (None: not one of the routes)."""
         return self._feeds.get(channel)
+
+    def channel_figures(self) -> list[tuple[str, str, int, int]]:
+        """(channel, ring, notifications, receive ns of the last one or 0) of every served channel."""
+        return [
+            (channel, feed.route.ring, feed.messages, feed.last_ns) for channel, feed in self._feeds.items()
+        ]
 
     def continue_trades(self, channel: str, last_trade_seq: int) -> None:
         """Carry trade_seq continuity over from a previous writer of the ring (a restarted worker)."""

@@ -27,6 +27,8 @@ Rules it keeps:
 - Trades go through when they continue the published trade_seq (a partly new batch: the adapter drops the
   repeats); tickers and mark prices through `Stamps`; instrument.state and other market notices once per
   content (both legs bring them).
+- Per channel and leg, the copies it brought and the receive time of the last one (`channel_figures`): two
+  stores per copy, on the object its dispatch looks up anyway.
 - A book message whose ids are malformed, from one of two legs feeding the book, is rejected (counted) and
   only its leg resyncs; one that fails deeper (an entry the one pass refuses, a crossed book) has touched the
   book already: the book breaks, as with one connection.
@@ -54,6 +56,17 @@ _LIVE = BookSync.LIVE
 _JOINED, _WAITING = LegState.JOINED, LegState.WAITING
 Publish = Callable[[list[Emit]], None]
 Handler = Callable[[int, Any, Any, int], None]
+
+
+class _Channel:
+    """One channel's dispatch: its handler, and per leg the copies it brought and when the last came."""
+
+    __slots__ = ("handle", "last_ns", "messages")
+
+    def __init__(self, handle: Handler, count: int):
+        self.handle = handle
+        self.messages = [0] * count
+        self.last_ns = [0] * count  # receive ns of the leg's last copy (0: none yet)
 
 
 class _Book:
@@ -89,7 +102,7 @@ class Legs:
         self.up = [False] * count  # connected
         self.resyncs = [0] * count  # resubscriptions of one leg alone (out of step, a snapshot that differs)
         self.requests: list[tuple[int, Resubscribe]] = []
-        self._handlers: dict[str, Handler] = {}
+        self._channels: dict[str, _Channel] = {}
         self._books: dict[str, _Book] = {}
         self._holding: dict[str, tuple[Chain | Sequence, Callable[[list[Any]], None]]] = {}
         self._next_expiry = 0
@@ -102,15 +115,17 @@ class Legs:
         try:
             params = msg["params"]
             channel, data = params["channel"], params["data"]
-            handler = self._handlers.get(channel) or self._handler(channel)
+            seen = self._channels.get(channel) or self._channel(channel)
         except (KeyError, TypeError, IndexError):
             self._apply(msg, recv_ns)  # the adapter rejects it (counted)
             return
-        handler(leg, msg, data, recv_ns)
+        seen.messages[leg] += 1
+        seen.last_ns[leg] = recv_ns
+        seen.handle(leg, msg, data, recv_ns)
         if self._holding and recv_ns >= self._next_expiry:
             self.tick(recv_ns)
 
-    def _handler(self, channel: str) -> Handler:
+    def _channel(self, channel: str) -> _Channel:
         feed = self.adapter.channel_feed(channel)
         handler: Handler
         if isinstance(feed, BookFeed):
@@ -123,15 +138,17 @@ class Legs:
         elif isinstance(feed, TickerFeed | MarkpriceFeed):
             stamps = Stamps(self.stats)
             handler = lambda leg, msg, data, recv_ns: self._stamped(stamps, leg, msg, data, recv_ns)  # noqa: E731
-        else:  # market notices, or a channel nobody serves (the adapter counts it)
-            return lambda leg, msg, data, recv_ns: self._notice(channel, msg, data, recv_ns)
-        self._handlers[channel] = handler
-        return handler
+        else:  # market notices, or a channel nobody serves (the adapter counts it): not kept
+            return _Channel(
+                lambda leg, msg, data, recv_ns: self._notice(channel, msg, data, recv_ns), self.count
+            )
+        seen = self._channels[channel] = _Channel(handler, self.count)
+        return seen
 
     def forget(self, channels: list[str]) -> None:
         """Channels the adapter no longer serves (`DeribitAdapter.remove`)."""
         for channel in channels:
-            self._handlers.pop(channel, None)
+            self._channels.pop(channel, None)
             self._books.pop(channel, None)
             self._holding.pop(channel, None)
 
@@ -419,6 +436,11 @@ class Legs:
         return [(leg, request) for (leg, _), request in seen.items()]
 
     # --- what is going on ------------------------------------------------------------------------
+
+    def channel_figures(self, channel: str) -> tuple[list[int], list[int]] | None:
+        """(copies per leg, receive ns of each leg's last copy) of a served channel; None: no copy yet."""
+        seen = self._channels.get(channel)
+        return None if seen is None else (seen.messages, seen.last_ns)
 
     def joined(self) -> list[int]:
         """Per leg, how many books it feeds now."""

@@ -59,6 +59,8 @@ class ChannelFeed:
         self.instrument = route.instrument
         self.iid = route.instrument_id
         self.locked = 0  # LOCKED while the exchange has the instrument's currency locked
+        self.messages = 0  # notifications of the channel (with redundancy: the copies the arbiter let in)
+        self.last_ns = 0  # receive time of the last one (0: none yet)
         self.stats = adapter.stats
         self.out = adapter._out
         self.request = adapter.requests.append

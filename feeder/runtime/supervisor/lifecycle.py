@@ -290,7 +290,9 @@ class Supervisor:
     # --- status ------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """Workers, scores and rings, for FeederHandle.status(), `feeder status` and the live view."""
+        """Workers, scores, rings and channels, for FeederHandle.status(), `feeder status` and the live
+        view."""
+        channels = self.board.channels(self.pool.slots)
         return {
             "instance": self.instance,
             "pid": os.getpid(),
@@ -301,7 +303,8 @@ class Supervisor:
             if self.metrics_server is None
             else f"http://127.0.0.1:{self.metrics_server.port}/metrics",
             "workers": self.board.workers(self.pool.slots),
-            "rings": self.board.rings(self.pool.slots),
+            "rings": self.board.rings(self.pool.slots, channels),
+            "channels": channels,
             "rate_limits": {**self.costs.figures(), "why": self.costs_note},
             "universe": self.listings.status() if self.listings is not None else None,
             "audit_interval_s": self.config.audit_interval,

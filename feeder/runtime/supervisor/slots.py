@@ -8,6 +8,7 @@ futures; the decisions never see them: they read `Slot.view(now)`, a `WorkerView
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -17,6 +18,7 @@ import psutil
 from feeder.core.health import ErrorWindow
 from feeder.core.meter import RateMeter
 from feeder.core.restart import RestartPolicy
+from feeder.core.silence import ChannelTable
 from feeder.core.workers import WorkerEvent, WorkerState, WorkerView, next_state
 
 FRAMES_EVERY_S = 1.0  # messages per second are measured over at least this long
@@ -50,6 +52,7 @@ class Slot:
     killed: Any = None  # the process the watchdog already SIGKILLed
     # ring -> audit figures of earlier processes
     audits_before: dict[str, dict[str, int]] = field(default_factory=dict)
+    channels: ChannelTable = field(default_factory=ChannelTable)  # per channel: messages, last receive time
 
     @property
     def pid(self) -> int | None:
@@ -74,7 +77,11 @@ class Slot:
 
     def on_heartbeat(self, health: dict[str, Any], now: float) -> None:
         """A heartbeat's figures: errors the worker counted since the last one fade in the score. The
-        per-ring figures come only when they changed: the last ones stand until then."""
+        per-ring figures come only when they changed: the last ones stand until then; so do the channels
+        a report leaves out (it names only those that changed)."""
+        report = health.pop("channel_figures", None)
+        if report is not None:
+            self.channels.merge(report, time.time_ns())
         for key in PER_RING:
             if key not in health and key in self.health:
                 health[key] = self.health[key]
@@ -98,6 +105,7 @@ class Slot:
         self.process, self.conn = process, conn
         self.started, self.health, self.last_error_count = now, {}, 0
         self.frames.restart()
+        self.channels.new_process()
 
 
 def add_audits(

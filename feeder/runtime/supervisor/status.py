@@ -2,7 +2,9 @@
 
 The dicts it builds are read by `feeder status`, the live display (`runtime.display`), the Prometheus
 exposition (`runtime.metrics`) and FeederHandle users: their keys are an interface and stay put. Ring
-figures come from the ring headers themselves (`list_rings`), so they show what readers see.
+figures come from the ring headers themselves (`list_rings`), so they show what readers see. Channel
+figures (`feeder.core.silence`) come from the workers' reports: per channel its messages and seconds of
+silence; per ring the silence of its freshest and of its quietest channel.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import psutil
 
 from feeder.core.meter import RateMeter
 from feeder.core.routing import worker_score
+from feeder.core.silence import ring_silence
 from feeder.ring import list_rings
 from feeder.runtime.supervisor.slots import Slot
 
@@ -32,8 +35,19 @@ class StatusBoard:
         now = time.monotonic()
         return [_worker(s, worker_score(s.view(now), now)) for s in slots]
 
-    def rings(self, slots: list[Slot]) -> list[dict[str, Any]]:
+    def channels(self, slots: list[Slot]) -> dict[str, dict[str, Any]]:
+        """Per exchange channel: its ring, worker, messages and seconds since the last (per leg too)."""
+        now_ns = time.time_ns()
+        out: dict[str, dict[str, Any]] = {}
+        for s in slots:
+            for channel, figures in s.channels.figures(now_ns).items():
+                figures["worker"] = s.index
+                out[channel] = figures
+        return out
+
+    def rings(self, slots: list[Slot], channels: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         now, now_ns = time.monotonic(), time.time_ns()
+        silence = ring_silence(channels)
         gaps = {ring: n for s in slots for ring, n in s.health.get("ring_gaps", {}).items()}
         audits = {ring: figures for s in slots for ring, figures in s.audits().items()}
         out = []
@@ -45,6 +59,7 @@ class StatusBoard:
                 meter = self._ring_rates[info.name] = RateMeter(RING_RATE_EVERY_S, since_created)
             d["rate"] = meter.sample(now, info.write_seq)
             d["gaps"] = gaps.get(info.name, 0)
+            d["silence_s"], d["silence_max_s"] = silence.get(info.name, (None, None))
             if info.name in audits:
                 d["audits"] = _audits(audits[info.name], now_ns)
             out.append(d)
