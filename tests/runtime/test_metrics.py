@@ -35,6 +35,9 @@ EXPECTED = {
     "feeder_worker_restarts": ("counter", WORKER),
     "feeder_worker_reconnects": ("counter", WORKER),
     "feeder_worker_gaps": ("counter", WORKER),
+    "feeder_worker_ping_round_trip_seconds": ("gauge", WORKER),
+    "feeder_worker_rate_limit_events": ("counter", WORKER),
+    "feeder_worker_refused_connects": ("counter", WORKER),
     "feeder_leg_up": ("gauge", LEG),
     "feeder_leg_health_score": ("gauge", LEG),
     "feeder_leg_books_joined": ("gauge", LEG),
@@ -68,7 +71,7 @@ def status(instance: str = "prod") -> dict:
     worker = {
         "index": 0, "state": "running", "connected": True, "rings": ["book.BTC"], "msgs_per_s": 120.5,
         "latency_p50_ms": 1.5, "latency_p99_ms": 9.0, "score": 95, "restarts": 1, "served": 7, "gaps": 2,
-        "reconnects": 3, "cpu_percent": 12.5,
+        "reconnects": 3, "cpu_percent": 12.5, "rtt_ms": 0.4, "rate_limit_events": 1, "refused_connects": 2,
     }  # fmt: skip
     leg = {
         "name": "a", "connected": True, "score": 90, "books_joined": 1, "wins": 70, "losses": 30, "filled": 2,

@@ -89,6 +89,9 @@ def _worker(s: Slot, score: int) -> dict[str, Any]:
         "served": s.served,
         "gaps": h.get("gaps", 0),
         "reconnects": h.get("reconnects", 0),
+        "rtt_ms": h.get("rtt_ms"),  # the connection's last ping (or heartbeat answer) round trip
+        "rate_limit_events": h.get("rate_limit_events", 0),  # slow-down answers (10028 and the like)
+        "refused_connects": h.get("refused_connects", 0),  # connects refused (HTTP 429, TCP refused)
         "last_error": s.last_error,
         "legs": list(h.get("legs", ())),  # redundancy 2: each connection, which one leads and by how much
     }
