@@ -349,7 +349,9 @@ async def stall_to_gap(stalls: int, engine: str, pongs: bool) -> list[float]:
                 for _ in range(stalls):
                     while feed.client.state.value != "connected" or not all(len(r.read()) for r in readers):
                         await asyncio.sleep(0.05)
-                    await asyncio.sleep(2.5)  # steady for 2 s: only then is its quiet worth a public/test
+                    await asyncio.sleep(
+                        2.5 if pongs else 0.3
+                    )  # steady 2 s: then its quiet is worth a public/test
                     for r in readers:
                         r.read()
                     conn = (await asyncio.to_thread(sim.connections))[0]["id"]
