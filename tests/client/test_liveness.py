@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 from client.clientkit import Events, call, only_conn, run, until
-from deribit.simfeed import Tape
+from deribit.simfeed import Tape, flag_violations, truth_mismatches
 
 from feeder.client import Client, ClientConfig, Hooks
 from feeder.exchanges.deribit.session import SessionConfig
@@ -26,6 +26,12 @@ def _client_config(sim: SimServer) -> ClientConfig:
     return ClientConfig(
         url=sim.ws_url, heartbeat="deribit", heartbeat_interval=10.0, initial_delay=0.05, max_backoff=0.5
     )
+
+
+def _fresh_after_gap(flags: list[int]) -> bool:
+    """A SNAPSHOT came after the last GAP: the book is live again."""
+    gaps = [i for i, f in enumerate(flags) if f & GAP]
+    return bool(gaps) and any(f & SNAPSHOT for f in flags[gaps[-1] + 1 :])
 
 
 def _one_other_connection(sim: SimServer, stalled: int) -> bool:
@@ -55,21 +61,23 @@ def test_a_stall_flags_every_book_of_the_connection_gap_and_the_link_is_replaced
                 await until(lambda: all(t.flags()[-1] & GAP for t in tapes), "a GAP on every book")
                 dead = (await events.wait("heartbeat_dead"))[0].data
                 await until(lambda: _one_other_connection(sim, stalled), "a new connection")
-                while not all(t.flags()[-1] & SNAPSHOT for t in tapes):
+                while not all(_fresh_after_gap(t.flags()) for t in tapes):
                     await call(sim.publish, 1)
                     await asyncio.sleep(0.05)
-                flags = [t.flags() for t in tapes]
+                records = [t.records for t in tapes]
                 for tape in tapes:
                     tape.close()
-                return dead, events.named("disconnected")[0].data, flags
+                return dead, events.named("disconnected")[0].data, records
 
-        dead, disconnected, flags = run(main())
+        dead, disconnected, records = run(main())
+        wrong = {
+            name: truth_mismatches(sim, name, recs) for name, recs in zip((BTC, ETH), records, strict=True)
+        }
     unanswered = "public/test unanswered" if pongs else "pings unanswered"
     assert unanswered in dead["reason"] and dead["verdict"] == "dead"
     assert "heartbeat" in disconnected["reason"] and disconnected["category"] == "recoverable"
-    for book in flags:
-        gap = next(i for i, f in enumerate(book) if f & GAP)
-        assert any(f & SNAPSHOT for f in book[gap + 1 :]), "fresh snapshots after the reconnect"
+    assert wrong == {BTC: [], ETH: []}, "every record, GAP ones included, is the exchange's book"
+    assert [flag_violations(recs) for recs in records] == [[], []]
 
 
 def test_a_pause_of_a_steady_link_costs_one_answered_public_test_and_no_reconnect():
