@@ -9,7 +9,7 @@ The asyncio shell around three pure objects: the limiter (feeder.core.ratelimit)
 - failing is explicit: pending requests fail with ConnectionLost(sent=...), queued ones as not sent;
 - the exchange asking us to slow down (failure.asks_to_slow_down) is acted on whether its answer
   carries the request's id, a stale one or null: counted by code, the credits drained (the drain the
-  reconnect uses too), the connection marked rate-limited so its coming close is understood, reported.
+  reconnect uses too), a close before the credits refill understood as rate-limited, reported.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from feeder.core.ratelimit import DEFAULT, Bucket, Limiter, TokenBucket, cost_fu
 from feeder.errors import ConnectionLost, ExchangeError, RateLimited, RequestTimeout
 
 SendFrame = Callable[[bytes], Awaitable[None]]
+SLOW_DOWN_WINDOW_S = 10.0  # without a limiter to say when credits refill
 SlowedDown = Callable[[ExchangeError, float | None], None]  # the error, seconds until credits are full
 
 
@@ -66,7 +67,7 @@ class Requests:
         self.limiter = limiter
         self.correlator = Correlator()
         self.latency = LatencyWindow(latency_window)
-        self.rate_limited = False  # the exchange asked us to slow down since the last reset
+        self._slow_until = 0.0  # monotonic: a close before this answers a slow-down (credits refilling)
         self.rate_limit_events: Counter[str] = Counter()  # by error code
         self.errors_without_id: Counter[str] = Counter()  # by error code, other than rate limits
         self.unmatched_answers = 0
@@ -199,8 +200,21 @@ class Requests:
         """The exchange asked us to slow down: count it, drain the credits, mark the connection so its
         coming close is understood as rate-limited, and report it."""
         self.rate_limit_events[str(error.code)] += 1
-        self.rate_limited = True
-        self._on_slowed_down(error, self.overspent())
+        refill_s = self.overspent()
+        window = SLOW_DOWN_WINDOW_S if refill_s is None else max(refill_s, 1.0)
+        self._slow_until = max(self._slow_until, time.monotonic() + window)
+        self._on_slowed_down(error, refill_s)
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether a close now is the exchange's answer to a slow-down: one came and the credits have
+        not refilled since. An overload answer that left the session open does not make a later,
+        unrelated drop wait for credits."""
+        return time.monotonic() < self._slow_until
+
+    def forget_slow_down(self) -> None:
+        """A new connection: what the old one was told no longer explains its close."""
+        self._slow_until = 0.0
 
     def _arm_expiry(self, deadline: float) -> None:
         if self._expiry is None or deadline < self._expiry_at:

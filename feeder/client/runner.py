@@ -246,7 +246,7 @@ class Runner:
         self.link = link
         self.generation += 1
         self.connects += 1
-        self._requests.rate_limited = False
+        self._requests.forget_slow_down()
         self._inbox.last_message_ns = time.time_ns()
         self._hb.reset(time.time())
         if self.client._debug:

@@ -251,7 +251,7 @@ def test_a_reconnect_refused_after_10028_is_counted_and_retried_until_the_window
     assert state is ConnState.CONNECTED and metrics["rate_limit_events"] == {"10028": 1}
 
 
-def test_an_overload_answer_with_a_null_id_slows_the_requests_without_a_reconnect(sim):
+def test_an_overload_answer_with_a_null_id_slows_the_requests_without_a_reconnect_nor_a_later_wait(sim):
     overload = {
         "jsonrpc": "2.0",
         "id": None,
@@ -265,7 +265,11 @@ def test_an_overload_answer_with_a_null_id_slows_the_requests_without_a_reconnec
         try:
             await call(sim.inject, overload)
             await events.wait("rate_limited")
-            return await client.request("public/get_time"), client.metrics(), events
+            result, metrics = await client.request("public/get_time"), client.metrics()
+            await asyncio.sleep(1.2)  # the credits refilled (0.5 s; at least 1 s): the answer is history
+            await call(sim.fault, "drop", how="reset")
+            await events.wait("disconnected")
+            return result, metrics, events
         finally:
             await client.close()
 
@@ -273,3 +277,5 @@ def test_an_overload_answer_with_a_null_id_slows_the_requests_without_a_reconnec
     assert isinstance(result, int) and metrics["rate_limit_events"] == {"10047": 1}
     assert events.named("rate_limited")[0].data["refill_s"] == pytest.approx(0.5)
     assert metrics["connects"] == 1 and metrics["unmatched_answers"] == 0 and metrics["bad_input"] == {}
+    # a drop long after the overload answer is an ordinary one, not a wait for credits
+    assert events.named("disconnected")[0].data["category"] == "recoverable"
