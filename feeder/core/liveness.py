@@ -79,12 +79,22 @@ class Liveness:
 
     def overdue(self, now: float, last_frame: float, last_message: float) -> bool:
         """Whether `check` would find the link dead now (no side effects)."""
+        deadlines = (self._frame_deadline(last_frame), self._request_deadline(last_message))
+        return any(at is not None and now >= at for at in deadlines)
+
+    def _frame_deadline(self, last_frame: float) -> float | None:
+        """When the transport rule finds the link dead; None: no ping waits for an answer."""
         pinged = self._pinged_at
-        unanswered = pinged is not None and self._transport_rule and last_frame <= pinged
-        if unanswered and pinged is not None and now >= self._deadline(last_frame, pinged):
-            return True
-        at = self._request_at
-        return at is not None and last_message < at and now >= self._deadline(last_message, at)
+        if pinged is None or last_frame > pinged or not self._transport_rule:
+            return None
+        return self._deadline(last_frame, pinged)
+
+    def _request_deadline(self, last_message: float) -> float | None:
+        """When the application rule finds the link dead; None: no request waits for an answer."""
+        asked = self._request_at
+        if asked is None or last_message >= asked:
+            return None
+        return self._deadline(last_message, asked)
 
     def _deadline(self, last: float, asked_at: float) -> float:
         """`timeout` after the last proof, but never sooner than `timeout - interval` after the ping or
@@ -97,19 +107,19 @@ class Liveness:
         quiet_messages = max(last_message, self._opened)
         if self._pinged_at is not None and last_frame > self._pinged_at:
             self._pinged_at = None  # answered: any frame after the ping proves the transport
-        if self._transport_rule and self._pinged_at is not None:
-            dead_at = self._deadline(last_frame, self._pinged_at)
+        if self._request_at is not None and last_message >= self._request_at:
+            self._request_at = None  # answered: any message after the request proves the application
+        dead_at = self._frame_deadline(last_frame)
+        if dead_at is not None:
             if now >= dead_at:
                 return self._dead(f"no frame for {now - quiet_frames:.1f} s, pings unanswered")
             due.append(dead_at)
-        if self._request_at is not None and last_message >= self._request_at:
-            self._request_at = None  # answered: any message after the request proves the application
-        if self._request_at is not None:
-            dead_at = self._deadline(last_message, self._request_at)
+        asked, dead_at = self._request_at, self._request_deadline(last_message)
+        if asked is not None and dead_at is not None:
             if now >= dead_at:
                 return self._dead(
                     f"no message for {now - quiet_messages:.1f} s, {self.request_method} unanswered "
-                    f"for {now - self._request_at:.1f} s"
+                    f"for {now - asked:.1f} s"
                 )
             due.append(dead_at)
         act = self._ask(now, quiet_messages, due)

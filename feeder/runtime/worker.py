@@ -306,6 +306,7 @@ class Worker:
         lat = client.latency_stats()
         hb = client.heartbeat_health()
         limiter = m.get("limiter") or {}
+        every = [m, *(c.metrics() for c in feed.clients[1:])]  # the legs' counts add up
         figures = {
             "connected": m["state"] == "connected",
             "state": m["state"],
@@ -319,8 +320,8 @@ class Worker:
             "frames_in": m["frames_in"],
             "reconnects": m["reconnects"],
             "rtt_ms": None if hb.get("rtt") is None else 1000.0 * float(hb["rtt"]),
-            "rate_limit_events": sum(sum(c.metrics()["rate_limit_events"].values()) for c in feed.clients),
-            "refused_connects": sum(c.metrics()["refused_connects"] for c in feed.clients),
+            "rate_limit_events": sum(sum(x["rate_limit_events"].values()) for x in every),
+            "refused_connects": sum(x["refused_connects"] for x in every),
             "errors": m["reconnects"] + m["request_timeouts"] + sum(m["bad_input"].values()),
             "gaps": stats.gaps,
             "rejected": stats.rejected,
